@@ -1,0 +1,146 @@
+"""Pieces shared by every command: error handling, recipes, common options.
+
+A recipe (``--recipe FILE.toml``) fills option defaults through click's
+``default_map``; flags given on the command line win. Top-level keys are option
+names (``seq-len`` or ``seq_len``); an optional ``[recipe]`` table documents the
+source (``paper``, ``notes``, ``assumed``) and is not applied.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import click
+
+from blursynth.errors import BlursynthError
+
+
+class Group(click.Group):
+    """A click group that turns :class:`BlursynthError` into one line and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BlursynthError as exc:
+            click.echo(f"blursynth: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def load_recipe(path: str | Path, command: click.Command) -> dict:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise BlursynthError(f"--recipe {path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BlursynthError(f"--recipe {path}: not valid TOML ({exc})") from None
+    data.pop("recipe", None)
+    names = {p.name for p in command.params if isinstance(p, click.Option)}
+    defaults = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in names or name == "recipe":
+            raise BlursynthError(f"--recipe {path}: unknown option {key!r} for '{command.name}'")
+        defaults[name] = value
+    return defaults
+
+
+def _apply_recipe(ctx: click.Context, _param, value):
+    if value:
+        try:
+            recipe = load_recipe(value, ctx.command)
+        except BlursynthError as exc:
+            raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--recipe") from None
+        ctx.default_map = {**(ctx.default_map or {}), **recipe}
+    return value
+
+
+recipe_option = click.option(
+    "--recipe", type=click.Path(exists=True, dir_okay=False), is_eager=True, expose_value=False,
+    callback=_apply_recipe, help="TOML file of option defaults (see recipes/); flags win.",
+)
+
+
+class NumberList(click.ParamType):
+    """``7,9,11`` (or a TOML list) -> tuple of numbers."""
+
+    name = "LIST"
+
+    def __init__(self, cast=int):
+        self.cast = cast
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            items = list(value)
+        elif isinstance(value, (int, float)):
+            items = [value]
+        else:
+            items = [v for v in str(value).replace(" ", "").split(",") if v]
+        try:
+            out = tuple(self.cast(v) for v in items)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not out:
+            self.fail("the list is empty", param, ctx)
+        return out
+
+
+class Size(click.ParamType):
+    """``WxH`` -> (W, H)."""
+
+    name = "WxH"
+
+    def __init__(self, order="WxH"):
+        self.order = order
+        self.name = order
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            a, b = (int(v) for v in str(value).lower().split("x"))
+        except ValueError:
+            self.fail(f"{value!r} is not of the form {self.order} (e.g. 960x540)", param, ctx)
+        if a < 1 or b < 1:
+            self.fail(f"{value!r}: sizes must be positive", param, ctx)
+        return (a, b)
+
+
+def run_options(func):
+    """Options that say where and how to run, shared by the synthesis commands."""
+    decorators = [
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Output dataset folder (manifest.json + shard-*.h5)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
+        click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
+        click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
+                     show_default=True, help="HDF5 filter for frame data (see docs/format.md)."),
+        click.option("--workers", type=int, default=None, help="Worker processes (default: all cores)."),
+        click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
+                     help="joblib backend: local processes, or an existing Dask cluster."),
+        click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask."),
+        click.option("--overwrite", is_flag=True, help="Replace a different dataset already in --out."),
+        click.option("--skip-bad", is_flag=True, help="Skip unusable sources and list them in manifest.json."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def make_run_options(kw: dict):
+    """Pop the run options out of a command's keyword arguments."""
+    from blursynth.engine import RunOptions
+    keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
+            "skip_bad", "quiet")
+    return RunOptions(**{k: kw.pop(k) for k in keys})
+
+
+def report(manifest, out) -> None:
+    """One summary line after a run."""
+    written = sum(s["samples"] for s in manifest.shards)
+    msg = f"{written} samples in {len(manifest.shards)} shards -> {out}"
+    if manifest.skipped:
+        msg += f" ({len(manifest.skipped)} skipped, listed in manifest.json)"
+    click.echo(msg, err=True)

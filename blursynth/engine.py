@@ -1,0 +1,249 @@
+"""Run a plan: render its samples in parallel and write them as shards.
+
+The plan (a list of frozen sample specs, each with ``index``) is cut into shards
+of ``shard_size`` consecutive specs. One task renders and writes one shard, so
+shard ``k`` holds the same bytes whichever worker made it and however many
+workers there were. Parallelism is joblib's: local processes (loky) or, with
+``backend="dask"``, an existing Dask distributed cluster (workers then need the
+output folder on a shared file system). There is no scheduler of our own.
+
+Resume: a re-run with the same identity (config, seed, shard size, compression)
+keeps every finished shard whose checksum matches and makes the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import joblib
+
+from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.shards import (
+    MANIFEST, Manifest, Sample, ShardWriter, file_sha256, is_own_file, open_shard, shard_name,
+)
+
+Renderer = Callable[[object], Sample]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (never what to make): none of these changes the output bytes
+    except ``shard_size`` and ``compression``, which are part of the identity."""
+
+    out: Path
+    shard_size: int = 32
+    compression: str = "none"
+    workers: int | None = None
+    backend: str = "loky"
+    scheduler: str | None = None
+    overwrite: bool = False
+    skip_bad: bool = False
+    quiet: bool = False
+
+    def __post_init__(self):
+        if self.shard_size < 1:
+            raise BlursynthError(f"--shard-size {self.shard_size}: must be at least 1")
+        if self.workers is not None and self.workers < 1:
+            raise BlursynthError(f"--workers {self.workers}: must be at least 1")
+        if self.backend not in ("loky", "dask"):
+            raise BlursynthError(f"--backend {self.backend}: expected loky or dask")
+        if self.backend == "dask" and not self.scheduler:
+            raise BlursynthError("--backend dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+
+
+def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
+                  fingerprint: str, index: int, compression: str, skip_bad: bool):
+    """Worker task: render ``specs`` into shard ``index``. Returns its manifest entry."""
+    # One OpenCV thread per worker: parallelism comes from the workers.
+    import cv2
+    cv2.setNumThreads(1)
+    writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
+                         capacity=len(specs), compression=compression)
+    skipped = []
+    try:
+        for spec in specs:
+            try:
+                sample = renderer(spec)
+            except BadSourceError as exc:
+                if not skip_bad:
+                    raise
+                skipped.append({"source": exc.source, "reason": exc.reason, "sample": spec.index})
+                continue
+            writer.append(sample)
+        digest = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}, skipped
+
+
+def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: dict | None):
+    """The manifest entry of a finished shard on disk, or None if it must be remade."""
+    if not path.exists():
+        return None
+    if recorded is not None:
+        return recorded if file_sha256(path) == recorded["sha256"] else None
+    # Renamed into place but the run died before recording it: the rename is
+    # atomic, so the file is complete if it opens and belongs to this run.
+    try:
+        with open_shard(path) as f:
+            if f.attrs["fingerprint"] != manifest.fingerprint or f.attrs["shard_index"] != index:
+                return None
+            count = int(f.attrs["samples"])
+    except (OSError, KeyError):
+        return None
+    return {"index": index, "file": path.name, "samples": count, "sha256": file_sha256(path)}
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    lock_path = out / ".blursynth.lock"
+    fh = open(lock_path, "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+        lock_path.unlink(missing_ok=True)
+
+
+def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
+    """Create ``out`` or check that it may be (re)used; return the manifest to continue."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BlursynthError(f"--out {out}: the folder is not writable")
+    entries = [p.name for p in out.iterdir() if p.name != ".blursynth.lock"]
+    if (out / MANIFEST).exists():
+        try:
+            old = Manifest.load(out)
+        except BlursynthError:
+            old = None
+        if old is not None and old.kind == manifest.kind and old.identity() == manifest.identity():
+            manifest.shards = old.shards
+            manifest.skipped = old.skipped
+            return manifest
+        if not overwrite:
+            raise BlursynthError(
+                f"--out {out}: holds a dataset made with a different config; "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+    elif entries and not overwrite:
+        raise BlursynthError(f"--out {out}: the folder is not empty; pass --overwrite or choose another --out")
+    if overwrite:
+        # Only blursynth's own files are removed; anything else a user put there stays.
+        for name in entries:
+            if is_own_file(name):
+                (out / name).unlink()
+    return manifest
+
+
+def _progress(total: int, initial: int, quiet: bool, desc: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, disable=quiet, unit="sample", desc=desc,
+                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def _parallel(options: RunOptions):
+    if options.backend == "dask":
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - distributed is a dependency
+            raise BlursynthError("--backend dask needs the 'distributed' package") from None
+        try:
+            client = Client(options.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise BlursynthError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
+        stack = contextlib.ExitStack()
+        stack.enter_context(client)
+        stack.enter_context(joblib.parallel_config(backend="dask"))
+        n_jobs = options.workers or -1
+        return stack, n_jobs
+    return contextlib.nullcontext(), options.workers or os.cpu_count() or 1
+
+
+def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
+        options: RunOptions, skipped: Sequence[dict] = ()) -> Manifest:
+    """Render ``specs`` with ``renderer`` into shards under ``options.out``.
+
+    Parameters
+    ----------
+    kind : str
+        Dataset kind recorded in files (``"highspeed"``, ``"panorama"``).
+    config : dict
+        The fully resolved, JSON-serializable config that determines the content.
+    seed : int
+        The run's seed (recorded; specs already carry their own seeds).
+    specs : sequence of frozen dataclasses with an ``index`` attribute, in index order.
+    renderer : callable spec -> Sample, importable (pickled to workers).
+    skipped : sources dropped at plan time by ``--skip-bad`` (recorded in the manifest).
+
+    Returns the final :class:`Manifest`.
+    """
+    out = Path(options.out)
+    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
+                        shard_size=options.shard_size, compression=options.compression)
+    manifest = _prepare_out(out, manifest, options.overwrite)
+    with _locked(out):
+        for stale in out.glob("*.tmp-*"):  # left by a killed run; never a finished file
+            stale.unlink()
+        planned_skips = [dict(s) for s in skipped]
+        manifest.skipped = planned_skips + [s for s in manifest.skipped if "sample" in s]
+        recorded = {s["index"]: s for s in manifest.shards}
+        manifest.shards = []
+        todo = []
+        for k in range(manifest.n_shards):
+            path = out / shard_name(k)
+            entry = _existing_shard_entry(path, manifest, k, recorded.get(k))
+            if entry is None:
+                path.unlink(missing_ok=True)
+                todo.append(k)
+            else:
+                manifest.shards.append(entry)
+        kept = {e["index"] for e in manifest.shards}
+        manifest.skipped = [s for s in manifest.skipped
+                            if "sample" not in s or s["sample"] // options.shard_size in kept]
+        manifest.complete = False
+        manifest.save(out)
+
+        done = sum(len(specs[k * options.shard_size:(k + 1) * options.shard_size]) for k in kept)
+        bar = _progress(len(specs), done, options.quiet, kind)
+        context, n_jobs = _parallel(options)
+        try:
+            with context:
+                tasks = (
+                    joblib.delayed(_render_shard)(
+                        renderer, specs[k * options.shard_size:(k + 1) * options.shard_size],
+                        out / shard_name(k), kind, config, manifest.fingerprint, k,
+                        options.compression, options.skip_bad)
+                    for k in todo
+                )
+                results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
+                                          batch_size=1, pre_dispatch="2*n_jobs")(tasks)
+                for entry, shard_skips in results:
+                    manifest.shards.append(entry)
+                    manifest.skipped.extend(shard_skips)
+                    manifest.save(out)
+                    bar.update(len(specs[entry["index"] * options.shard_size:
+                                         (entry["index"] + 1) * options.shard_size]))
+        finally:
+            bar.close()
+            for stale in out.glob("*.tmp-*"):
+                stale.unlink(missing_ok=True)
+        manifest.skipped.sort(key=lambda s: (s.get("sample", -1), s["source"]))
+        manifest.complete = True
+        manifest.save(out)
+    return manifest

@@ -1,0 +1,22 @@
+"""The one exception type for mistakes a user can make (bad file, bad option).
+
+The CLI turns it into a one-line message and a non-zero exit; library callers
+catch it like any other exception. Programming errors stay ordinary exceptions
+so that they keep their traceback.
+"""
+
+
+class BlursynthError(Exception):
+    """A user-caused problem. The message names the file or option and what to do."""
+
+
+class BadSourceError(BlursynthError):
+    """A source (clip, frame, panorama) cannot be used.
+
+    ``source`` is the clip/panorama id so that ``--skip-bad`` can list it.
+    """
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason

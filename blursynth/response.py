@@ -1,0 +1,193 @@
+"""Camera response curves: the one place where 8-bit values meet linear light.
+
+Both pipelines average in linear light (Kim et al. 2017, Eq. 1; Argaw et al. 2021)
+and re-encode to 8 bits. A :class:`Response` holds a curve ``f`` mapping linear
+irradiance in [0, 1] to an encoded value in [0, 1] and its inverse, realized as
+two look-up tables so that no per-pixel power is ever evaluated:
+
+* ``linearize``: uint8 -> float32 through a 256-entry table (``cv2.LUT``).
+* ``encode``: float32 -> uint8 as ``round(255 * f(scale * x))``. The table is
+  indexed by ``q = round(65535 * sqrt(scale * x))`` (clamped to [0, 1]). Sampling
+  in the square-root domain puts the table's resolution where encoding curves are
+  steep (the shadows): for gamma 2.2 one index step moves the output by at most
+  0.01 of a level, so the result equals the exact rounding except for values
+  within ~0.005 level of a rounding boundary (the same order as float32 error).
+
+Curves:
+
+``linear``   f(x) = x (GoPro's ``blur``).
+``gamma``    f(x) = x ** (1 / g), default g = 2.2 (GoPro's ``blur_gamma``).
+``srgb``     the IEC 61966-2-1 transfer function.
+``crf:FILE`` a measured curve. FILE (.txt/.csv/.npy) holds either 256 numbers,
+             the linear irradiance of each code value 0..255 (an inverse CRF), or
+             two columns ``irradiance, brightness`` sampling the forward curve
+             (the DoRF layout). Values must be in [0, 1] and non-decreasing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth.errors import BlursynthError
+
+ENCODE_TABLE_SIZE = 65536
+
+
+def _srgb_forward(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def _srgb_inverse(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v, 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, np.power((v + 0.055) / 1.055, 2.4))
+
+
+@dataclass(frozen=True, eq=False)
+class Response:
+    """A camera response curve with its two look-up tables.
+
+    Parameters
+    ----------
+    name : str
+        Canonical spelling, e.g. ``"gamma:2.2"``; recorded in configs.
+    decode_table : ndarray, float32 [256]
+        Linear irradiance of each code value.
+    encode_table : ndarray, uint8 [65536]
+        Code value for ``x = (q / 65535) ** 2``.
+    """
+
+    name: str
+    decode_table: np.ndarray
+    encode_table: np.ndarray
+
+    def linearize(self, image: np.ndarray) -> np.ndarray:
+        """uint8 image -> float32 linear irradiance in [0, 1] (same shape)."""
+        if image.dtype != np.uint8:
+            raise TypeError(f"linearize expects uint8, got {image.dtype}")
+        return cv2.LUT(image, self.decode_table)
+
+    def encode(self, linear: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """float32 linear image -> uint8, ``round(255 * f(scale * linear))``.
+
+        ``scale`` folds a division (an average's 1/tau) or an exposure into the
+        table index at no extra cost. Values above 1 saturate to 255; negative
+        values and NaN give 0.
+        """
+        lin = np.asarray(linear, dtype=np.float32)
+        shape = lin.shape
+        # cv2 works on 2-D arrays of up to 4 channels; flatten to one row.
+        flat = lin.reshape(1, -1)
+        root = cv2.sqrt(np.maximum(flat, 0.0, dtype=np.float32))
+        # cv2.multiply with an integer dtype rounds and saturates (NaN -> 0).
+        index = cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
+        return np.take(self.encode_table, index).reshape(shape)
+
+    # Float64 reference versions of the curve, for tests and plots.
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return _FORWARD[self.name](np.asarray(x, dtype=np.float64))
+
+    def __reduce__(self):  # pickle by name: tables rebuild in the worker
+        return (parse_response, (self.name,))
+
+
+_FORWARD: dict[str, callable] = {}
+
+
+def _build(name: str, forward, inverse) -> Response:
+    codes = np.arange(256, dtype=np.float64) / 255.0
+    decode = inverse(codes).astype(np.float32)
+    q = np.arange(ENCODE_TABLE_SIZE, dtype=np.float64) / (ENCODE_TABLE_SIZE - 1)
+    encode = np.clip(np.rint(255.0 * forward(q * q)), 0, 255).astype(np.uint8)
+    _FORWARD[name] = forward
+    return Response(name, decode, encode)
+
+
+def _load_crf(path: Path):
+    try:
+        if path.suffix.lower() == ".npy":
+            table = np.load(path)
+        else:
+            table = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
+    except (OSError, ValueError) as exc:
+        raise BlursynthError(f"--response crf:{path}: cannot read the curve ({exc})") from None
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim == 1 and table.size == 256:
+        codes = np.arange(256) / 255.0
+        irradiance, brightness = table, codes
+    elif table.ndim == 2 and 2 in table.shape and table.size >= 4:
+        if table.shape[1] != 2:
+            table = table.T
+        irradiance, brightness = table[:, 0], table[:, 1]
+    else:
+        raise BlursynthError(
+            f"--response crf:{path}: expected 256 values (inverse CRF) or two columns "
+            f"(irradiance, brightness), got an array of shape {table.shape}"
+        )
+    if not (np.all(np.isfinite(table)) and irradiance.min() >= 0 and irradiance.max() <= 1
+            and brightness.min() >= 0 and brightness.max() <= 1):
+        raise BlursynthError(f"--response crf:{path}: values must be finite and in [0, 1]")
+    if np.any(np.diff(irradiance) < 0) or np.any(np.diff(brightness) < 0):
+        raise BlursynthError(f"--response crf:{path}: the curve must be non-decreasing")
+    if irradiance[0] > 0 or irradiance[-1] < 1:
+        raise BlursynthError(f"--response crf:{path}: irradiance must span 0 to 1")
+
+    def forward(x):
+        return np.interp(np.clip(x, 0, 1), irradiance, brightness)
+
+    def inverse(v):
+        # Where the curve is flat the inverse is ambiguous; take the lowest irradiance.
+        return np.interp(v, brightness, irradiance)
+
+    return forward, inverse
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_cached(name: str, digest: str | None) -> Response:
+    kind, _, arg = name.partition(":")
+    if kind == "linear":
+        return _build(name, lambda x: np.clip(x, 0, 1), lambda v: np.asarray(v, np.float64))
+    if kind == "srgb":
+        return _build(name, _srgb_forward, _srgb_inverse)
+    if kind == "gamma":
+        g = float(arg)
+        return _build(name, lambda x: np.power(np.clip(x, 0, 1), 1.0 / g), lambda v: np.power(v, g))
+    if kind == "crf":
+        forward, inverse = _load_crf(Path(arg))
+        return _build(name, forward, inverse)
+    raise AssertionError(name)
+
+
+def parse_response(spec: str, gamma: float = 2.2) -> Response:
+    """Build a :class:`Response` from ``--response`` / ``--gamma``.
+
+    ``spec`` is ``linear``, ``srgb``, ``gamma`` (uses ``gamma``), ``gamma:G`` or
+    ``crf:FILE``. Raises :class:`BlursynthError` naming the option on bad input.
+    """
+    kind, sep, arg = spec.partition(":")
+    if kind in ("linear", "srgb") and not sep:
+        return _parse_cached(kind, None)
+    if kind == "gamma":
+        try:
+            g = float(arg) if sep else float(gamma)
+        except ValueError:
+            raise BlursynthError(f"--response {spec}: gamma must be a number") from None
+        if not (0.1 <= g <= 10):
+            raise BlursynthError(f"--gamma {g}: must be between 0.1 and 10")
+        return _parse_cached(f"gamma:{g:g}", None)
+    if kind == "crf" and arg:
+        path = Path(arg)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise BlursynthError(f"--response crf:{arg}: cannot read the file ({exc.strerror})") from None
+        return _parse_cached(f"crf:{path}", digest)
+    raise BlursynthError(
+        f"--response {spec}: expected one of linear, srgb, gamma, gamma:G, crf:FILE"
+    )

@@ -1,0 +1,294 @@
+"""The on-disk dataset format: HDF5 shards tied together by ``manifest.json``.
+
+This module owns every file blursynth writes into ``--out``. The layout is a
+contract documented in ``docs/format.md``; reference models and checks read it.
+
+A shard is written under a temporary name (``shard-00003.h5.tmp-<pid>``),
+flushed, fsync'd and renamed, so a file named ``shard-*.h5`` is always complete.
+The manifest is replaced atomically after every finished shard, so a killed run
+leaves a dataset from which a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from blursynth import __version__
+from blursynth.errors import BlursynthError
+
+SCHEMA = "blursynth/1"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+COMPRESSIONS = ("none", "lzf", "gzip")
+# Frame arrays written per sample. Each is uint8 [L, H, W, 3] (latent: [L, K, H, W, 3]).
+FRAME_ARRAYS = ("blur", "sharp", "latent")
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.h5"
+
+
+def is_own_file(name: str) -> bool:
+    """Files this module creates in ``--out`` (and may delete with ``--overwrite``)."""
+    return name == MANIFEST or (name.startswith("shard-") and (name.endswith(".h5") or ".h5.tmp-" in name)) \
+        or name.startswith(MANIFEST + ".tmp-")
+
+
+@dataclass
+class Sample:
+    """One rendered sample: frame arrays plus one value per ``meta`` field."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def config_fingerprint(kind: str, config: dict) -> str:
+    return hashlib.sha256(canonical_json({"kind": kind, "config": config}).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _meta_array(values: list) -> np.ndarray:
+    first = values[0]
+    if isinstance(first, str):
+        return np.array(values, dtype=h5py.string_dtype("utf-8"))
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float64)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    raise TypeError(f"meta values of type {arr.dtype} are not supported")
+
+
+class ShardWriter:
+    """Write one shard of up to ``capacity`` samples; ``commit`` makes it visible.
+
+    Frame datasets get one chunk per frame, so a reader taking one frame (or a
+    crop of it) decompresses only that frame.
+    """
+
+    def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
+                 capacity: int, compression: str = "none"):
+        if compression not in COMPRESSIONS:
+            raise BlursynthError(f"--compression {compression}: expected one of {', '.join(COMPRESSIONS)}")
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.capacity = capacity
+        self.compression = None if compression == "none" else compression
+        self.count = 0
+        self._meta: dict[str, list] = {}
+        self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
+        attrs = self._file.attrs
+        attrs["schema"] = SCHEMA
+        attrs["format_version"] = FORMAT_VERSION
+        attrs["kind"] = kind
+        attrs["config"] = canonical_json(config)
+        attrs["fingerprint"] = fingerprint
+        attrs["shard_index"] = shard_index
+        attrs["blursynth_version"] = __version__
+
+    def _dataset(self, name: str, frames: np.ndarray) -> h5py.Dataset:
+        if name in self._file:
+            ds = self._file[name]
+            if ds.shape[1:] != frames.shape:
+                raise BlursynthError(
+                    f"sample shapes differ inside one dataset ({name}: {ds.shape[1:]} vs {frames.shape}); "
+                    "pass --resize so that every sample has the same size"
+                )
+            return ds
+        chunk = (1,) * (frames.ndim - 2) + frames.shape[-3:]
+        return self._file.create_dataset(
+            name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
+            dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,
+        )
+
+    def append(self, sample: Sample) -> None:
+        if self.count >= self.capacity:
+            raise RuntimeError("shard is full")
+        for name, frames in sample.arrays.items():
+            if name not in FRAME_ARRAYS:
+                raise ValueError(f"unknown frame array {name!r}")
+            if frames.dtype != np.uint8:
+                raise TypeError(f"{name} must be uint8, got {frames.dtype}")
+            self._dataset(name, frames)[self.count] = frames
+        if self._meta and set(sample.meta) != set(self._meta):
+            raise ValueError("every sample must carry the same meta fields")
+        for key, value in sample.meta.items():
+            self._meta.setdefault(key, []).append(value)
+        self.count += 1
+
+    def commit(self) -> str:
+        """Finish the file, rename it into place and return its sha256."""
+        try:
+            for name in FRAME_ARRAYS:
+                if name in self._file and self.count < self.capacity:
+                    ds = self._file[name]
+                    ds.resize((self.count, *ds.shape[1:]))
+            group = self._file.create_group("meta")
+            for key, values in sorted(self._meta.items()):
+                group.create_dataset(key, data=_meta_array(values), track_times=False)
+            self._file.attrs["samples"] = self.count
+            self._file.flush()
+            self._file.close()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            digest = file_sha256(self.tmp)
+            os.replace(self.tmp, self.path)
+            _fsync_dir(self.path.parent)
+            return digest
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (no-op after ``commit``)."""
+        try:
+            if self._file.id.valid:
+                self._file.close()
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+# ----------------------------------------------------------------- manifest
+@dataclass
+class Manifest:
+    kind: str
+    config: dict
+    seed: int
+    n_samples: int
+    shard_size: int
+    compression: str
+    shards: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    complete: bool = False
+    version: str = __version__
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.shard_size) if self.n_samples else 0
+
+    @property
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.kind, self.identity())
+
+    def identity(self) -> dict:
+        """What must match for a re-run to resume instead of refusing."""
+        return {"config": self.config, "seed": self.seed, "shard_size": self.shard_size,
+                "compression": self.compression, "n_samples": self.n_samples}
+
+    def to_json(self) -> dict:
+        return {
+            "format": SCHEMA, "format_version": FORMAT_VERSION, "kind": self.kind,
+            "blursynth_version": self.version, "seed": self.seed, "config": self.config,
+            "fingerprint": self.fingerprint, "n_samples": self.n_samples,
+            "shard_size": self.shard_size, "compression": self.compression,
+            "n_shards": self.n_shards, "complete": self.complete,
+            "samples_written": sum(s["samples"] for s in self.shards),
+            "shards": sorted(self.shards, key=lambda s: s["index"]), "skipped": self.skipped,
+        }
+
+    def save(self, out: Path) -> None:
+        atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(self.to_json(), indent=1) + "\n").encode())
+
+    @classmethod
+    def load(cls, out: Path) -> "Manifest":
+        path = Path(out) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BlursynthError(f"{out}: not a blursynth dataset (no {MANIFEST})") from None
+        except (OSError, ValueError) as exc:
+            raise BlursynthError(f"{path}: unreadable manifest ({exc})") from None
+        if data.get("format") != SCHEMA:
+            raise BlursynthError(f"{path}: format {data.get('format')!r} is not {SCHEMA}")
+        return cls(kind=data["kind"], config=data["config"], seed=data["seed"],
+                   n_samples=data["n_samples"], shard_size=data["shard_size"],
+                   compression=data["compression"], shards=data["shards"],
+                   skipped=data.get("skipped", []), complete=data["complete"],
+                   version=data.get("blursynth_version", "?"))
+
+
+# ------------------------------------------------------------------ reading
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard read-only, without HDF5 file locking (shards are immutable)."""
+    return h5py.File(path, "r", locking=False)
+
+
+def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
+    out = {}
+    for key, ds in shard["meta"].items():
+        arr = ds[()]
+        if ds.dtype.kind == "O" or h5py.check_string_dtype(ds.dtype):
+            arr = ds.asstr()[()]
+        out[key] = np.asarray(arr)
+    return out
+
+
+def iter_samples(out: Path) -> Iterator[Sample]:
+    """Every sample of a dataset in index order (for tests, tools and small data)."""
+    manifest = Manifest.load(out)
+    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
+        with open_shard(Path(out) / entry["file"]) as f:
+            meta = read_meta(f)
+            names = [n for n in FRAME_ARRAYS if n in f]
+            for i in range(f.attrs["samples"]):
+                yield Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
+
+
+def verify(out: Path) -> list[str]:
+    """Check every shard against the manifest; return a list of problems (empty: fine)."""
+    manifest = Manifest.load(out)
+    problems = []
+    if not manifest.complete:
+        problems.append("the dataset is incomplete (re-run the same command to resume)")
+    for entry in manifest.shards:
+        path = Path(out) / entry["file"]
+        if not path.exists():
+            problems.append(f"{entry['file']}: missing")
+        elif file_sha256(path) != entry["sha256"]:
+            problems.append(f"{entry['file']}: sha256 mismatch (corrupted or modified)")
+    return problems

@@ -140,7 +140,7 @@ class ShardWriter:
                     "pass --resize so that every sample has the same size"
                 )
             return ds
-        chunk = (1,) * (frames.ndim - 2) + frames.shape[-3:]
+        chunk = (1,) * (frames.ndim - 3) + frames.shape[-3:]
         return self._file.create_dataset(
             name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
             dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,

@@ -1,0 +1,54 @@
+"""``blursynth highspeed``: high-speed footage -> blur/sharp pairs (Kim et al. 2017)."""
+
+from __future__ import annotations
+
+import click
+
+from blursynth.cli import main
+from blursynth.cli.common import NumberList, Size, make_run_options, recipe_option, report, run_options
+
+
+class PeriodType(click.ParamType):
+    name = "auto|tau|LIST"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple, int)) or (isinstance(value, str) and value not in ("auto", "tau")):
+            return NumberList(int).convert(value, param, ctx)
+        return value
+
+
+@main.command()
+@recipe_option
+@click.option("--src", multiple=True, required=True, type=click.Path(),
+              help="Frame folder, tree of frame folders, or video file; repeat for several.")
+@click.option("--tau", type=NumberList(int), default="7", show_default=True,
+              help="Frames averaged per blurred frame (odd); one is drawn per clip, e.g. 7,9,11.")
+@click.option("--T", "T", type=PeriodType(), default="auto", show_default=True,
+              help="Exposure period in frames: auto (uniform tau..2tau-1), tau (no gap), or a list.")
+@click.option("--fps", type=float, default=240.0, show_default=True, help="Frame rate of the source (recorded).")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Independent (tau, T) draws per clip.")
+@click.option("--seq-len", type=int, default=1, show_default=True,
+              help="Consecutive blurred frames per sample (1: pairs; 13: Kim et al.'s sequences).")
+@click.option("--latent", type=int, default=0, show_default=True,
+              help="Also store K latent frames evenly spanning each exposure (K-1 must divide tau-1).")
+@click.option("--response", default="gamma", show_default=True,
+              help="Camera response: gamma, srgb, linear, or crf:FILE.")
+@click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
+@click.option("--resize", type=Size(), default=None, help="Output size WxH, area-resampled in linear light.")
+@run_options
+def highspeed(**kw):
+    """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).
+
+    Each blurred frame is paired with its sharp mid-exposure frame. Output: HDF5
+    shards + manifest.json in --out (see docs/format.md). Re-running the same
+    command resumes an interrupted run.
+
+    \b
+    Example:
+      blursynth sample clip/ && blursynth highspeed --src clip/ --tau 7,9,11 --out data/
+    """
+    from blursynth.highspeed import HighspeedConfig, synthesize
+
+    options = make_run_options(kw)
+    config = HighspeedConfig(src=tuple(kw.pop("src")), **kw)
+    report(synthesize(config, options), options.out)

@@ -1,0 +1,272 @@
+"""High-speed video -> blurred/sharp pairs (Kim et al. 2017, Eq. 1).
+
+For a clip X_0, X_1, ... and a draw (tau, T), exposure n averages tau
+consecutive frames in linear light and skips the rest of its period T::
+
+    B_n = g( (1/tau) * sum_{j=0}^{tau-1} g^{-1}(X_{nT+j}) ),      tau <= T <= 2 tau - 1
+
+where g is the camera response (``--response``). The sharp target is the
+mid-exposure frame S_n = X_{nT + (tau-1)/2}. The paper writes the mid index as
+ceil(tau/2) with 1-based j; with 0-based j that is one frame late, so we use
+(tau-1)/2 and therefore need odd tau (even tau has no middle frame).
+
+``--latent K`` keeps K frames spread evenly over the exposure, first and last
+included: X_{nT + k(tau-1)/(K-1)}, k = 0..K-1.
+
+A sample is ``--seq-len L`` consecutive exposures. Clips are tiled from frame 0:
+sample s of a draw covers exposures n = sL .. sL+L-1; exposures that do not fill
+a whole sample at the end of a clip are dropped. See docs/highspeed.md.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth.engine import RunOptions, run
+from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.response import parse_response
+from blursynth.seeds import sample_seed, source_rng
+from blursynth.shards import Manifest, Sample
+from blursynth.sources import Clip, VideoReader, decode_frame, discover
+
+KIND = "highspeed"
+
+
+@dataclass(frozen=True)
+class HighspeedConfig:
+    """Everything that determines the content of a high-speed dataset.
+
+    ``T`` is ``"auto"`` (uniform in tau..2tau-1, Kim et al. 2017), ``"tau"``
+    (T = tau: no gap, as GoPro) or a tuple of periods drawn uniformly.
+    """
+
+    src: tuple[str, ...]
+    tau: tuple[int, ...] = (7,)
+    T: str | tuple[int, ...] = "auto"
+    fps: float = 240.0
+    repeats: int = 1
+    seq_len: int = 1
+    latent: int = 0
+    response: str = "gamma"
+    gamma: float = 2.2
+    resize: tuple[int, int] | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.tau:
+            raise BlursynthError("--tau: give at least one value")
+        for tau in self.tau:
+            if tau < 1:
+                raise BlursynthError(f"--tau {tau}: must be at least 1")
+            if tau % 2 == 0:
+                raise BlursynthError(
+                    f"--tau {tau}: even tau has no mid-exposure frame for the sharp target; use an odd tau")
+        if isinstance(self.T, tuple):
+            if min(self.T) < max(self.tau):
+                raise BlursynthError(
+                    f"--T {min(self.T)}: shorter than --tau {max(self.tau)}; the period T must be >= tau")
+        elif self.T not in ("auto", "tau"):
+            raise BlursynthError(f"--T {self.T}: expected auto, tau, or a list of integers")
+        if self.latent:
+            if self.latent < 2:
+                raise BlursynthError(f"--latent {self.latent}: needs at least 2 (first and last frame) or 0")
+            for tau in self.tau:
+                if (tau - 1) % (self.latent - 1):
+                    raise BlursynthError(
+                        f"--latent {self.latent}: K-1 = {self.latent - 1} must divide tau-1 = {tau - 1} "
+                        f"(for --tau {tau}) so that latent frames fall on source frames")
+        if self.seq_len < 1:
+            raise BlursynthError(f"--seq-len {self.seq_len}: must be at least 1")
+        if self.repeats < 1:
+            raise BlursynthError(f"--repeats {self.repeats}: must be at least 1")
+        if not self.fps > 0:
+            raise BlursynthError(f"--fps {self.fps}: must be positive")
+        parse_response(self.response, self.gamma)  # validates --response/--gamma
+
+    @property
+    def response_name(self) -> str:
+        return parse_response(self.response, self.gamma).name
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["src"] = [str(Path(s).resolve()) for s in self.src]
+        d["tau"] = list(self.tau)
+        d["T"] = list(self.T) if isinstance(self.T, tuple) else self.T
+        d["resize"] = list(self.resize) if self.resize else None
+        d["response"] = self.response_name
+        del d["gamma"]  # folded into the response name
+        return d
+
+
+@dataclass(frozen=True)
+class HighspeedSpec:
+    """One sample: L consecutive exposures of one clip under one (tau, T) draw."""
+
+    index: int
+    seed: int
+    source: str
+    path: str
+    clip_kind: str
+    files: tuple[str, ...]  # frame files start..start+span-1 (frame folders only)
+    size: tuple[int, int]
+    start: int
+    tau: int
+    T: int
+    seq_len: int
+    latent: int
+    response: str
+    resize: tuple[int, int] | None
+    fps: float
+    repeat: int
+
+    @property
+    def span(self) -> int:
+        return (self.seq_len - 1) * self.T + self.tau
+
+
+def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[int, int]:
+    """(tau, T) of one clip and repeat, from a stream keyed by the clip id."""
+    rng = source_rng(config.seed, clip_id, repeat)
+    tau = int(rng.choice(config.tau))
+    if config.T == "auto":
+        T = int(rng.integers(tau, 2 * tau))  # tau <= T <= 2 tau - 1
+    elif config.T == "tau":
+        T = tau
+    else:
+        T = int(rng.choice(config.T))
+    return tau, T
+
+
+def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
+    """Pure: config + probed clips -> (specs, skipped). Specs are in index order."""
+    specs, skipped = [], []
+    for clip in clips:
+        for repeat in range(config.repeats):
+            tau, T = draw_exposure(config, clip.id, repeat)
+            exposures = (clip.n_frames - tau) // T + 1 if clip.n_frames >= tau else 0
+            n_samples = exposures // config.seq_len
+            if n_samples == 0:
+                reason = (f"too short: {clip.n_frames} frames give {exposures} exposures of tau={tau}, T={T}; "
+                          f"a sample needs {config.seq_len} (--seq-len)")
+                if not skip_bad:
+                    raise BadSourceError(clip.id, reason)
+                skipped.append({"source": clip.id, "reason": reason})
+                continue
+            span = (config.seq_len - 1) * T + tau
+            for s in range(n_samples):
+                start = s * config.seq_len * T
+                index = len(specs)
+                specs.append(HighspeedSpec(
+                    index=index, seed=sample_seed(config.seed, index), source=clip.id, path=clip.path,
+                    clip_kind=clip.kind, files=clip.files[start:start + span] if clip.files else (),
+                    size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
+                    latent=config.latent, response=config.response_name, resize=config.resize,
+                    fps=config.fps, repeat=repeat))
+    return specs, skipped
+
+
+# ------------------------------------------------------------------ render
+@functools.lru_cache(maxsize=1)
+def _video_reader(path: str, clip_id: str) -> VideoReader:
+    # One open video per worker: consecutive specs of a clip continue reading
+    # where the last one stopped instead of re-decoding from the start.
+    return VideoReader(path, clip_id)
+
+
+class _Frames:
+    """Frame ``k`` of a spec's clip (absolute index), decoded once, in order."""
+
+    def __init__(self, spec: HighspeedSpec):
+        self.spec = spec
+        self.video = _video_reader(spec.path, spec.source) if spec.clip_kind == "video" else None
+
+    def read(self, k: int) -> np.ndarray:
+        spec = self.spec
+        if self.video is not None:
+            frame = self.video.read(k)
+            where = f"{spec.path} frame {k}"
+        else:
+            where = str(Path(spec.path) / spec.files[k - spec.start])
+            frame = decode_frame(where, spec.source)
+        if (frame.shape[1], frame.shape[0]) != spec.size:
+            raise BadSourceError(spec.source, f"{where}: frame size {frame.shape[1]}x{frame.shape[0]} "
+                                              f"differs from the clip's {spec.size[0]}x{spec.size[1]}")
+        return frame
+
+
+def latent_offsets(tau: int, k: int) -> list[int]:
+    """Offsets j of the K latent frames within an exposure (first and last included)."""
+    return [i * (tau - 1) // (k - 1) for i in range(k)]
+
+
+def render(spec: HighspeedSpec) -> Sample:
+    """Render one sample (see the module docstring for the maths)."""
+    response = parse_response(spec.response)
+    frames = _Frames(spec)
+    mid = (spec.tau - 1) // 2
+    latent_at = {j: i for i, j in enumerate(latent_offsets(spec.tau, spec.latent))} if spec.latent else {}
+    w, h = spec.resize or spec.size
+    blur = np.empty((spec.seq_len, h, w, 3), np.uint8)
+    sharp = np.empty_like(blur)
+    latent = np.empty((spec.seq_len, spec.latent, h, w, 3), np.uint8) if spec.latent else None
+    acc = np.empty((spec.size[1], spec.size[0], 3), np.float32)
+
+    def finish(image: np.ndarray, linear: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
+        """BGR source-size image -> RGB output-size uint8, resized in linear light."""
+        if spec.resize:
+            lin = response.linearize(image) if linear is None else linear
+            image = response.encode(cv2.resize(lin, spec.resize, interpolation=cv2.INTER_AREA), scale)
+        elif linear is not None:
+            image = response.encode(linear, scale)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    for n in range(spec.seq_len):
+        base = spec.start + n * spec.T
+        for j in range(spec.tau):
+            frame = frames.read(base + j)
+            linear = response.linearize(frame)
+            if j == 0:
+                acc[...] = linear
+            else:
+                cv2.add(acc, linear, dst=acc)
+            if j == mid:
+                sharp[n] = finish(frame)
+            if j in latent_at:
+                latent[n, latent_at[j]] = finish(frame)
+        # Eq. 1: the 1/tau of the average is folded into the encoder's scale.
+        blur[n] = finish(None, acc, scale=1.0 / spec.tau)
+
+    arrays = {"blur": blur, "sharp": sharp}
+    if latent is not None:
+        arrays["latent"] = latent
+    meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,
+            "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat}
+    return Sample(arrays, meta)
+
+
+def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
+    """Discover, plan, render and write a whole dataset (the ``highspeed`` command)."""
+    clips, skipped = discover(config.src, skip_bad=options.skip_bad)
+    try:
+        specs, too_short = plan(config, clips, skip_bad=options.skip_bad)
+    except BadSourceError as exc:
+        raise BlursynthError(str(exc)) from None
+    skipped += too_short
+    if not specs:
+        first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
+        raise BlursynthError(f"--src: no usable clip, every clip was skipped{first}")
+    if config.resize is None:
+        sizes = {}
+        for spec in specs:
+            sizes.setdefault(spec.size, spec.source)
+        if len(sizes) > 1:
+            (a, ida), (b, idb) = list(sizes.items())[:2]
+            raise BlursynthError(
+                f"--src: clips have different frame sizes ({ida}: {a[0]}x{a[1]}, {idb}: {b[0]}x{b[1]}); "
+                "pass --resize WxH")
+    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)

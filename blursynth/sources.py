@@ -1,0 +1,207 @@
+"""High-speed video sources: find clips, probe them, and stream their frames.
+
+``--src`` takes any mix of
+
+* a folder of frames (png/jpg/tif), ordered by the last number in each name;
+* a tree of such folders (GoPro_Large_all, Adobe240): every folder holding
+  frames is one clip;
+* video files (mp4/avi/mov/mkv), decoded with OpenCV.
+
+A clip's id is its path relative to the ``--src`` root it was found under (for a
+folder or file given directly: its name), POSIX-style, so ids are stable across
+machines. Probing reads only image headers (Pillow) or container properties, so
+planning never decodes pixels; every frame is decoded during rendering only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from blursynth.errors import BadSourceError, BlursynthError
+
+FRAME_EXTS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+_NUMBER = re.compile(r"(\d+)")
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip: a folder of ordered frames or a video file."""
+
+    id: str
+    path: str
+    kind: str  # "frames" | "video"
+    n_frames: int
+    size: tuple[int, int]  # (W, H)
+    files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
+
+
+def frame_number(name: str) -> int | None:
+    """The frame number of a file name: its last run of digits."""
+    found = _NUMBER.findall(Path(name).stem)
+    return int(found[-1]) if found else None
+
+
+def _order_frames(folder: Path, names: list[str], clip_id: str) -> tuple[str, ...]:
+    numbered = []
+    for name in names:
+        number = frame_number(name)
+        if number is None:
+            raise BadSourceError(clip_id, f"cannot order frames: {folder / name} has no frame number in its name")
+        numbered.append((number, name))
+    numbered.sort()
+    for (a, name_a), (b, name_b) in zip(numbered, numbered[1:]):
+        if a == b:
+            raise BadSourceError(clip_id, f"frames {folder / name_a} and {folder / name_b} have the same number {a}")
+    return tuple(name for _, name in numbered)
+
+
+def _probe_frames(folder: Path, clip_id: str, names: list[str]) -> Clip:
+    from PIL import Image, UnidentifiedImageError
+
+    files = _order_frames(folder, names, clip_id)
+    size = None
+    for name in files:
+        path = folder / name
+        try:
+            with Image.open(path) as im:
+                this = im.size
+        except (OSError, UnidentifiedImageError, ValueError):
+            raise BadSourceError(clip_id, f"{path}: not a readable image") from None
+        if size is None:
+            size = this
+        elif this != size:
+            raise BadSourceError(
+                clip_id, f"{path}: frame size {this[0]}x{this[1]} differs from the clip's {size[0]}x{size[1]}")
+    return Clip(clip_id, str(folder), "frames", len(files), size, files)
+
+
+def _probe_video(path: Path, clip_id: str) -> Clip:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise BadSourceError(clip_id, f"{path}: OpenCV cannot open this video")
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    if n <= 0 or w <= 0 or h <= 0:
+        raise BadSourceError(clip_id, f"{path}: the video reports no frames or no size")
+    return Clip(clip_id, str(path), "video", n, (w, h))
+
+
+def _walk(root: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
+    """(folder, frame names, video names) for every folder under ``root``, sorted."""
+    for folder, dirs, files in os.walk(root, onerror=None, followlinks=True):
+        dirs.sort()
+        frames = [f for f in files if Path(f).suffix.lower() in FRAME_EXTS and not f.startswith(".")]
+        videos = sorted(f for f in files if Path(f).suffix.lower() in VIDEO_EXTS and not f.startswith("."))
+        yield Path(folder), frames, videos
+
+
+def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[list[Clip], list[dict]]:
+    """Find and probe every clip under ``sources``.
+
+    Returns ``(clips, skipped)``; ``skipped`` lists unusable clips (with
+    ``skip_bad``) as ``{"source": id, "reason": ...}``. Without ``skip_bad`` the
+    first unusable clip raises :class:`BadSourceError`.
+    """
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise BlursynthError("--src: no source given")
+    found: list[tuple[str, callable]] = []
+    for root in sources:
+        if not root.exists():
+            raise BlursynthError(f"--src {root}: no such file or folder")
+        if root.is_file():
+            if root.suffix.lower() not in VIDEO_EXTS:
+                raise BlursynthError(f"--src {root}: not a video ({', '.join(sorted(VIDEO_EXTS))}) or a folder")
+            found.append((root.name, lambda r=root: _probe_video(r, r.name)))
+            continue
+        for folder, frames, videos in _walk(root):
+            rel = folder.relative_to(root).as_posix()
+            base = root.name if rel == "." else rel
+            if frames:
+                found.append((base, lambda f=folder, b=base, n=frames: _probe_frames(f, b, n)))
+            for video in videos:
+                vid = video if rel == "." else f"{rel}/{video}"
+                found.append((vid, lambda p=folder / video, v=vid: _probe_video(p, v)))
+    if not found:
+        raise BlursynthError(
+            f"--src {' '.join(map(str, sources))}: no frames ({', '.join(sorted(FRAME_EXTS))}) "
+            f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found")
+    ids = [cid for cid, _ in found]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise BlursynthError(f"--src: two sources give the same clip id {dupes[0]!r}; pass their common parent instead")
+    clips, skipped = [], []
+    for cid, probe in sorted(found, key=lambda item: item[0]):
+        try:
+            clips.append(probe())
+        except BadSourceError as exc:
+            if not skip_bad:
+                raise
+            skipped.append({"source": exc.source, "reason": exc.reason})
+    return clips, skipped
+
+
+# --------------------------------------------------------------- decoding
+def decode_frame(path: str | Path, clip_id: str) -> np.ndarray:
+    """Decode one frame file to uint8 BGR [H, W, 3]; a bad file raises BadSourceError."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise BadSourceError(clip_id, f"{path}: cannot read ({exc.strerror})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if image is None:
+        raise BadSourceError(clip_id, f"{path}: corrupt or unreadable frame")
+    return image
+
+
+class VideoReader:
+    """Sequential frame access to a video; forward jumps decode-and-drop (``grab``).
+
+    Seeking by ``CAP_PROP_POS_FRAMES`` is not frame-exact for every codec, so
+    a reader only moves forward; going back reopens the file.
+    """
+
+    def __init__(self, path: str, clip_id: str):
+        self.path, self.clip_id = path, clip_id
+        self._cap = None
+        self._next = 0
+
+    def _open(self):
+        if self._cap is not None:
+            self._cap.release()
+        self._cap = cv2.VideoCapture(self.path)
+        if not self._cap.isOpened():
+            raise BadSourceError(self.clip_id, f"{self.path}: OpenCV cannot open this video")
+        self._next = 0
+
+    def read(self, index: int) -> np.ndarray:
+        if self._cap is None or index < self._next:
+            self._open()
+        while self._next < index:
+            if not self._cap.grab():
+                raise BadSourceError(self.clip_id, f"{self.path}: the video ends at frame {self._next}")
+            self._next += 1
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise BadSourceError(self.clip_id, f"{self.path}: cannot decode frame {index} (truncated video?)")
+        self._next += 1
+        return frame
+
+    def close(self):
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

@@ -58,29 +58,41 @@ class RunOptions:
 
 
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
-                  fingerprint: str, index: int, compression: str, skip_bad: bool):
-    """Worker task: render ``specs`` into shard ``index``. Returns its manifest entry."""
+                  fingerprint: str, index: int, compression: str, skip_bad: bool,
+                  exclude: frozenset = frozenset()):
+    """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
+
+    Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
+    with ``skip_bad`` a source that fails here is left out for the rest of the shard.
+    """
     # One OpenCV thread per worker: parallelism comes from the workers.
     import cv2
     cv2.setNumThreads(1)
     writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
                          capacity=len(specs), compression=compression)
-    skipped = []
+    skipped, excluded = [], set(exclude)
     try:
         for spec in specs:
+            if spec.source in excluded:
+                continue
             try:
                 sample = renderer(spec)
             except BadSourceError as exc:
                 if not skip_bad:
                     raise
                 skipped.append({"source": exc.source, "reason": exc.reason, "sample": spec.index})
+                excluded.add(spec.source)
                 continue
             writer.append(sample)
         digest = writer.commit()
     except BaseException:
         writer.abort()
         raise
-    return {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}, skipped
+    own = {spec.source for spec in specs}
+    entry = {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}
+    if excluded & own:
+        entry["excluded"] = sorted(excluded & own)
+    return entry, skipped
 
 
 def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: dict | None):
@@ -157,14 +169,29 @@ def _progress(total: int, initial: int, quiet: bool, desc: str):
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast (and in one line) when nothing listens at a tcp:// scheduler address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname:
+        return
+    try:
+        socket.create_connection((parts.hostname, parts.port or 8786), timeout=10).close()
+    except OSError as exc:
+        raise BlursynthError(f"--scheduler {address}: cannot connect ({exc.strerror or exc})") from None
+
+
 def _parallel(options: RunOptions):
     if options.backend == "dask":
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - distributed is a dependency
             raise BlursynthError("--backend dask needs the 'distributed' package") from None
+        _check_reachable(options.scheduler)
         try:
-            client = Client(options.scheduler, timeout="20s")
+            client = Client(options.scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise BlursynthError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
         stack = contextlib.ExitStack()
@@ -219,31 +246,52 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         manifest.complete = False
         manifest.save(out)
 
-        done = sum(len(specs[k * options.shard_size:(k + 1) * options.shard_size]) for k in kept)
+        size = options.shard_size
+
+        def shard_specs(k):
+            return specs[k * size:(k + 1) * size]
+
+        def bad_sources():
+            return frozenset(s["source"] for s in manifest.skipped if "sample" in s)
+
+        done = sum(len(shard_specs(k)) for k in kept)
         bar = _progress(len(specs), done, options.quiet, kind)
         context, n_jobs = _parallel(options)
         try:
             with context:
-                tasks = (
-                    joblib.delayed(_render_shard)(
-                        renderer, specs[k * options.shard_size:(k + 1) * options.shard_size],
-                        out / shard_name(k), kind, config, manifest.fingerprint, k,
-                        options.compression, options.skip_bad)
-                    for k in todo
-                )
-                results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
-                                          batch_size=1, pre_dispatch="2*n_jobs")(tasks)
-                for entry, shard_skips in results:
-                    manifest.shards.append(entry)
-                    manifest.skipped.extend(shard_skips)
-                    manifest.save(out)
-                    bar.update(len(specs[entry["index"] * options.shard_size:
-                                         (entry["index"] + 1) * options.shard_size]))
+                while todo:
+                    exclude = bad_sources()
+                    tasks = (joblib.delayed(_render_shard)(
+                        renderer, shard_specs(k), out / shard_name(k), kind, config, manifest.fingerprint,
+                        k, options.compression, options.skip_bad, exclude) for k in todo)
+                    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
+                                              batch_size=1, pre_dispatch="2*n_jobs")(tasks)
+                    redo = set(todo)
+                    for entry, shard_skips in results:
+                        manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
+                        manifest.shards.append(entry)
+                        manifest.skipped.extend(shard_skips)
+                        manifest.save(out)
+                        if entry["index"] in redo:
+                            redo.discard(entry["index"])
+                            bar.update(0 if bar.n >= len(specs) else len(shard_specs(entry["index"])))
+                    # --skip-bad drops a whole source: shards written before a bad frame of
+                    # theirs was found elsewhere are made again without it. The result
+                    # depends only on which sources are bad, not on the order work finished.
+                    bad = bad_sources()
+                    todo = [e["index"] for e in manifest.shards
+                            if ({spec.source for spec in shard_specs(e["index"])} & bad)
+                            - set(e.get("excluded", ()))]
         finally:
             bar.close()
             for stale in out.glob("*.tmp-*"):
                 stale.unlink(missing_ok=True)
-        manifest.skipped.sort(key=lambda s: (s.get("sample", -1), s["source"]))
+        manifest.shards.sort(key=lambda e: e["index"])
+        # One entry per bad source: the reason found at its first sample.
+        first = {}
+        for entry in sorted(manifest.skipped, key=lambda s: (s.get("sample", -1), s["source"])):
+            first.setdefault(entry["source"], entry)
+        manifest.skipped = list(first.values())
         manifest.complete = True
         manifest.save(out)
     return manifest

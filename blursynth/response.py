@@ -84,7 +84,8 @@ class Response:
         shape = lin.shape
         # cv2 works on 2-D arrays of up to 4 channels; flatten to one row.
         flat = lin.reshape(1, -1)
-        root = cv2.sqrt(np.maximum(flat, 0.0, dtype=np.float32))
+        # Clamp to [0, 1/scale] first: +inf would not saturate in cv2.multiply.
+        root = cv2.sqrt(np.clip(flat, 0.0, 1.0 / scale, dtype=np.float32))
         # cv2.multiply with an integer dtype rounds and saturates (NaN -> 0).
         index = cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
         return np.take(self.encode_table, index).reshape(shape)

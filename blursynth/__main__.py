@@ -1,0 +1,3 @@
+from blursynth.cli import main
+
+main(prog_name="blursynth")

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny clips written to tmp folders and a CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blursynth.cli import main
+
+
+def write_frames(folder: Path, frames: list[np.ndarray], ext: str = ".png", name: str = "f{:d}") -> Path:
+    """Write RGB uint8 frames as numbered files (numbers not zero-padded: ordering must be numeric)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / (name.format(i) + ext)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 240.0) -> Path:
+    """A lossless FFV1 .avi of RGB frames."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def random_frames(n: int, h: int = 12, w: int = 20, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,310 @@
+"""Sphere geometry for panorama rendering, as a chain of small named steps.
+
+Conventions (docs/panorama.md draws them):
+
+* World frame: x right, y up, z forward.
+* An equirectangular image of ``H x W`` pixels has its pixel centre
+  ``(col + 0.5, row + 0.5)`` at longitude ``lambda = 2 pi (col + 0.5) / W - pi``
+  and latitude ``phi = pi / 2 - pi (row + 0.5) / H``, pointing along
+  ``(cos phi sin lambda, sin phi, cos phi cos lambda)``. In OpenCV's pixel
+  coordinates (pixel centres on integers) that is ``x = col``, ``y = row``.
+* A pinhole camera of ``H x W`` pixels and horizontal field of view ``fov`` has
+  focal length ``f = (W / 2) / tan(fov / 2)`` pixels; pixel ``(x, y)`` sees the
+  ray ``((x + 0.5 - W/2) / f, -(y + 0.5 - H/2) / f, 1)`` in camera coordinates.
+* A unit quaternion ``q`` (``numpy-quaternion``) is the camera's orientation: it
+  turns camera rays into world directions, ``d = q r q*``.
+* Euler angles ``(yaw, pitch, roll)`` are intrinsic rotations about the camera's
+  y (up), -x and z (forward) axes, in that order: positive yaw looks right,
+  positive pitch looks up, and ``euler_to_quat(u, v, 0)`` is the view of
+  ``py360convert.e2p(img, fov, u, v, ...)``.
+
+The steps: pixel <-> (lon, lat) <-> direction; camera rays; orientation
+quaternions and the rotation path of a sample; and the maps for ``cv2.remap``
+(rotate the cached rays by one 3x3 matrix, ``atan2``/``acos`` in float32, scale
+to equirect pixel coordinates). :func:`pad_equirect` adds the border rows and
+columns that make bilinear sampling wrap across the longitude seam and across
+the poles, so that no sample is ever clamped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import cv2
+import numpy as np
+import quaternion  # numpy-quaternion: registers np.quaternion
+
+# Border added around the equirect image by :func:`pad_equirect`; one pixel is
+# what bilinear interpolation of coordinates in [-0.5, W - 0.5] needs.
+PAD = 1
+
+_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+# ---------------------------------------------------------------- equirect
+def equirect_to_lonlat(col, row, height: int, width: int):
+    """Longitude and latitude (radians) of equirect pixel coordinates.
+
+    ``col``/``row`` are OpenCV pixel coordinates (pixel centres on integers).
+    """
+    col = np.asarray(col, dtype=np.float64)
+    row = np.asarray(row, dtype=np.float64)
+    lon = 2.0 * np.pi * (col + 0.5) / width - np.pi
+    lat = np.pi / 2 - np.pi * (row + 0.5) / height
+    return lon, lat
+
+
+def lonlat_to_equirect(lon, lat, height: int, width: int):
+    """Inverse of :func:`equirect_to_lonlat`: OpenCV pixel coordinates ``(col, row)``."""
+    col = width * (np.asarray(lon) + np.pi) / (2.0 * np.pi) - 0.5
+    row = height * (np.pi / 2 - np.asarray(lat)) / np.pi - 0.5
+    return col, row
+
+
+def lonlat_to_direction(lon, lat) -> np.ndarray:
+    """Unit direction ``(cos phi sin lambda, sin phi, cos phi cos lambda)``, shape ``[..., 3]``."""
+    lon = np.asarray(lon)
+    lat = np.asarray(lat)
+    c = np.cos(lat)
+    return np.stack([c * np.sin(lon), np.sin(lat), c * np.cos(lon)], axis=-1)
+
+
+def direction_to_lonlat(d):
+    """Longitude in [-pi, pi] and latitude in [-pi/2, pi/2] of directions ``[..., 3]`` (any length)."""
+    d = np.asarray(d)
+    lon = np.arctan2(d[..., 0], d[..., 2])
+    lat = np.arctan2(d[..., 1], np.hypot(d[..., 0], d[..., 2]))
+    return lon, lat
+
+
+def pad_equirect(image: np.ndarray, pad: int = PAD) -> np.ndarray:
+    """Add ``pad`` pixels of border that continue the sphere across its edges.
+
+    Columns wrap around the longitude seam. The row above the first row lies
+    across the north pole, at the same latitude as the first row and the
+    opposite longitude: it is the first row shifted by ``W / 2`` (likewise at
+    the south pole). ``W`` must be even (every 2:1 panorama is).
+
+    Parameters
+    ----------
+    image : ndarray [H, W, C] or [H, W]
+    pad : int
+
+    Returns
+    -------
+    ndarray [H + 2 pad, W + 2 pad, ...] of the same dtype; pixel ``(row, col)``
+    of ``image`` is at ``(row + pad, col + pad)``.
+    """
+    h, w = image.shape[:2]
+    if w % 2:
+        raise ValueError(f"pad_equirect: width must be even, got {w}")
+    if not 0 <= pad < h:
+        raise ValueError(f"pad_equirect: pad must be in [0, {h - 1}], got {pad}")
+    rows = [np.roll(image[pad - 1::-1], w // 2, axis=1) if pad else image[:0],
+            image,
+            np.roll(image[:h - pad - 1:-1], w // 2, axis=1) if pad else image[:0]]
+    tall = np.concatenate(rows, axis=0)
+    if pad:
+        tall = np.concatenate([tall[:, w - pad:], tall, tall[:, :pad]], axis=1)
+    return np.ascontiguousarray(tall)
+
+
+# ----------------------------------------------------------------- camera
+def focal_length(width: int, fov_deg: float) -> float:
+    """Focal length in pixels, ``f = (W / 2) / tan(fov / 2)`` (horizontal fov)."""
+    return (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def max_flow_per_radian(size: tuple[int, int], fov_deg: float) -> float:
+    """Largest image speed, in pixels per radian, that any camera rotation causes.
+
+    A rotation with unit angular velocity about an axis of the camera moves a
+    pixel at distance ``r`` from the principal point at a speed of at most
+    ``f + r^2 / f``: the radial part is ``(f + r^2 / f) w_perp`` (the derivative
+    of ``r = f tan(alpha)``), the tangential part ``f w_radial + r w_z`` is at
+    most ``sqrt(f^2 + r^2)``, and ``f + r^2/f >= sqrt(f^2 + r^2)``. The bound is
+    reached at the corner pixel centres, ``r^2 = ((W-1)/2)^2 + ((H-1)/2)^2``.
+    """
+    h, w = size
+    f = focal_length(w, fov_deg)
+    r2 = ((w - 1) / 2.0) ** 2 + ((h - 1) / 2.0) ** 2
+    return f + r2 / f
+
+
+@functools.lru_cache(maxsize=16)
+def camera_rays(size: tuple[int, int], fov_deg: float) -> np.ndarray:
+    """Unit camera rays of every pixel, planar float32 ``[3, H * W]`` (read-only).
+
+    Ray of pixel ``(x, y)``: ``((x + 0.5 - W/2) / f, -(y + 0.5 - H/2) / f, 1)``
+    normalized. Planar layout so that one ``3x3 @ 3xN`` product rotates them all.
+    """
+    h, w = size
+    f = focal_length(w, fov_deg)
+    x = (np.arange(w, dtype=np.float64) + 0.5 - w / 2.0) / f
+    y = -(np.arange(h, dtype=np.float64) + 0.5 - h / 2.0) / f
+    xx, yy = np.meshgrid(x, y)
+    rays = np.stack([xx, yy, np.ones_like(xx)]).reshape(3, -1)
+    rays /= np.linalg.norm(rays, axis=0)
+    rays = rays.astype(np.float32)
+    rays.setflags(write=False)
+    return rays
+
+
+def project(directions, size: tuple[int, int], fov_deg: float):
+    """Pixel coordinates ``(x, y)`` (OpenCV convention) of camera-frame directions ``[..., 3]``.
+
+    The inverse of :func:`camera_rays`; directions behind the camera give
+    meaningless values (check ``z > 0``).
+    """
+    h, w = size
+    f = focal_length(w, fov_deg)
+    d = np.asarray(directions, dtype=np.float64)
+    x = f * d[..., 0] / d[..., 2] + w / 2.0 - 0.5
+    y = -f * d[..., 1] / d[..., 2] + h / 2.0 - 0.5
+    return x, y
+
+
+# ------------------------------------------------------------- orientation
+def axis_angle(axis, angle: float) -> np.quaternion:
+    """Rotation by ``angle`` radians about ``axis`` (a 3-vector or ``"x"``/``"y"``/``"z"``)."""
+    a = np.asarray(_AXES.get(axis, axis) if isinstance(axis, str) else axis, dtype=np.float64)
+    a = a / np.linalg.norm(a)
+    return quaternion.from_rotation_vector(a * angle)
+
+
+def euler_to_quat(yaw: float, pitch: float, roll: float = 0.0) -> np.quaternion:
+    """Intrinsic yaw (about y), pitch (about -x), roll (about z), radians.
+
+    ``euler_to_quat(u, v)`` is the camera of ``py360convert.e2p`` with
+    ``u_deg = degrees(u)``, ``v_deg = degrees(v)``: yaw turns right, pitch up.
+    """
+    return axis_angle("y", yaw) * axis_angle("x", -pitch) * axis_angle("z", roll)
+
+
+def canonical(q: np.quaternion) -> np.quaternion:
+    """The same rotation with ``w >= 0`` (its rotation vector then has angle <= pi)."""
+    q = q.normalized()
+    return -q if q.w < 0 else q
+
+
+def rotation_angle(q: np.quaternion) -> float:
+    """Angle (radians, in [0, pi]) of the rotation ``q``."""
+    v = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z)
+    return 2.0 * math.atan2(v, abs(q.w))
+
+
+def angle_between(q0: np.quaternion, q1: np.quaternion) -> float:
+    """Angle (radians) of the relative rotation ``q0^-1 q1``."""
+    return rotation_angle(q0.conjugate() * q1)
+
+
+def as_wxyz(q: np.quaternion) -> np.ndarray:
+    """``[w, x, y, z]`` float64."""
+    return quaternion.as_float_array(q).astype(np.float64)
+
+
+def from_wxyz(values) -> np.quaternion:
+    return quaternion.from_float_array(np.asarray(values, dtype=np.float64))
+
+
+def rotation_matrix(q) -> np.ndarray:
+    """float32 3x3 matrix of ``q`` (world <- camera); ``[..., 3, 3]`` for an array of quaternions."""
+    return quaternion.as_rotation_matrix(q).astype(np.float32)
+
+
+def path_rotvec(omega0, omega1, span: float, t):
+    """Rotation vector ``r(t) = omega0 t + (omega1 - omega0) t^2 / (2 span)`` of the path.
+
+    Its derivative changes linearly from ``omega0`` at ``t = 0`` to ``omega1``
+    at ``t = span``; with ``omega1 == omega0`` it is ``omega0 t``. ``t`` may be
+    a scalar (result ``[3]``) or an array (result ``[..., 3]``).
+    """
+    omega0 = np.asarray(omega0, dtype=np.float64)
+    omega1 = np.asarray(omega1, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    return omega0 * t + (omega1 - omega0) * (t * t / (2.0 * span))
+
+
+def path_orientation(q_start: np.quaternion, omega0, omega1, span: float, t):
+    """Camera orientation at time ``t`` of the path ``q(t) = q_start exp(r(t) / 2)``.
+
+    ``r(t)`` is :func:`path_rotvec`, in the camera frame of ``q_start``. With
+    ``omega1 == omega0`` and ``|omega0| <= pi`` this is
+    ``slerp(q_start, q_start exp(omega0 / 2), t)``. An array ``t`` gives an
+    array of quaternions.
+    """
+    return q_start * quaternion.from_rotation_vector(path_rotvec(omega0, omega1, span, t))
+
+
+def path_max_speed(omega0, omega1, span: float, t0: float, t1: float) -> float:
+    """Largest ``|dr/dt|`` (radians per unit time) on ``[t0, t1]``.
+
+    ``dr/dt`` is affine in ``t``, so its norm is convex and peaks at an end.
+    Because ``exp`` is 1-Lipschitz from rotation vectors to rotations, the
+    camera turns by at most this speed times the elapsed time.
+    """
+    omega0 = np.asarray(omega0, dtype=np.float64)
+    omega1 = np.asarray(omega1, dtype=np.float64)
+    return max(float(np.linalg.norm(omega0 + (omega1 - omega0) * (t / span))) for t in (t0, t1))
+
+
+# -------------------------------------------------------------------- maps
+class MapBuilder:
+    """Builds ``cv2.remap`` maps from a camera to a padded equirect image.
+
+    Holds the camera rays of one ``(size, fov)`` and float32 scratch buffers, so
+    that a frame costs one ``3x3 @ 3xN`` product, one ``atan2``, one ``acos``
+    and two scale-and-shift passes, with no allocation:
+
+    ``map_x = (W / 2 pi) atan2(d_x, d_z) + W / 2 - 0.5 + pad``
+    ``map_y = (H / pi) acos(d_y) - 0.5 + pad``
+
+    (``acos(d_y) = pi/2 - phi``; ``d`` is a unit world direction). Coordinates
+    stay within ``[pad - 0.5, W - 0.5 + pad]`` x ``[pad - 0.5, H - 0.5 + pad]``,
+    inside an image padded by :func:`pad_equirect`.
+
+    Not thread-safe: the returned maps are views of its buffers, overwritten by
+    the next call.
+    """
+
+    def __init__(self, size: tuple[int, int], fov_deg: float, pano_hw: tuple[int, int], pad: int = PAD):
+        self.size = tuple(size)
+        h, w = self.size
+        self.rays = camera_rays(self.size, float(fov_deg)).reshape(3, h, w)
+        self.pano_hw = tuple(pano_hw)
+        ph, pw = self.pano_hw
+        self._world = np.empty((3, h, w), dtype=np.float32)
+        self._map_x = np.empty((h, w), dtype=np.float32)
+        self._sx = np.float32(pw / (2.0 * np.pi))
+        self._ox = np.float32(pw / 2.0 - 0.5 + pad)
+        self._sy = np.float32(ph / np.pi)
+        self._oy = np.float32(pad - 0.5)
+
+    def __call__(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, for a world <- camera matrix."""
+        rot = np.asarray(rotation, dtype=np.float64)
+        rays, world = self.rays, self._world
+        # world = R @ rays, one row at a time with OpenCV's fused a*x + y: a BLAS
+        # product of this shape is no faster and wakes BLAS threads.
+        for i in range(3):
+            np.multiply(rays[0], np.float32(rot[i, 0]), out=world[i])
+            cv2.scaleAdd(rays[1], float(rot[i, 1]), world[i], dst=world[i])
+            cv2.scaleAdd(rays[2], float(rot[i, 2]), world[i], dst=world[i])
+        map_x = self._map_x
+        np.arctan2(world[0], world[2], out=map_x)
+        map_x *= self._sx
+        map_x += self._ox
+        map_y = world[1]  # reuse the y plane in place
+        np.clip(map_y, -1.0, 1.0, out=map_y)  # rounding can leave |d_y| a hair above 1
+        np.arccos(map_y, out=map_y)
+        map_y *= self._sy
+        map_y += self._oy
+        return map_x, map_y
+
+
+def equirect_maps(q: np.quaternion, size: tuple[int, int], fov_deg: float, pano_hw: tuple[int, int],
+                  pad: int = PAD) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps (fresh arrays) of the camera ``q`` into a padded equirect image."""
+    map_x, map_y = MapBuilder(size, fov_deg, pano_hw, pad)(rotation_matrix(q))
+    return map_x.copy(), map_y.copy()

@@ -215,31 +215,35 @@ def render(spec: HighspeedSpec) -> Sample:
     sharp = np.empty_like(blur)
     latent = np.empty((spec.seq_len, spec.latent, h, w, 3), np.uint8) if spec.latent else None
     acc = np.empty((spec.size[1], spec.size[0], 3), np.float32)
+    linear = np.empty_like(acc)  # reused: the frame loop allocates nothing
 
-    def finish(image: np.ndarray, linear: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
-        """BGR source-size image -> RGB output-size uint8, resized in linear light."""
-        if spec.resize:
-            lin = response.linearize(image) if linear is None else linear
-            image = response.encode(cv2.resize(lin, spec.resize, interpolation=cv2.INTER_AREA), scale)
-        elif linear is not None:
-            image = response.encode(linear, scale)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    def finish(image: np.ndarray | None, dst: np.ndarray, scale: float = 1.0) -> None:
+        """BGR source-size image (or ``acc`` when None) -> RGB output ``dst``.
+
+        Resizing happens in linear light, so a static scene gives blur == sharp.
+        """
+        if image is None:
+            image = response.encode(cv2.resize(acc, spec.resize, interpolation=cv2.INTER_AREA)
+                                    if spec.resize else acc, scale)
+        elif spec.resize:
+            lin = cv2.resize(response.linearize(image), spec.resize, interpolation=cv2.INTER_AREA)
+            image = response.encode(lin)
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=dst)
 
     for n in range(spec.seq_len):
         base = spec.start + n * spec.T
         for j in range(spec.tau):
             frame = frames.read(base + j)
-            linear = response.linearize(frame)
             if j == 0:
-                acc[...] = linear
+                response.linearize(frame, out=acc)
             else:
-                cv2.add(acc, linear, dst=acc)
+                cv2.add(acc, response.linearize(frame, out=linear), dst=acc)
             if j == mid:
-                sharp[n] = finish(frame)
+                finish(frame, sharp[n])
             if j in latent_at:
-                latent[n, latent_at[j]] = finish(frame)
+                finish(frame, latent[n, latent_at[j]])
         # Eq. 1: the 1/tau of the average is folded into the encoder's scale.
-        blur[n] = finish(None, acc, scale=1.0 / spec.tau)
+        finish(None, blur[n], scale=1.0 / spec.tau)
 
     arrays = {"blur": blur, "sharp": sharp}
     if latent is not None:

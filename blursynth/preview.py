@@ -31,14 +31,15 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4) -> Path:
         frames = [sample.arrays["blur"][0], sample.arrays["sharp"][0]]
         titles = ["blur", "sharp"]
         if k:
-            frames += list(sample.arrays["latent"][0])
+            frames += list(sample.arrays["latent"][0])  # first frame of a sequence
             titles += [f"latent {i}" for i in range(k)]
         for ax, frame, title in zip(row, frames, titles):
             ax.imshow(np.asarray(frame))
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(title, fontsize=8)
-        desc = ", ".join(f"{key}={sample.meta[key]}" for key in ("tau", "T", "angle_deg") if key in sample.meta)
+        desc = ", ".join(f"{key}={float(np.ravel(sample.meta[key])[0]):g}" if key == "angle_deg"
+                         else f"{key}={sample.meta[key]}" for key in ("tau", "T", "angle_deg") if key in sample.meta)
         row[0].set_ylabel(f"{sample.meta['source']}\n{desc}", fontsize=7)
     fig.tight_layout()
     out = Path(out)

@@ -67,10 +67,16 @@ class Response:
     decode_table: np.ndarray
     encode_table: np.ndarray
 
-    def linearize(self, image: np.ndarray) -> np.ndarray:
-        """uint8 image -> float32 linear irradiance in [0, 1] (same shape)."""
+    def linearize(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 image -> float32 linear irradiance in [0, 1] (same shape).
+
+        ``out`` (float32, same shape) is reused when given: a hot loop then
+        allocates nothing per frame.
+        """
         if image.dtype != np.uint8:
             raise TypeError(f"linearize expects uint8, got {image.dtype}")
+        if out is not None:
+            return cv2.LUT(image, self.decode_table, dst=out)
         return cv2.LUT(image, self.decode_table)
 
     def encode(self, linear: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -84,11 +90,12 @@ class Response:
         shape = lin.shape
         # cv2 works on 2-D arrays of up to 4 channels; flatten to one row.
         flat = lin.reshape(1, -1)
-        # Clamp to [0, 1/scale] first: +inf would not saturate in cv2.multiply.
-        root = cv2.sqrt(np.clip(flat, 0.0, 1.0 / scale, dtype=np.float32))
-        # cv2.multiply with an integer dtype rounds and saturates (NaN -> 0).
+        # Clamp above first (+inf would not saturate in cv2.multiply); the square
+        # root of a negative value is NaN, which cv2.multiply turns into 0.
+        root = cv2.sqrt(cv2.min(flat, 1.0 / scale))
+        # cv2.multiply with an integer dtype rounds and saturates.
         index = cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
-        return np.take(self.encode_table, index).reshape(shape)
+        return self.encode_table[index].reshape(shape)
 
     # Float64 reference versions of the curve, for tests and plots.
     def forward(self, x: np.ndarray) -> np.ndarray:

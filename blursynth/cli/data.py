@@ -69,3 +69,42 @@ def preview(dataset, out, n):
 
     contact_sheet(dataset, out, n)
     click.echo(f"wrote {out}", err=True)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="demo-out", show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+def demo(out, workers):
+    """Run the main jobs on the built-in sample data and write previews.
+
+    Makes the synthetic 240 fps clip, a highspeed dataset from it, a panorama
+    dataset from the bundled panoramas, a contact sheet of each, and verifies both.
+    """
+    from blursynth.engine import RunOptions
+    from blursynth.highspeed import HighspeedConfig
+    from blursynth.highspeed import synthesize as synthesize_highspeed
+    from blursynth.preview import contact_sheet
+    from blursynth.shards import verify as verify_dataset
+    from blursynth.synthetic import write_sample_clip
+
+    clip = out / "clip"
+    if not clip.exists():
+        write_sample_clip(clip)
+    jobs = [("highspeed", lambda o: synthesize_highspeed(
+        HighspeedConfig(src=(str(clip),), tau=(7, 9, 11), latent=3, repeats=4), o))]
+    try:
+        from blursynth.panorama import PanoramaConfig
+        from blursynth.panorama import synthesize as synthesize_panorama
+        jobs.append(("panorama", lambda o: synthesize_panorama(PanoramaConfig(n=24, latent=3), o)))
+    except ImportError:  # pragma: no cover - the panorama pipeline ships with the package
+        pass
+    for name, job in jobs:
+        dataset = out / name
+        click.echo(f"== {name} -> {dataset}", err=True)
+        manifest = job(RunOptions(out=dataset, workers=workers, overwrite=True))
+        contact_sheet(dataset, out / f"{name}.png")
+        problems = verify_dataset(dataset)
+        if problems:
+            raise BlursynthError(f"{dataset}: {problems[0]}")
+        click.echo(f"   {sum(s['samples'] for s in manifest.shards)} samples, checksums ok, "
+                   f"preview {out / (name + '.png')}", err=True)

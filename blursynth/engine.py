@@ -30,6 +30,11 @@ from blursynth.shards import (
 
 Renderer = Callable[[object], Sample]
 
+# CPU threads each worker may use (set in the worker before rendering): cores
+# divided by workers for local runs, 1 on a Dask cluster. Renderers may use a
+# spare thread (e.g. to decode ahead); with one worker per core they stay serial.
+worker_threads = 1
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -45,6 +50,7 @@ class RunOptions:
     overwrite: bool = False
     skip_bad: bool = False
     quiet: bool = False
+    threads_per_worker: int | None = None  # None: cores // workers (1 on Dask)
 
     def __post_init__(self):
         if self.shard_size < 1:
@@ -59,15 +65,17 @@ class RunOptions:
 
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
                   fingerprint: str, index: int, compression: str, skip_bad: bool,
-                  exclude: frozenset = frozenset()):
+                  exclude: frozenset = frozenset(), threads: int = 1):
     """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
 
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
     with ``skip_bad`` a source that fails here is left out for the rest of the shard.
     """
-    # One OpenCV thread per worker: parallelism comes from the workers.
+    global worker_threads
     import cv2
+    # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
+    worker_threads = threads
     writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
                          capacity=len(specs), compression=compression)
     skipped, excluded = [], set(exclude)
@@ -198,8 +206,10 @@ def _parallel(options: RunOptions):
         stack.enter_context(client)
         stack.enter_context(joblib.parallel_config(backend="dask"))
         n_jobs = options.workers or -1
-        return stack, n_jobs
-    return contextlib.nullcontext(), options.workers or os.cpu_count() or 1
+        return stack, n_jobs, options.threads_per_worker or 1
+    cores = os.cpu_count() or 1
+    n_jobs = options.workers or cores
+    return contextlib.nullcontext(), n_jobs, options.threads_per_worker or max(1, cores // n_jobs)
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
@@ -256,14 +266,14 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 
         done = sum(len(shard_specs(k)) for k in kept)
         bar = _progress(len(specs), done, options.quiet, kind)
-        context, n_jobs = _parallel(options)
+        context, n_jobs, threads = _parallel(options)
         try:
             with context:
                 while todo:
                     exclude = bad_sources()
                     tasks = (joblib.delayed(_render_shard)(
                         renderer, shard_specs(k), out / shard_name(k), kind, config, manifest.fingerprint,
-                        k, options.compression, options.skip_bad, exclude) for k in todo)
+                        k, options.compression, options.skip_bad, exclude, threads) for k in todo)
                     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                               batch_size=1, pre_dispatch="2*n_jobs")(tasks)
                     redo = set(todo)

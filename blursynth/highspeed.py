@@ -179,11 +179,34 @@ def _video_reader(path: str, clip_id: str) -> VideoReader:
 
 
 class _Frames:
-    """Frame ``k`` of a spec's clip (absolute index), decoded once, in order."""
+    """Frames of a spec's clip (absolute indices), decoded once each, in order."""
 
     def __init__(self, spec: HighspeedSpec):
         self.spec = spec
         self.video = _video_reader(spec.path, spec.source) if spec.clip_kind == "video" else None
+
+    def stream(self, indices: list[int]):
+        """Yield the frames at ``indices`` in order.
+
+        When the worker has a spare CPU thread (``engine.worker_threads`` > 1),
+        the next frame is decoded in a background thread while the caller works
+        on the current one: at most two frames are held at a time.
+        """
+        from blursynth import engine
+
+        if engine.worker_threads < 2 or len(indices) < 2:
+            for k in indices:
+                yield self.read(k)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self.read, indices[0])
+            for i in range(len(indices)):
+                frame = pending.result()
+                if i + 1 < len(indices):
+                    pending = pool.submit(self.read, indices[i + 1])
+                yield frame
 
     def read(self, k: int) -> np.ndarray:
         spec = self.spec
@@ -230,20 +253,20 @@ def render(spec: HighspeedSpec) -> Sample:
             image = response.encode(lin)
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=dst)
 
-    for n in range(spec.seq_len):
-        base = spec.start + n * spec.T
-        for j in range(spec.tau):
-            frame = frames.read(base + j)
-            if j == 0:
-                response.linearize(frame, out=acc)
-            else:
-                cv2.add(acc, response.linearize(frame, out=linear), dst=acc)
-            if j == mid:
-                finish(frame, sharp[n])
-            if j in latent_at:
-                finish(frame, latent[n, latent_at[j]])
-        # Eq. 1: the 1/tau of the average is folded into the encoder's scale.
-        finish(None, blur[n], scale=1.0 / spec.tau)
+    order = [(n, j) for n in range(spec.seq_len) for j in range(spec.tau)]
+    stream = frames.stream([spec.start + n * spec.T + j for n, j in order])
+    for (n, j), frame in zip(order, stream):
+        if j == 0:
+            response.linearize(frame, out=acc)
+        else:
+            cv2.add(acc, response.linearize(frame, out=linear), dst=acc)
+        if j == mid:
+            finish(frame, sharp[n])
+        if j in latent_at:
+            finish(frame, latent[n, latent_at[j]])
+        if j == spec.tau - 1:
+            # Eq. 1: the 1/tau of the average is folded into the encoder's scale.
+            finish(None, blur[n], scale=1.0 / spec.tau)
 
     arrays = {"blur": blur, "sharp": sharp}
     if latent is not None:

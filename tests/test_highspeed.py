@@ -187,3 +187,20 @@ def test_config_errors(kwargs, match):
     from blursynth.errors import BlursynthError
     with pytest.raises(BlursynthError, match=match):
         HighspeedConfig(src=("x",), **kwargs)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_frame_stream_with_and_without_readahead(tmp_path, monkeypatch, threads):
+    from blursynth import engine
+    from blursynth.highspeed import HighspeedConfig, _Frames, plan
+    from blursynth.sources import discover
+
+    frames = random_frames(20, seed=30)
+    write_frames(tmp_path / "c", frames)
+    clips, _ = discover([tmp_path / "c"])
+    spec = plan(HighspeedConfig(src=(str(tmp_path / "c"),), tau=(3,), T=(4,), seq_len=2), clips)[0][1]
+    monkeypatch.setattr(engine, "worker_threads", threads)
+    indices = [spec.start, spec.start + 2, spec.start + 5]
+    got = list(_Frames(spec).stream(indices))
+    for k, frame in zip(indices, got):
+        np.testing.assert_array_equal(frame[..., ::-1], frames[k])  # BGR from the decoder

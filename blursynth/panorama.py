@@ -213,6 +213,8 @@ def check_panorama(image: np.ndarray, path, source_id: str) -> None:
 
 
 def _check_shape(w: int, h: int, path, source_id: str) -> None:
+    if h < 2:
+        raise BadSourceError(source_id, f"{path}: {w}x{h} is too small for a panorama")
     if w != 2 * h:
         raise BadSourceError(source_id, f"{path}: {w}x{h} is not an equirectangular panorama "
                                         "(the width must be twice the height)")
@@ -500,7 +502,7 @@ class TorchViews:
         self.torch = torch
         self.device = torch.device(device)
         self.size = tuple(size)
-        self.pano = torch.from_numpy(np.ascontiguousarray(pano)).to(self.device).permute(2, 0, 1)[None]
+        self.pano = torch.from_numpy(np.array(pano)).to(self.device).permute(2, 0, 1).contiguous()[None]
         self.rays = torch.from_numpy(np.array(geometry.camera_rays(self.size, float(fov)))).to(self.device)
         ph, pw = pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD
         hp, wp = pano.shape[:2]
@@ -606,7 +608,7 @@ def render(spec: PanoramaSpec) -> Sample:
         blur[j] = response.encode(total[..., :3], scale=exposure / n)
         sharp[j] = response.encode(sharp_lin[j][..., :3], scale=exposure)
         for m, o in enumerate(latent_offsets):
-            latent[j, m] = response.encode(frames[o][..., :3], scale=exposure)
+            latent[j, m] = sharp[j] if o == half else response.encode(frames[o][..., :3], scale=exposure)
         q0 = spec.orientation(j)
         q1 = spec.orientation(j + spec.duty)
         q0s.append(geometry.as_wxyz(q0))

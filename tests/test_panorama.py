@@ -352,7 +352,8 @@ def test_builtin_sample_runs_through_the_cli(tmp_path, cli):
     assert len(samples) == 4
     names = {p.name for p in builtin_panoramas()}
     assert {str(s.meta["source"]) for s in samples} == names  # one sample from each of the four files
-    assert {"source", "q0", "q1", "angle_deg", "n_frames", "fov_deg", "exposure", "seed", "index"} <= set(samples[0].meta)
+    required = {"source", "q0", "q1", "angle_deg", "n_frames", "fov_deg", "exposure", "seed", "index"}
+    assert required <= set(samples[0].meta)
     assert samples[0].arrays["latent"].shape == (1, 3, 32, 32, 3)
     assert (BUILTIN_DIR / "LICENSE.txt").exists()
 
@@ -366,6 +367,15 @@ def test_same_bytes_for_any_number_of_workers(tmp_path, small_pano, cli):
         assert result.exit_code == 0, result.output
         shas.append([s["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]])
     assert len(shas[0]) == 3 and shas[0] == shas[1]
+    assert next(iter_samples(tmp_path / "w1")).arrays["blur"].shape == (1, 24, 32, 3)  # --size is HxW
+
+    # resume: a lost shard is remade, byte for byte
+    out = tmp_path / "w1"
+    (out / "shard-00001.h5").unlink()
+    result = cli("panorama", "--src", small_pano, "--n", 6, "--size", "24x32", "--shard-size", 2,
+                 "--workers", 1, "--seed", 11, "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert [s["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]] == shas[0]
 
 
 def test_recipe_sets_defaults_and_flags_win(tmp_path, small_pano, cli):
@@ -435,7 +445,6 @@ def test_missing_or_empty_src(tmp_path, cli):
 
 
 def test_exr_without_openexr_is_a_clear_error(tmp_path, cli):
-    pytest.importorskip("numpy")
     try:
         import OpenEXR  # noqa: F401
         pytest.skip("OpenEXR is installed here")
@@ -468,3 +477,39 @@ def test_skip_bad_lists_the_bad_and_renders_the_rest(tmp_path, bad_panoramas, sm
     assert sorted(s["source"] for s in manifest.skipped) == [
         "broken.jpg", "inf.pfm", "nan.pfm", "negative.pfm", "square.png"]
     assert [str(s.meta["source"]) for s in iter_samples(out)] == ["good.png"] * 3
+
+
+def test_discovery_ids_and_duplicates(tmp_path, small_pano):
+    from blursynth.errors import BlursynthError
+    from blursynth.panorama import discover
+
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "a" / ".hidden").mkdir()
+    for rel in ("sub/x.png", "y.png", ".hidden/z.png", "notes.txt"):
+        (tmp_path / "a" / rel).write_bytes(small_pano.read_bytes())
+    found, skipped = discover([tmp_path / "a"])
+    assert [p.id for p in found] == ["sub/x.png", "y.png"] and skipped == []
+    assert found[0].size == (256, 128) and found[0].kind == "ldr"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.png").write_bytes(small_pano.read_bytes())
+    with pytest.raises(BlursynthError, match="same id 'x.png'"):
+        discover([tmp_path / "a" / "sub" / "x.png", tmp_path / "b" / "x.png"])
+
+
+@pytest.mark.parametrize("k", [0, 1, 7])
+def test_latent_counts(small_pano, k):
+    config = PanoramaConfig(src=(str(small_pano),), n=1, size=(16, 24), latent=k, seed=8)
+    (spec,), _ = plan(config)
+    sample = render(spec)
+    if k == 0:
+        assert "latent" not in sample.arrays
+        return
+    latent = sample.arrays["latent"]
+    assert latent.shape == (1, k, 16, 24, 3)
+    np.testing.assert_array_equal(latent[0, k // 2], sample.arrays["sharp"][0])  # the middle one
+    if k > 1:
+        pano = load_panorama(small_pano, "ldr", "srgb", spec.pano_width)
+        first = render_view(pano, q_of(sample.meta["q0"]), (16, 24), spec.fov)[..., :3]
+        last = render_view(pano, q_of(sample.meta["q1"]), (16, 24), spec.fov)[..., :3]
+        assert np.abs(latent[0, 0].astype(int) - srgb_encode(first)).max() <= 1
+        assert np.abs(latent[0, -1].astype(int) - srgb_encode(last)).max() <= 1

@@ -345,8 +345,12 @@ def train(config: TrainConfig) -> dict:
     wrapped = model
     if env_dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
+        # The graph is the same every step (fixed clip length). static_graph also copes with
+        # parameters the forward leaves out (F_n of the last step of a one-step clip) that
+        # the weight penalty, computed outside the forward, still reaches.
         wrapped = DistributedDataParallel(
-            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
+            static_graph=True)
     if config.compile:
         wrapped = torch.compile(wrapped)
 

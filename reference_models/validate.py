@@ -35,7 +35,11 @@ class Verdict:
                    f"({self.gain:+.2f} dB)")
         if self.teaches:
             return f"{figures}\nverdict: {dataset} teaches {model} to deblur."
-        return f"{figures}\nverdict: {dataset} does NOT teach {model} to deblur."
+        hint = ""
+        if self.steps < 2000:
+            hint = (f"\n(only {self.steps} training steps: a longer --budget, or a GPU, may change "
+                    "this; on the CPU use small --patch/--clip-len/--batch)")
+        return f"{figures}{hint}\nverdict: {dataset} does NOT teach {model} to deblur."
 
 
 def validate_dataset(dataset: str | Path, model: str = "dtb", budget_minutes: float = 10.0,

@@ -55,10 +55,9 @@ def test_a_few_dozen_steps_lower_the_loss(data, tmp_path):
         with torch.no_grad():
             return float(((model(blur) - sharp[:, 1:3]) ** 2).mean())
 
-    args = {"blocks": 2, "width": 32, "feature_channels": 16}
     torch.manual_seed(0)
-    before = loss(create_model("dtb", **args))
-    train(_config(data, tmp_path / "run", model_args=args, steps=40, batch=4, patch=32, val_every=1000,
+    before = loss(create_model("dtb", **ARGS))
+    train(_config(data, tmp_path / "run", steps=40, batch=4, patch=32, val_every=1000,
                   ckpt_every=1000, log_every=10))
     after = loss(model_from_checkpoint(tmp_path / "run")[0])
     assert after < 0.98 * before
@@ -146,7 +145,7 @@ def test_learning_rate_schedule_and_penalty():
     model = create_model("dtb", **ARGS)
     expected = sum(float((p.detach() ** 2).sum()) for n, p in model.named_parameters()
                    if n.endswith("weight"))  # conv weights only: no biases, no β
-    assert float(weight_penalty(model)) == pytest.approx(expected, rel=1e-6)
+    assert float(weight_penalty(model).detach()) == pytest.approx(expected, rel=1e-6)
 
 
 def _psnr_oracle(data: Path, sources: set[str]) -> float:

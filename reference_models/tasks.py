@@ -37,7 +37,7 @@ def _video_dataset(index: ShardIndex, refs: Sequence[SampleRef] | None, *, model
     if index.seq_len < need:
         raise BlursynthError(
             f"{index.root}: samples are {index.seq_len}-frame sequences; this model needs at least "
-            f"{need} consecutive frames (make the dataset with a sequence length of {need} or more)")
+            f"{need} consecutive frames (make the dataset with --seq-len {need} or more)")
     if clip_len is not None and clip_len < need:
         raise BlursynthError(f"--clip-len {clip_len}: the model needs at least {need} frames per clip")
     return VideoClipDataset(index, refs, clip_len=clip_len, patch=patch, augment=augment, seed=seed)

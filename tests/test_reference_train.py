@@ -212,3 +212,13 @@ def test_cli_train_eval_split_validate(data, tmp_path):
 
     r = _cli("train-reference", "nope", "--data", data, "--out", tmp_path / "x")
     assert r.exit_code == 1 and "unknown" in r.output and "Traceback" not in r.output
+
+
+def test_verdict_is_plain():
+    from reference_models.validate import Verdict
+    yes = Verdict(True, 25.3, 24.0, 1.3, 5000, 12, {})
+    no = Verdict(False, 24.0, 24.0, 0.0, 300, 12, {})
+    assert yes.message("D", "dtb").splitlines()[-1] == "verdict: D teaches dtb to deblur."
+    assert "+1.30 dB" in yes.message("D", "dtb")
+    assert no.message("D", "dtb").splitlines()[-1] == "verdict: D does NOT teach dtb to deblur."
+    assert "only 300 training steps" in no.message("D", "dtb")

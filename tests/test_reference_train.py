@@ -222,3 +222,9 @@ def test_verdict_is_plain():
     assert "+1.30 dB" in yes.message("D", "dtb")
     assert no.message("D", "dtb").splitlines()[-1] == "verdict: D does NOT teach dtb to deblur."
     assert "only 300 training steps" in no.message("D", "dtb")
+
+
+def test_bf16_autocast_training_on_cpu(data, tmp_path):
+    result = train(_config(data, tmp_path / "run", steps=2, amp="bf16", val_every=2))
+    assert np.isfinite(result["loss"]) and result["val_psnr"] > 10
+    assert load_checkpoint(tmp_path / "run")["state_dict"]["conv_in.weight"].dtype == torch.float32

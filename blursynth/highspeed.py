@@ -21,12 +21,13 @@ a whole sample at the end of a clip are dropped. See docs/highspeed.md.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from blursynth.config import resolved_config
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
@@ -93,14 +94,7 @@ class HighspeedConfig:
         return parse_response(self.response, self.gamma).name
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["src"] = [str(Path(s).resolve()) for s in self.src]
-        d["tau"] = list(self.tau)
-        d["T"] = list(self.T) if isinstance(self.T, tuple) else self.T
-        d["resize"] = list(self.resize) if self.resize else None
-        d["response"] = self.response_name
-        del d["gamma"]  # folded into the response name
-        return d
+        return resolved_config(self)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,6 +41,7 @@ import numpy as np
 import quaternion
 
 from blursynth import geometry
+from blursynth.config import resolved_config
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
@@ -66,6 +67,15 @@ def builtin_panoramas() -> list[Path]:
     return sorted(p for p in BUILTIN_DIR.iterdir() if p.suffix.lower() in LDR_EXTS | HDR_EXTS)
 
 
+def default_sources() -> tuple[str, ...]:
+    """The default ``--src``: one rendition per built-in scene, the linear .hdr.
+
+    Both renditions of a scene would be two sources with the same content, and a
+    train/test split by source would then see the same scene on both sides.
+    """
+    return tuple(str(p) for p in builtin_panoramas() if p.suffix.lower() == ".hdr")
+
+
 # ------------------------------------------------------------------ config
 @dataclass(frozen=True)
 class PanoramaConfig:
@@ -75,7 +85,7 @@ class PanoramaConfig:
     derives the frame count from ``max_step`` (see :func:`frames_per_radian`).
     """
 
-    src: tuple[str, ...] = (str(BUILTIN_DIR),)
+    src: tuple[str, ...] = field(default_factory=default_sources)
     n: int = 100
     size: tuple[int, int] = (256, 256)
     fov: float = 60.0
@@ -126,12 +136,7 @@ class PanoramaConfig:
         return parse_response(self.response, self.gamma).name
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["src"] = [str(Path(s).resolve()) for s in self.src]
-        d["size"] = list(self.size)
-        d["response"] = self.response_name
-        del d["gamma"]  # folded into the response name
-        return d
+        return resolved_config(self)
 
 
 # ----------------------------------------------------------------- sources

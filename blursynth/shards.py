@@ -141,9 +141,15 @@ class ShardWriter:
                 )
             return ds
         chunk = (1,) * (frames.ndim - 3) + frames.shape[-3:]
+        # Allocate every chunk now: HDF5 otherwise places a chunk in the file when
+        # its cache is flushed, i.e. when the last handle to the dataset closes,
+        # and the file's bytes would depend on Python object lifetimes.
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         return self._file.create_dataset(
             name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
             dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,
+            dcpl=dcpl,
         )
 
     def append(self, sample: Sample) -> None:

@@ -122,7 +122,8 @@ def test_tau_T_draws(tmp_path):
 
 
 def test_workers_1_and_2_identical(tmp_path):
-    clips = [write_frames(tmp_path / "src" / f"c{i}", random_frames(25, seed=10 + i)) for i in range(3)]
+    for i in range(3):
+        write_frames(tmp_path / "src" / f"c{i}", random_frames(25, seed=10 + i))
     m1, s1 = run_highspeed(tmp_path, [tmp_path / "src"], "one", workers=1, shard_size=2, tau=(3, 5), repeats=2)
     m2, s2 = run_highspeed(tmp_path, [tmp_path / "src"], "two", workers=2, shard_size=2, tau=(3, 5), repeats=2)
     assert len(s1) == len(s2) > 6

@@ -20,6 +20,10 @@ def main():
     blursynth highspeed --src DIR     high-speed video -> blur/sharp pairs (Kim et al. 2017)
     blursynth panorama --n N          panorama rotation blur (Argaw et al. 2021)
     blursynth verify DATASET          check shards against their checksums
+    blursynth train-reference dtb --data DIR --out RUN   train a reference deblurring model
+    blursynth eval-reference RUN --data DIR              PSNR/SSIM of output vs blurry input
+    blursynth split DATASET / validate DATASET           split by source / does it teach deblurring?
+    blursynth demo                    all of it on the built-in samples
     """
 
 

@@ -1,0 +1,23 @@
+"""What a pipeline config looks like in manifest.json and shard attributes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from blursynth.response import parse_response
+
+
+def resolved_config(config) -> dict:
+    """The JSON form of a pipeline config dataclass (``src``, ``response``, ``gamma`` fields).
+
+    Tuples become lists (as they come back from JSON, so a re-run compares equal),
+    source paths become absolute, and ``gamma`` is folded into the canonical
+    response name (``gamma:2.2``), so equivalent spellings give one identity.
+    """
+    d = json.loads(json.dumps(asdict(config)))
+    d["src"] = [str(Path(s).resolve()) for s in config.src]
+    d["response"] = parse_response(config.response, config.gamma).name
+    del d["gamma"]
+    return d

@@ -21,6 +21,8 @@ a whole sample at the end of a clip are dropped. See docs/highspeed.md.
 from __future__ import annotations
 
 import functools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,8 @@ from blursynth.shards import Manifest, Sample
 from blursynth.sources import Clip, VideoReader, decode_frame, discover
 
 KIND = "highspeed"
+# Frames decoded ahead by a worker's spare thread (held besides one exposure window).
+READAHEAD = 3
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,16 @@ class HighspeedSpec:
     resize: tuple[int, int] | None
     fps: float
     repeat: int
+    ahead: int = 0  # first frames of the same clip's next sample, decoded ahead (no effect on content)
 
     @property
     def span(self) -> int:
         return (self.seq_len - 1) * self.T + self.tau
+
+    @property
+    def ahead_indices(self) -> list[int]:
+        following = self.start + self.seq_len * self.T
+        return list(range(following, following + self.ahead))
 
 
 def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[int, int]:
@@ -154,13 +164,15 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
             span = (config.seq_len - 1) * T + tau
             for s in range(n_samples):
                 start = s * config.seq_len * T
+                ahead = min(READAHEAD, tau) if s + 1 < n_samples else 0
+                end = start + config.seq_len * T + ahead if ahead else start + span
                 index = len(specs)
                 specs.append(HighspeedSpec(
                     index=index, seed=sample_seed(config.seed, index), source=clip.id, path=clip.path,
-                    clip_kind=clip.kind, files=clip.files[start:start + span] if clip.files else (),
+                    clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=config.response_name, resize=config.resize,
-                    fps=config.fps, repeat=repeat))
+                    fps=config.fps, repeat=repeat, ahead=ahead))
     return specs, skipped
 
 
@@ -182,25 +194,38 @@ class _Frames:
     def stream(self, indices: list[int]):
         """Yield the frames at ``indices`` in order.
 
-        When the worker has a spare CPU thread (``engine.worker_threads`` > 1),
-        the next frame is decoded in a background thread while the caller works
-        on the current one: at most two frames are held at a time.
+        When the worker has a spare CPU thread (``engine.worker_threads`` > 1), a
+        background thread decodes up to ``READAHEAD`` frames ahead while the
+        caller averages and writes, so decoding never waits for end-of-exposure
+        work. It reads on into the first frames of the clip's next sample
+        (``spec.ahead``); those decodes carry over to the next ``render`` call in
+        this worker. Reads stay sequential (one thread), as videos need.
         """
         from blursynth import engine
 
-        if engine.worker_threads < 2 or len(indices) < 2:
+        if engine.worker_threads < 2:
             for k in indices:
                 yield self.read(k)
             return
-        from concurrent.futures import ThreadPoolExecutor
+        decoder = _decoder()
+        carried, decoder.carried = decoder.carried, {}
+        wanted = iter(indices + self.spec.ahead_indices)
+        pending = deque()
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.read, indices[0])
-            for i in range(len(indices)):
-                frame = pending.result()
-                if i + 1 < len(indices):
-                    pending = pool.submit(self.read, indices[i + 1])
-                yield frame
+        def request():
+            k = next(wanted, None)
+            if k is not None:
+                future = carried.pop((self.spec.path, k), None) or decoder.pool.submit(self.read, k)
+                pending.append((k, future))
+
+        for _ in range(READAHEAD):
+            request()
+        for i in range(len(indices)):
+            _, future = pending.popleft()
+            request()
+            if i == len(indices) - 1:  # what is still in flight belongs to the next sample
+                decoder.carried = {(self.spec.path, k): f for k, f in pending}
+            yield future.result()
 
     def read(self, k: int) -> np.ndarray:
         spec = self.spec
@@ -214,6 +239,20 @@ class _Frames:
             raise BadSourceError(spec.source, f"{where}: frame size {frame.shape[1]}x{frame.shape[0]} "
                                               f"differs from the clip's {spec.size[0]}x{spec.size[1]}")
         return frame
+
+
+class _Decoder:
+    """A worker process's background decoding thread and the decodes it carries
+    from one sample to the next."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-decode")
+        self.carried: dict = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder() -> _Decoder:
+    return _Decoder()
 
 
 def latent_offsets(tau: int, k: int) -> list[int]:
@@ -231,36 +270,31 @@ def render(spec: HighspeedSpec) -> Sample:
     blur = np.empty((spec.seq_len, h, w, 3), np.uint8)
     sharp = np.empty_like(blur)
     latent = np.empty((spec.seq_len, spec.latent, h, w, 3), np.uint8) if spec.latent else None
-    acc = np.empty((spec.size[1], spec.size[0], 3), np.float32)
-    linear = np.empty_like(acc)  # reused: the frame loop allocates nothing
+    linear = np.empty((spec.size[1], spec.size[0], 3), np.float32) if spec.resize else None
 
-    def finish(image: np.ndarray | None, dst: np.ndarray, scale: float = 1.0) -> None:
-        """BGR source-size image (or ``acc`` when None) -> RGB output ``dst``.
-
-        Resizing happens in linear light, so a static scene gives blur == sharp.
-        """
-        if image is None:
-            image = response.encode(cv2.resize(acc, spec.resize, interpolation=cv2.INTER_AREA)
-                                    if spec.resize else acc, scale)
-        elif spec.resize:
+    def finish(image: np.ndarray, dst: np.ndarray) -> None:
+        """BGR source-size uint8 image -> RGB output ``dst``, resized in linear light."""
+        if spec.resize:
             lin = cv2.resize(response.linearize(image), spec.resize, interpolation=cv2.INTER_AREA)
             image = response.encode(lin)
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=dst)
 
-    order = [(n, j) for n in range(spec.seq_len) for j in range(spec.tau)]
-    stream = frames.stream([spec.start + n * spec.T + j for n, j in order])
-    for (n, j), frame in zip(order, stream):
-        if j == 0:
-            response.linearize(frame, out=acc)
+    # Frames stream in exposure order; one exposure window (tau frames) is held.
+    stream = frames.stream([spec.start + n * spec.T + j for n in range(spec.seq_len) for j in range(spec.tau)])
+    for n in range(spec.seq_len):
+        window = [next(stream) for _ in range(spec.tau)]
+        finish(window[mid], sharp[n])
+        for j, k in latent_at.items():
+            finish(window[j], latent[n, k])
+        if spec.resize:
+            # Resampling is linear, so resizing the linear mean equals averaging
+            # the resized frames, at one resize per exposure instead of tau.
+            response.average(window, linear_out=linear)
+            image = response.encode(cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA))
         else:
-            cv2.add(acc, response.linearize(frame, out=linear), dst=acc)
-        if j == mid:
-            finish(frame, sharp[n])
-        if j in latent_at:
-            finish(frame, latent[n, latent_at[j]])
-        if j == spec.tau - 1:
-            # Eq. 1: the 1/tau of the average is folded into the encoder's scale.
-            finish(None, blur[n], scale=1.0 / spec.tau)
+            image = response.average(window)  # Eq. 1
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=blur[n])
+        del window
 
     arrays = {"blur": blur, "sharp": sharp}
     if latent is not None:

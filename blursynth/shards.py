@@ -141,15 +141,9 @@ class ShardWriter:
                 )
             return ds
         chunk = (1,) * (frames.ndim - 3) + frames.shape[-3:]
-        # Allocate every chunk now: HDF5 otherwise places a chunk in the file when
-        # its cache is flushed, i.e. when the last handle to the dataset closes,
-        # and the file's bytes would depend on Python object lifetimes.
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         return self._file.create_dataset(
             name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
             dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,
-            dcpl=dcpl,
         )
 
     def append(self, sample: Sample) -> None:
@@ -160,7 +154,12 @@ class ShardWriter:
                 raise ValueError(f"unknown frame array {name!r}")
             if frames.dtype != np.uint8:
                 raise TypeError(f"{name} must be uint8, got {frames.dtype}")
-            self._dataset(name, frames)[self.count] = frames
+            dataset = self._dataset(name, frames)
+            dataset[self.count] = frames
+            # HDF5 places a chunk in the file when its cache is flushed, which
+            # otherwise happens when the last handle to the dataset closes: flush
+            # now so the file's bytes follow the append order, not object lifetimes.
+            dataset.id.flush()
         if self._meta and set(sample.meta) != set(self._meta):
             raise ValueError("every sample must carry the same meta fields")
         for key, value in sample.meta.items():

@@ -111,3 +111,19 @@ def test_unknown_response_and_missing_file(tmp_path):
         parse_response(f"crf:{tmp_path / 'nope.txt'}")
     with pytest.raises(BlursynthError, match="--gamma"):
         parse_response("gamma", gamma=0)
+
+
+@pytest.mark.parametrize("name", ["gamma", "srgb"])
+def test_average_is_eq1_against_float64(name):
+    encode, decode = FORMULAS[name]
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (37, 23, 3), dtype=np.uint8) for _ in range(5)]  # odd sizes: partial bands
+    mean = np.mean([decode(f / 255.0) for f in frames], axis=0)
+    exact = 255 * encode(mean)
+    got = parse_response(name).average(frames).astype(float)
+    near_boundary = np.abs(exact % 1 - 0.5) < 0.01
+    assert np.all(got[~near_boundary] == np.rint(exact[~near_boundary]))
+    assert np.abs(got - np.rint(exact)).max() <= 1
+    linear = np.empty((37, 23, 3), np.float32)
+    assert parse_response(name).average(frames, linear_out=linear) is None
+    np.testing.assert_allclose(linear, mean, rtol=1e-5, atol=1e-7)

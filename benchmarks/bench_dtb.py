@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,24 +28,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_models import create_model  # noqa: E402
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 PAPER_FPS = {(640, 480): 24.0, (1280, 720): 8.0}  # Kim et al. 2017, GTX 1080
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_model()}, {torch.get_num_threads()} torch threads, {os.cpu_count()} logical CPUs"
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, {os.cpu_count()} logical CPUs"
 
 
 def measure(model, size, frames: int, warmup: int, device: str, amp: bool, channels_last: bool,

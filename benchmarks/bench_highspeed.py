@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -31,16 +30,7 @@ import cv2
 from blursynth.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, synthesize
 from blursynth.synthetic import write_sample_clip
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 
 def decode_only(files: list[Path]) -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -34,16 +33,7 @@ import py360convert
 
 from blursynth import geometry
 from blursynth.panorama import PanoramaConfig, builtin_panoramas, load_panorama, plan, render
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 
 def e2p_angles(q) -> tuple[float, float, float]:

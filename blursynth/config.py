@@ -9,6 +9,19 @@ from pathlib import Path
 from blursynth.response import parse_response
 
 
+class SourceConfig:
+    """Mixin of the pipeline configs (frozen dataclasses with ``src``, ``response``, ``gamma``)."""
+
+    @property
+    def response_name(self) -> str:
+        """Canonical response curve name, e.g. ``gamma:2.2``."""
+        return parse_response(self.response, self.gamma).name
+
+    def to_dict(self) -> dict:
+        """The config as recorded in manifest.json (see :func:`resolved_config`)."""
+        return resolved_config(self)
+
+
 def resolved_config(config) -> dict:
     """The JSON form of a pipeline config dataclass (``src``, ``response``, ``gamma`` fields).
 

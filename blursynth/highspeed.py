@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blursynth.config import resolved_config
+from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
@@ -43,7 +43,7 @@ READAHEAD = 3
 
 
 @dataclass(frozen=True)
-class HighspeedConfig:
+class HighspeedConfig(SourceConfig):
     """Everything that determines the content of a high-speed dataset.
 
     ``T`` is ``"auto"`` (uniform in tau..2tau-1, Kim et al. 2017), ``"tau"``
@@ -93,12 +93,6 @@ class HighspeedConfig:
             raise BlursynthError(f"--fps {self.fps}: must be positive")
         parse_response(self.response, self.gamma)  # validates --response/--gamma
 
-    @property
-    def response_name(self) -> str:
-        return parse_response(self.response, self.gamma).name
-
-    def to_dict(self) -> dict:
-        return resolved_config(self)
 
 
 @dataclass(frozen=True)

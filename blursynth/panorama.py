@@ -41,7 +41,7 @@ import numpy as np
 import quaternion
 
 from blursynth import geometry
-from blursynth.config import resolved_config
+from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
@@ -78,7 +78,7 @@ def default_sources() -> tuple[str, ...]:
 
 # ------------------------------------------------------------------ config
 @dataclass(frozen=True)
-class PanoramaConfig:
+class PanoramaConfig(SourceConfig):
     """Everything that determines the content of a panorama dataset.
 
     Angles are in degrees; ``size`` is ``(H, W)``. ``frames_per_degree=None``
@@ -131,12 +131,6 @@ class PanoramaConfig:
             bad("device", self.device, "expected cpu or cuda")
         parse_response(self.response, self.gamma)  # validates --response/--gamma
 
-    @property
-    def response_name(self) -> str:
-        return parse_response(self.response, self.gamma).name
-
-    def to_dict(self) -> dict:
-        return resolved_config(self)
 
 
 # ----------------------------------------------------------------- sources

@@ -225,49 +225,47 @@ class VideoClipDataset(_ShardDataset):
                 "index": ref.index, "start": start}
 
 
-class LatentDataset(_ShardDataset):
-    """One blurred frame and its K latent frames: ``blur`` [3, h, w], ``latent`` [K, 3, h, w] (uint8)."""
+class _FrameDataset(_ShardDataset):
+    """One blurred frame of a sample (any position t of a sequence) with its target ``target``."""
+
+    target = ""
 
     def __init__(self, index: ShardIndex, refs: Sequence[SampleRef] | None = None, **kwargs):
         super().__init__(index, refs, **kwargs)
+        self.items = [(k, t) for k in range(len(self.refs)) for t in range(index.seq_len)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key) -> dict:
+        item, rng = self._rng(key)
+        k, t = self.items[item]
+        ref = self.refs[k]
+        ys, xs, hf, vf = self._window(rng)
+        f = self._file(ref.file)
+        target = f[self.target]
+        extra = (slice(None),) * (target.ndim - 5)  # the K axis of latent frames
+        return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
+                self.target: self._frames(target[(ref.row, t, *extra, ys, xs)], hf, vf),
+                "index": ref.index, "start": t}
+
+
+class LatentDataset(_FrameDataset):
+    """One blurred frame and its K latent frames: ``blur`` [3, h, w], ``latent`` [K, 3, h, w] (uint8)."""
+
+    target = "latent"
+
+    def __init__(self, index: ShardIndex, refs: Sequence[SampleRef] | None = None, **kwargs):
         if index.n_latent == 0:
             raise BlursynthError(f"{index.root}: the dataset has no latent frames "
                                  "(make it with latent frames kept)")
-        self.items = [(k, t) for k in range(len(self.refs)) for t in range(index.seq_len)]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, key) -> dict:
-        item, rng = self._rng(key)
-        k, t = self.items[item]
-        ref = self.refs[k]
-        ys, xs, hf, vf = self._window(rng)
-        f = self._file(ref.file)
-        return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
-                "latent": self._frames(f["latent"][ref.row, t, :, ys, xs], hf, vf),
-                "index": ref.index, "start": t}
+        super().__init__(index, refs, **kwargs)
 
 
-class PairDataset(_ShardDataset):
+class PairDataset(_FrameDataset):
     """One blurred frame and its sharp frame: ``blur``, ``sharp`` uint8 [3, h, w]."""
 
-    def __init__(self, index: ShardIndex, refs: Sequence[SampleRef] | None = None, **kwargs):
-        super().__init__(index, refs, **kwargs)
-        self.items = [(k, t) for k in range(len(self.refs)) for t in range(index.seq_len)]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, key) -> dict:
-        item, rng = self._rng(key)
-        k, t = self.items[item]
-        ref = self.refs[k]
-        ys, xs, hf, vf = self._window(rng)
-        f = self._file(ref.file)
-        return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
-                "sharp": self._frames(f["sharp"][ref.row, t, ys, xs], hf, vf),
-                "index": ref.index, "start": t}
+    target = "sharp"
 
 
 class StreamSampler(Sampler):

@@ -205,3 +205,30 @@ def test_frame_stream_with_and_without_readahead(tmp_path, monkeypatch, threads)
     got = list(_Frames(spec).stream(indices))
     for k, frame in zip(indices, got):
         np.testing.assert_array_equal(frame[..., ::-1], frames[k])  # BGR from the decoder
+
+
+def test_mp4_and_frame_folder_mixed(tmp_path):
+    """A lossy mp4 beside a frame folder: the oracle decodes the mp4 itself."""
+    frames = random_frames(20, h=32, w=48, seed=40)
+    path = tmp_path / "src" / "take.mp4"
+    path.parent.mkdir()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 240, (48, 32))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    write_frames(tmp_path / "src" / "folder", random_frames(10, h=32, w=48, seed=41))
+    cap, decoded = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    assert len(decoded) == 20
+    _, samples = run_highspeed(tmp_path, [tmp_path / "src"], tau=(5,), T="tau", shard_size=2, workers=2)
+    video = [s for s in samples if s.meta["source"] == "take.mp4"]
+    assert [s.meta["source"] for s in samples] == ["folder"] * 2 + ["take.mp4"] * 4
+    for n, sample in enumerate(video):
+        blur, sharp, _ = oracle(decoded, 5 * n, 5, 5, 1)
+        assert_blur_close(sample.arrays["blur"], blur)
+        np.testing.assert_array_equal(sample.arrays["sharp"], sharp)

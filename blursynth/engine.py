@@ -69,33 +69,35 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
 
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
-    with ``skip_bad`` a source that fails here is left out for the rest of the shard.
+    with ``skip_bad`` a source that fails here is left out of the whole shard.
     """
     global worker_threads
     import cv2
     # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
     worker_threads = threads
-    writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
-                         capacity=len(specs), compression=compression)
     skipped, excluded = [], set(exclude)
-    try:
-        for spec in specs:
-            if spec.source in excluded:
-                continue
-            try:
-                sample = renderer(spec)
-            except BadSourceError as exc:
-                if not skip_bad:
-                    raise
-                skipped.append({"source": exc.source, "reason": exc.reason, "sample": spec.index})
-                excluded.add(spec.source)
-                continue
-            writer.append(sample)
-        digest = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+    while True:
+        writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
+                             capacity=len(specs), compression=compression)
+        try:
+            for spec in specs:
+                if spec.source in excluded:
+                    continue
+                try:
+                    sample = renderer(spec)
+                except BadSourceError as exc:
+                    if not skip_bad:
+                        raise
+                    skipped.append({"source": spec.source, "reason": exc.reason, "sample": spec.index})
+                    excluded.add(spec.source)
+                    break  # start the shard again: earlier samples of this source must go too
+                writer.append(sample)
+            else:
+                digest = writer.commit()
+                break
+        finally:
+            writer.abort()  # no-op after commit
     own = {spec.source for spec in specs}
     entry = {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}
     if excluded & own:
@@ -261,37 +263,37 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         def shard_specs(k):
             return specs[k * size:(k + 1) * size]
 
-        def bad_sources():
-            return frozenset(s["source"] for s in manifest.skipped if "sample" in s)
+        def needs_redo(entry) -> bool:
+            # --skip-bad drops a whole source: a shard written before a bad frame of
+            # one of its sources was found elsewhere is made again without it, so
+            # the result depends only on which sources are bad, not on the order
+            # in which work finished (or on where an earlier run was killed).
+            bad = {s["source"] for s in manifest.skipped if "sample" in s}
+            sources = {spec.source for spec in shard_specs(entry["index"])}
+            return bool((sources & bad) - set(entry.get("excluded", ())))
 
-        done = sum(len(shard_specs(k)) for k in kept)
-        bar = _progress(len(specs), done, options.quiet, kind)
+        todo += [e["index"] for e in manifest.shards if needs_redo(e)]
+        counted = set(kept)
+        bar = _progress(len(specs), sum(len(shard_specs(k)) for k in kept), options.quiet, kind)
         context, n_jobs, threads = _parallel(options)
         try:
             with context:
                 while todo:
-                    exclude = bad_sources()
+                    exclude = frozenset(s["source"] for s in manifest.skipped if "sample" in s)
                     tasks = (joblib.delayed(_render_shard)(
                         renderer, shard_specs(k), out / shard_name(k), kind, config, manifest.fingerprint,
                         k, options.compression, options.skip_bad, exclude, threads) for k in todo)
                     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                               batch_size=1, pre_dispatch="2*n_jobs")(tasks)
-                    redo = set(todo)
                     for entry, shard_skips in results:
                         manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
                         manifest.shards.append(entry)
                         manifest.skipped.extend(shard_skips)
                         manifest.save(out)
-                        if entry["index"] in redo:
-                            redo.discard(entry["index"])
-                            bar.update(0 if bar.n >= len(specs) else len(shard_specs(entry["index"])))
-                    # --skip-bad drops a whole source: shards written before a bad frame of
-                    # theirs was found elsewhere are made again without it. The result
-                    # depends only on which sources are bad, not on the order work finished.
-                    bad = bad_sources()
-                    todo = [e["index"] for e in manifest.shards
-                            if ({spec.source for spec in shard_specs(e["index"])} & bad)
-                            - set(e.get("excluded", ()))]
+                        if entry["index"] not in counted:
+                            counted.add(entry["index"])
+                            bar.update(len(shard_specs(entry["index"])))
+                    todo = [e["index"] for e in manifest.shards if needs_redo(e)]
         finally:
             bar.close()
             for stale in out.glob("*.tmp-*"):

@@ -189,3 +189,43 @@ def test_dask_unreachable_scheduler_is_one_line(tmp_path, clip, cli):
     result = cli("highspeed", "--src", clip, "--out", tmp_path / "o", "--backend", "dask",
                  "--scheduler", "tcp://127.0.0.1:1", "-q")
     assert_one_line_error(result, "--scheduler")
+
+
+def test_skip_bad_fixup_survives_a_kill(tmp_path, cli):
+    """Killed after a bad clip was found but before the shards holding its other
+    samples were made again: the re-run still drops the clip everywhere."""
+    import shutil
+    src = tmp_path / "src"
+    write_frames(src / "a", random_frames(9, seed=50))
+    b = write_frames(src / "b", random_frames(30, h=40, w=60, seed=51)[:9] + random_frames(21, h=40, w=60, seed=52))
+    args = ("highspeed", "--src", src, "--tau", "3", "--T", "tau", "--shard-size", "4", "--resize", "20x12",
+            "--workers", "1", "--skip-bad", "-q", "--out", tmp_path / "out")
+    out = tmp_path / "out"
+    assert cli(*args).exit_code == 0  # clean: a (3 samples) + b (10 samples), shard 0 holds a0-a2 and b0
+    clean_shard0 = tmp_path / "shard0-clean.h5"
+    shutil.copy(out / "shard-00000.h5", clean_shard0)
+    data = (b / "f20.png").read_bytes()
+    (b / "f20.png").write_bytes(data[:70])  # corrupt a frame of b's sample 6 (shard 2)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"] = [s for s in manifest["shards"] if s["index"] != 2]
+    (out / "shard-00002.h5").unlink()
+    manifest["complete"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert cli(*args).exit_code == 0
+    assert {s.meta["source"] for s in iter_samples(out)} == {"a"}
+    # Now the state a kill leaves before the fix-up: shard 0 still holds b's sample,
+    # the skip record is there, every shard file exists.
+    shutil.copy(clean_shard0, out / "shard-00000.h5")
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        if entry["index"] == 0:
+            entry.pop("excluded", None)
+            entry["sha256"] = file_sha256(out / "shard-00000.h5")
+            entry["samples"] = 4
+    manifest["complete"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert "b" in {s.meta["source"] for s in iter_samples(out)}
+    assert cli(*args).exit_code == 0
+    assert {s.meta["source"] for s in iter_samples(out)} == {"a"}
+    final = Manifest.load(out)
+    assert final.complete and [s["source"] for s in final.skipped] == ["b"] and "f20.png" in final.skipped[0]["reason"]

@@ -10,7 +10,8 @@ writes into the run folder:
 * ``model.pt`` — the same without the optimizer (the file to ship);
 * ``log.jsonl`` — one JSON object per logged step (loss, lr) and per
   validation (PSNR of the output and of the blurry input);
-* ``config.json`` — the resolved config.
+* ``config.json`` — the resolved config;
+* ``curves.png`` — training loss and validation PSNR (output vs blurry input).
 
 Defaults follow Kim et al. 2017, Sec. 5.2–5.3: MSE loss plus λ = 1e-5 times the
 squared L2 norm of the weights, 13-frame clips, 128×128 patches, batch 8, Adam
@@ -47,6 +48,7 @@ import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from blursynth.shards import atomic_write_bytes
+from reference_models.curves import plot_training
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "model.pt"
@@ -387,7 +389,12 @@ def train(config: TrainConfig) -> dict:
         log(f"step {step}: val PSNR {res['psnr']['output']:.2f} dB (input {res['psnr']['input']:.2f} dB)")
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=config.steps, initial=start, unit="step", desc=config.model, file=sys.stderr,
+    # Under a time budget the step count is not what ends the run: no step total, no
+    # meaningless ETA; the description says the budget instead.
+    budgeted = config.time_budget_s is not None
+    bar = tqdm(total=None if budgeted else config.steps, initial=start, unit="step",
+               desc=f"{config.model} ({config.time_budget_s:.0f} s budget)" if budgeted else config.model,
+               file=sys.stderr,
                disable=config.quiet or not is_main, dynamic_ncols=True)
     t0 = time.monotonic()
     step = start
@@ -440,6 +447,8 @@ def train(config: TrainConfig) -> dict:
             dist.destroy_process_group()
     if step == start and is_main and not (out / CHECKPOINT).exists():
         checkpoint(step)
+    if is_main and (out / LOG).exists():
+        plot_training(out)
     return {"step": step, "loss": metrics.get("loss", math.nan), "val_psnr": metrics.get("val_psnr"),
             "val_psnr_input": metrics.get("val_psnr_input"),
             "elapsed_s": time.monotonic() - t0, "run": str(out)}

@@ -19,6 +19,10 @@ from reference_models.split import make_split
 from reference_models.train import TrainConfig, train
 
 
+# Below this many steps, "no gain yet" says more about the budget than about the data.
+MIN_CONCLUSIVE_STEPS = 2000
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     teaches: bool
@@ -35,11 +39,16 @@ class Verdict:
                    f"({self.gain:+.2f} dB)")
         if self.teaches:
             return f"{figures}\nverdict: {dataset} teaches {model} to deblur."
-        hint = ""
-        if self.steps < 2000:
-            hint = (f"\n(only {self.steps} training steps: a longer --budget, or a GPU, may change "
-                    "this; on the CPU use small --patch/--clip-len/--batch)")
-        return f"{figures}{hint}\nverdict: {dataset} does NOT teach {model} to deblur."
+        if not self.conclusive:
+            return (f"{figures}\nverdict: inconclusive: no gain after only {self.steps} training steps "
+                    f"(fewer than {MIN_CONCLUSIVE_STEPS}); give a longer --budget or a GPU (on the CPU, "
+                    "small --patch/--clip-len/--batch help).")
+        return f"{figures}\nverdict: {dataset} does NOT teach {model} to deblur."
+
+    @property
+    def conclusive(self) -> bool:
+        """A gain is evidence at any step count; its absence only after enough training."""
+        return self.teaches or self.steps >= MIN_CONCLUSIVE_STEPS
 
 
 def validate_dataset(dataset: str | Path, model: str = "dtb", budget_minutes: float = 10.0,

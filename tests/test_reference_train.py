@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -201,6 +202,8 @@ def test_cli_train_eval_split_validate(data, tmp_path):
     assert r.exit_code == 0, r.output
     assert set(json.loads(r.stdout)["psnr"]) == {"output", "input", "gain"}
     assert (tmp_path / "run" / "eval-val.json").exists()
+    curves = cv2.imread(str(tmp_path / "run" / "curves.png"))  # the picture of the run
+    assert curves is not None and curves.shape[0] > 200 and curves.std() > 10
 
     r = _cli("split", data, "--val", 0.2, "--test", 0.3, "--seed", 1, "--out", tmp_path / "s.json")
     assert r.exit_code == 0 and json.loads((tmp_path / "s.json").read_text())["seed"] == 1
@@ -217,11 +220,14 @@ def test_cli_train_eval_split_validate(data, tmp_path):
 def test_verdict_is_plain():
     from reference_models.validate import Verdict
     yes = Verdict(True, 25.3, 24.0, 1.3, 5000, 12, {})
-    no = Verdict(False, 24.0, 24.0, 0.0, 300, 12, {})
     assert yes.message("D", "dtb").splitlines()[-1] == "verdict: D teaches dtb to deblur."
     assert "+1.30 dB" in yes.message("D", "dtb")
+    no = Verdict(False, 24.0, 24.0, 0.0, 5000, 12, {})
     assert no.message("D", "dtb").splitlines()[-1] == "verdict: D does NOT teach dtb to deblur."
-    assert "only 300 training steps" in no.message("D", "dtb")
+    short = Verdict(False, 24.0, 24.0, 0.0, 300, 12, {})
+    assert short.message("D", "dtb").splitlines()[-1].startswith("verdict: inconclusive")
+    assert "only 300 training steps" in short.message("D", "dtb") and not short.conclusive
+    assert Verdict(True, 24.5, 24.0, 0.5, 300, 12, {}).conclusive  # a gain counts at any step count
 
 
 def test_bf16_autocast_training_on_cpu(data, tmp_path):

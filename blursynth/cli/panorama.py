@@ -12,7 +12,7 @@ from blursynth.cli.common import Size, make_run_options, recipe_option, report, 
 @recipe_option
 @click.option("--src", multiple=True, type=click.Path(),
               help="Equirectangular panorama (jpg/png, hdr/pfm, exr) or folder, searched recursively; "
-                   "repeat for several. Default: the built-in sample.")
+                   "repeat for several. Default: the built-in sample's two .hdr panoramas.")
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")
 @click.option("--size", type=Size("HxW"), default="256x256", show_default=True, help="Render size HxW.")
 @click.option("--fov", type=float, default=60.0, show_default=True, help="Horizontal field of view, degrees.")

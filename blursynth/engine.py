@@ -77,6 +77,7 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     cv2.setNumThreads(1)
     worker_threads = threads
     skipped, excluded = [], set(exclude)
+    progress = path.with_name(f"{path.name}.tmp-{os.getpid()}.progress")  # read by the parent's bar
     while True:
         writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
                              capacity=len(specs), compression=compression)
@@ -93,11 +94,13 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
                     excluded.add(spec.source)
                     break  # start the shard again: earlier samples of this source must go too
                 writer.append(sample)
+                progress.write_text(str(writer.count))
             else:
                 digest = writer.commit()
                 break
         finally:
             writer.abort()  # no-op after commit
+            progress.unlink(missing_ok=True)
     own = {spec.source for spec in specs}
     entry = {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}
     if excluded & own:
@@ -177,6 +180,45 @@ def _progress(total: int, initial: int, quiet: bool, desc: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, disable=quiet, unit="sample", desc=desc,
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+class _LiveProgress:
+    """Moves the bar per sample, not per shard: workers write the sample count of
+    the shard they are making to ``shard-NNNNN.h5.tmp-PID.progress``; a thread
+    here adds those counts to the finished shards' samples twice a second."""
+
+    def __init__(self, bar, out: Path, done: int):
+        import threading
+
+        self.bar, self.out, self.done = bar, out, done
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        if not bar.disable:
+            self._thread.start()
+
+    def _partial(self) -> int:
+        total = 0
+        for p in self.out.glob("shard-*.progress"):
+            try:
+                total += int(p.read_text() or 0)
+            except (OSError, ValueError):  # gone or half-written: next poll
+                pass
+        return total
+
+    def _poll(self):
+        while not self._stop.wait(0.5):
+            self.show(self._partial())
+
+    def show(self, partial: int = 0):
+        self.bar.n = min(self.bar.total, self.done + partial)
+        self.bar.refresh()
+
+    def finish(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.show()
+        self.bar.close()
 
 
 def _check_reachable(address: str) -> None:
@@ -274,7 +316,8 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 
         todo += [e["index"] for e in manifest.shards if needs_redo(e)]
         counted = set(kept)
-        bar = _progress(len(specs), sum(len(shard_specs(k)) for k in kept), options.quiet, kind)
+        done = sum(len(shard_specs(k)) for k in kept)
+        live = _LiveProgress(_progress(len(specs), done, options.quiet, kind), out, done)
         context, n_jobs, threads = _parallel(options)
         try:
             with context:
@@ -292,10 +335,11 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
                         manifest.save(out)
                         if entry["index"] not in counted:
                             counted.add(entry["index"])
-                            bar.update(len(shard_specs(entry["index"])))
+                            live.done += len(shard_specs(entry["index"]))
+                            live.show()
                     todo = [e["index"] for e in manifest.shards if needs_redo(e)]
         finally:
-            bar.close()
+            live.finish()
             for stale in out.glob("*.tmp-*"):
                 stale.unlink(missing_ok=True)
         manifest.shards.sort(key=lambda e: e["index"])

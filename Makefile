@@ -16,15 +16,7 @@ $(BIN)/blursynth: pyproject.toml constraints.txt
 setup: $(BIN)/blursynth
 
 demo: setup
-	rm -rf $(DEMO)
-	$(BIN)/blursynth sample $(DEMO)/clip
-	$(BIN)/blursynth highspeed --src $(DEMO)/clip --tau 7,9,11 --latent 3 --out $(DEMO)/highspeed
-	$(BIN)/blursynth preview $(DEMO)/highspeed --out $(DEMO)/highspeed.png
-	$(BIN)/blursynth panorama --n 24 --latent 3 --out $(DEMO)/panorama
-	$(BIN)/blursynth preview $(DEMO)/panorama --out $(DEMO)/panorama.png
-	$(BIN)/blursynth verify $(DEMO)/highspeed
-	$(BIN)/blursynth verify $(DEMO)/panorama
-	@echo "demo: datasets and previews in $(DEMO)/"
+	$(BIN)/blursynth demo --out $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q -p no:logging

@@ -301,10 +301,3 @@ class MapBuilder:
         map_y *= self._sy
         map_y += self._oy
         return map_x, map_y
-
-
-def equirect_maps(q: np.quaternion, size: tuple[int, int], fov_deg: float, pano_hw: tuple[int, int],
-                  pad: int = PAD) -> tuple[np.ndarray, np.ndarray]:
-    """``cv2.remap`` maps (fresh arrays) of the camera ``q`` into a padded equirect image."""
-    map_x, map_y = MapBuilder(size, fov_deg, pano_hw, pad)(rotation_matrix(q))
-    return map_x.copy(), map_y.copy()

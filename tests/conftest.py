@@ -36,6 +36,13 @@ def random_frames(n: int, h: int = 12, w: int = 20, seed: int = 0) -> list[np.nd
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
 
 
+def run_ok(*args):
+    """Run a blursynth command in-process and require success (returns the click result)."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.fixture
 def cli():
     runner = CliRunner()

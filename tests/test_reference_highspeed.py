@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner
-
-from blursynth.cli import main
-
-pytest.importorskip("blursynth.highspeed")
-
-
-def _cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
+from conftest import run_ok
 
 
 def test_train_and_eval_on_highspeed_output(tmp_path):
     for seed in range(3):
-        _cli("sample", tmp_path / "clips" / f"c{seed}", "--frames", 40, "--size", "48x32", "--seed", seed)
+        run_ok("sample", tmp_path / "clips" / f"c{seed}", "--frames", 40, "--size", "48x32", "--seed", seed)
     data = tmp_path / "data"
-    _cli("highspeed", "--src", tmp_path / "clips", "--tau", 5, "--T", 5, "--seq-len", 4, "--out", data,
+    run_ok("highspeed", "--src", tmp_path / "clips", "--tau", 5, "--T", 5, "--seq-len", 4, "--out", data,
          "--workers", 1, "-q")
-    _cli("split", data, "--val", 0.0, "--test", 0.34, "--seed", 0)
+    run_ok("split", data, "--val", 0.0, "--test", 0.34, "--seed", 0)
     split = json.loads((data / "split.json").read_text())
     assert len(split["sources"]["test"]) == 1 and len(split["sources"]["train"]) == 2
 
     run = tmp_path / "run"
-    _cli("train-reference", "dtb", "--data", data, "--out", run, "--steps", 4, "--batch", 2, "--patch", 24,
+    run_ok("train-reference", "dtb", "--data", data, "--out", run, "--steps", 4, "--batch", 2, "--patch", 24,
          "--blocks", 1, "--width", 40, "--workers", 0, "-q")
     assert json.loads((run / "config.json").read_text())["clip_len"] == 4  # 13 shrunk to the sequences
-    out = json.loads(_cli("eval-reference", run, "--data", data, "-q").stdout)
+    out = json.loads(run_ok("eval-reference", run, "--data", data, "-q").stdout)
     assert out["split"] == "test" and out["n_frames"] == 4 * out["n_samples"] > 0
     assert 15 < out["psnr"]["input"] < 60 and abs(out["psnr"]["gain"]) < 3  # an untrained-ish model

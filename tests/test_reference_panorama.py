@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner
-
-from blursynth.cli import main
+from conftest import run_ok
 from reference_models.data import LatentDataset, ShardIndex, VideoClipDataset
-
-pytest.importorskip("blursynth.panorama")
-
-
-def _cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_panorama_sequences_train_and_evaluate(tmp_path):
     data = tmp_path / "pano"
-    _cli("panorama", "--n", 6, "--size", "40x48", "--seq-len", 4, "--latent", 3, "--out", data,
+    run_ok("panorama", "--n", 6, "--size", "40x48", "--seq-len", 4, "--latent", 3, "--out", data,
          "--workers", 1, "-q")
     index = ShardIndex(data)
     assert (index.seq_len, index.height, index.width, index.n_latent) == (4, 40, 48, 3)
@@ -31,8 +20,8 @@ def test_panorama_sequences_train_and_evaluate(tmp_path):
     assert latent["latent"].shape == (3, 3, 32, 32)
 
     run = tmp_path / "run"
-    _cli("train-reference", "dtb", "--data", data, "--out", run, "--steps", 3, "--batch", 2, "--patch", 32,
+    run_ok("train-reference", "dtb", "--data", data, "--out", run, "--steps", 3, "--batch", 2, "--patch", 32,
          "--blocks", 1, "--width", 40, "--workers", 0, "-q")
-    out = json.loads(_cli("eval-reference", run, "--data", data, "--split", "all", "-q").stdout)
+    out = json.loads(run_ok("eval-reference", run, "--data", data, "--split", "all", "-q").stdout)
     assert out["n_samples"] == 6 and out["n_frames"] == 24
     assert out["psnr"]["input"] > 10

@@ -232,6 +232,7 @@ class _Plan:
         self.specs, self.size = specs, size
 
     def shard(self, k: int) -> Sequence:
+        """The specs of shard ``k``."""
         return self.specs[k * self.size:(k + 1) * self.size]
 
 

@@ -24,7 +24,19 @@ def progress_file(shard: Path) -> Path:
 
 
 def progress_bar(total: int, initial: int, quiet: bool, desc: str):
-    """A tqdm bar on stderr counting samples (disabled with ``quiet``)."""
+    """A tqdm bar on stderr counting samples.
+
+    Parameters
+    ----------
+    total : int
+        Samples planned.
+    initial : int
+        Samples already made (resumed).
+    quiet : bool
+        Disable the bar.
+    desc : str
+        Its label (the dataset kind).
+    """
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, disable=quiet, unit="sample", desc=desc,
                 file=sys.stderr, dynamic_ncols=True, smoothing=0.1)

@@ -56,17 +56,10 @@ def cli():
 
 
 def assert_one_line_error(result, *words):
-    """A user error: non-zero exit, one line of output, no traceback, naming ``words``.
-
-    Errors raised by blursynth print ``blursynth: error: ...``; click's own
-    option errors print ``Error: ...`` after a usage hint, and count as one
-    line here only for their ``Error:`` line.
-    """
+    """A user error: non-zero exit, exactly one line of output, no traceback, naming ``words``."""
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    if lines and lines[0].startswith("Usage:"):  # click's usage error: hint lines, then the error
-        lines = [line for line in lines if line.startswith("Error:")]
     assert len(lines) == 1, result.output
     for word in words:
         assert word in lines[0], (word, lines[0])

@@ -35,8 +35,35 @@ Renderer = Callable[[object, Worker], Sample]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run (never what to make): none of these changes the output bytes
-    except ``shard_size`` and ``compression``, which are part of the identity."""
+    """How to run (never what to make).
+
+    None of these changes the output bytes except ``shard_size`` and
+    ``compression``, which are part of the dataset's identity.
+
+    Attributes
+    ----------
+    out : Path
+        The dataset folder (``--out``).
+    shard_size : int
+        Samples per shard file.
+    compression : {"none", "lzf", "gzip"}
+        HDF5 filter for frame arrays.
+    workers : int, optional
+        Worker processes (default: all cores; on Dask: all workers).
+    backend : {"loky", "dask"}
+        Local processes or an existing Dask cluster.
+    scheduler : str, optional
+        The Dask scheduler address (``backend="dask"``).
+    overwrite : bool
+        Replace a different dataset in ``out``.
+    skip_bad : bool
+        Leave unusable sources out and list them in the manifest.
+    quiet : bool
+        No progress bar.
+    threads_per_worker : int, optional
+        Threads a renderer may use (:class:`blursynth.worker.Worker`); default
+        cores // workers, 1 on Dask.
+    """
 
     out: Path
     shard_size: int = 32

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from blursynth.cli import main
 from blursynth.errors import BlursynthError
+from conftest import assert_one_line_error, run_cli
 from blursynth.shards import iter_samples
 from reference_models import is_model
 from reference_models.checkpoint import load_checkpoint
@@ -24,8 +23,7 @@ TINY = ["--model-arg", "blocks=1", "--model-arg", "width=16", "--model-arg", "fe
         "--workers", 0]
 
 
-def _cli(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+_cli = run_cli
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +35,10 @@ def test_train_reference_dtb_in_an_empty_folder(tmp_path, monkeypatch):
     """`blursynth train-reference dtb`: built-in data made once and cached, runs/dtb then runs/dtb-2."""
     monkeypatch.chdir(tmp_path)
     cache = tmp_path / "cache"
-    env = {"BLURSYNTH_CACHE": str(cache)}
+    monkeypatch.setenv("BLURSYNTH_CACHE", str(cache))
     small = ["--steps", 2, "--batch", 1, "--patch", 32, "--clip-len", 3, "--val-samples", 1, "--val-crop", 32,
              *TINY]
-    first = _cli("train-reference", "dtb", *small, env=env)
+    first = _cli("train-reference", "dtb", *small)
     assert first.exit_code == 0, first.output
     assert "no --data: making the built-in sample dataset" in first.output
     assert "run folder: runs/dtb" in first.output and "-> runs/dtb" in first.output
@@ -53,7 +51,7 @@ def test_train_reference_dtb_in_an_empty_folder(tmp_path, monkeypatch):
     assert all(len(split["sources"][k]) == 1 for k in ("train", "val", "test"))
     assert not (sample / "split.json").exists()  # the cache is never written by a run
 
-    second = _cli("train-reference", "dtb", *small, env=env)
+    second = _cli("train-reference", "dtb", *small)
     assert second.exit_code == 0, second.output
     assert "training on the built-in sample dataset" in second.output and "making" not in second.output
     assert "run folder: runs/dtb-2" in second.output and (tmp_path / "runs" / "dtb-2" / "model.pt").exists()
@@ -87,9 +85,8 @@ def test_run_makes_and_records_its_split_and_eval_never_scores_training_sources(
         other = make_split(data, val=0.0, test=0.5, seed=seed, out=tmp_path / f"s{seed}.json")
         if set(load_split(other)["sources"]["test"]) & set(ckpt["train_sources"]):
             break
-    refused = _cli("eval-reference", tmp_path / "a", "--data", data, "--split-file", other, "-q")
-    assert refused.exit_code == 1 and "trained on" in refused.output
-    assert len(refused.output.strip().splitlines()) == 1
+    assert_one_line_error(_cli("eval-reference", tmp_path / "a", "--data", data, "--split-file", other, "-q"),
+                          "trained on")
 
 
 def test_progress_line_suggests_a_budget_and_final_loss_matches_the_log(data, tmp_path, monkeypatch):
@@ -158,5 +155,4 @@ def test_validate_picks_a_model_for_the_data(data, tmp_path):
     else:
         with pytest.raises(BlursynthError, match="blur2video"):
             choose_model(pano)
-        r = _cli("validate", pano, "--budget", 0.01, "-q")
-        assert r.exit_code == 1 and "blur2video" in r.output and len(r.output.strip().splitlines()) == 1
+        assert_one_line_error(_cli("validate", pano, "--budget", 0.01, "-q"), "blur2video")

@@ -37,18 +37,25 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.T
 
     .. math:: \mathrm{PSNR}(x, y) = 10 \log_{10} \frac{R^2}{\operatorname{mean}((x - y)^2)}
 
-    Args:
-        x: images, [B, C, H, W].
-        y: reference images, same shape.
-        data_range: R, the value range (255 for 8-bit images).
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images, [B, C, H, W].
+    y : torch.Tensor
+        Reference images, same shape.
+    data_range : float
+        R, the value range (255 for 8-bit images).
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         [B] PSNR in dB, computed in float64; ``inf`` for identical images.
 
-    Example:
-        >>> x = torch.zeros(1, 3, 4, 4); y = torch.full_like(x, 255.0)
-        >>> float(psnr(x, y))
-        0.0
+    Examples
+    --------
+    >>> x = torch.zeros(1, 3, 4, 4); y = torch.full_like(x, 255.0)
+    >>> float(psnr(x, y))
+    0.0
     """
     _check_pair(x, y)
     if data_range <= 0:
@@ -81,20 +88,29 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0,
     C1 = (0.01 R)², C2 = (0.03 R)², over the "valid" pixels (those whose window
     lies inside the image). Computed in float64.
 
-    Args:
-        x: images, [B, C, H, W], values in [0, R].
-        y: reference images, same shape.
-        data_range: R (255 for 8-bit images).
-        window: window size (odd).
-        sigma: Gaussian standard deviation.
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images, [B, C, H, W], values in [0, R].
+    y : torch.Tensor
+        Reference images, same shape.
+    data_range : float
+        R (255 for 8-bit images).
+    window : int
+        Window size (odd).
+    sigma : float
+        Gaussian standard deviation.
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         [B] mean SSIM.
 
-    Example:
-        >>> x = torch.rand(2, 3, 16, 16) * 255
-        >>> ssim(x, x)
-        tensor([1., 1.], dtype=torch.float64)
+    Examples
+    --------
+    >>> x = torch.rand(2, 3, 16, 16) * 255
+    >>> ssim(x, x)
+    tensor([1., 1.], dtype=torch.float64)
     """
     _check_pair(x, y, min_size=window)
     if data_range <= 0:

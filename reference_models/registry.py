@@ -4,8 +4,8 @@ Adding a reference model means adding one file that defines the model class, a
 factory and a few ``@register_model`` constructors, and importing that file in
 ``reference_models/__init__.py`` (timm's ``_registry.py`` is the model for this).
 
-Example
--------
+Examples
+--------
 >>> from reference_models import create_model, list_models
 >>> "dtb" in list_models()
 True

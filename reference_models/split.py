@@ -33,12 +33,18 @@ def split_sources(counts: dict[str, int], val: float, test: float, seed: int) ->
     ``test`` fraction, to val if in the next ``val`` fraction, else to train.
     A split with a positive fraction gets at least one source, and train always does.
 
-    Args:
-        counts: samples per source.
-        val, test: fractions of the samples, each in [0, 1), sum < 1.
-        seed: shuffle seed.
+    Parameters
+    ----------
+    counts : dict of str to int
+        Samples per source.
+    val, test : float
+        Fractions of the samples, each in [0, 1), sum < 1.
+    seed : int
+        Shuffle seed.
 
-    Returns:
+    Returns
+    -------
+    dict of str to list of str
         ``{"train": [...], "val": [...], "test": [...]}``, each sorted.
     """
     for name, frac in (("val", val), ("test", test)):

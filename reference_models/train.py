@@ -297,7 +297,8 @@ class Trainer:
     def log(self, msg: str) -> None:
         """A note on stderr (rank 0, unless quiet)."""
         if self.env.main and not self.quiet:
-            print(msg, file=sys.stderr)
+            from tqdm.auto import tqdm
+            tqdm.write(msg, file=sys.stderr)  # on its own line, above a progress bar
 
     # ----------------------------------------------------------- set-up steps
     def _open_run_folder(self, config: TrainConfig) -> dict | None:
@@ -516,14 +517,14 @@ class Trainer:
             save_checkpoint(self.out / WEIGHTS, base)
         self.ckpt_step = step
 
-    def report_speed(self, step: int, t_first: float) -> None:
+    def report_speed(self, step: int, t_loop: float) -> None:
         """One early line: seconds per step, the time left, and a hint for long runs."""
         config = self.config
-        per_step = (time.monotonic() - t_first) / max(step - self.start - 1, 1)
+        per_step = (time.monotonic() - t_loop) / max(step - self.start, 1)
         left = per_step * (config.steps - step)
         if config.time_budget_s is not None:
             left = min(left, max(config.time_budget_s - (time.monotonic() - self.t0), 0.0))
-        eta = time.strftime("%H:%M", time.localtime(time.time() + left))
+        eta = time.strftime("%a %d %b %H:%M" if left > 20 * 3600 else "%H:%M", time.localtime(time.time() + left))
         msg = f"{per_step:.2f} s/step on {self.device}; {config.steps} steps: about {_duration(left)} left (ETA {eta})"
         if left > LONG_RUN_S and config.time_budget_s is None:
             msg += "; pass --time-budget MINUTES (or fewer --steps) to stop sooner"
@@ -543,7 +544,7 @@ class Trainer:
             self.log(f"the run in {self.out} is at step {step} >= --steps {config.steps}; nothing to do")
         self.model.train()
         batches = iter(self.loader)
-        t_first = None
+        t_loop, reported = time.monotonic(), False
         try:
             with _StopSignals() as signals:
                 while step < config.steps:
@@ -557,10 +558,11 @@ class Trainer:
                     self.optimize(batch, step)
                     step += 1
                     bar.update(1)
-                    if step == self.start + 1:
-                        t_first = time.monotonic()
-                    elif step == self.start + 4 or (step < self.start + 4 and step == config.steps):
-                        self.report_speed(step, t_first)
+                    # Early: after 3 steps, or after the first step that ends 20 s in (a slow CPU).
+                    if not reported and (step - self.start >= 3 or step == config.steps
+                                         or time.monotonic() - t_loop >= 20):
+                        self.report_speed(step, t_loop)
+                        reported = True
                     stop = budgeted and time.monotonic() - self.t0 >= config.time_budget_s
                     stop = self.env.any(stop or signals.signum is not None)
                     final = step == config.steps or stop

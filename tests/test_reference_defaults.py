@@ -56,7 +56,7 @@ def test_train_reference_dtb_in_an_empty_folder(tmp_path, monkeypatch):
     assert "training on the built-in sample dataset" in second.output and "making" not in second.output
     assert "run folder: runs/dtb-2" in second.output and (tmp_path / "runs" / "dtb-2" / "model.pt").exists()
 
-    report = _cli("eval-reference", "runs/dtb", "--data", sample, "--json", "-q")
+    report = _cli("eval-reference", "runs/dtb", "--data", sample, "--max-samples", 2, "--json", "-q")
     assert report.exit_code == 0, report.output
     assert json.loads(report.stdout)["split"] == "test"
 

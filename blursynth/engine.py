@@ -271,13 +271,31 @@ def _parallel(options: RunOptions):
 
 
 class _Plan:
-    """The specs cut into shards of ``size`` consecutive specs."""
+    """The specs cut into shards of at most ``size`` consecutive specs.
+
+    A shard holds one frame size: a new shard also starts where a spec's
+    ``frame_size`` (when specs have one) differs from the previous spec's. The
+    pipeline orders its specs so that equal sizes are consecutive.
+    """
 
     def __init__(self, specs: Sequence, size: int):
         self.specs, self.size = specs, size
+        starts, previous = [], object()
+        for i, spec in enumerate(specs):
+            key = getattr(spec, "frame_size", None)
+            if not starts or key != previous or i - starts[-1] >= size:
+                starts.append(i)
+            previous = key
+        self.starts = starts
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every shard but the last holds exactly ``size`` specs."""
+        return self.starts == list(range(0, len(self.specs), self.size))
 
     def shard(self, k: int) -> Sequence:
-        return self.specs[k * self.size:(k + 1) * self.size]
+        end = self.starts[k + 1] if k + 1 < len(self.starts) else len(self.specs)
+        return self.specs[self.starts[k]:end]
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
@@ -313,10 +331,11 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         The final manifest, also saved as ``manifest.json``.
     """
     out = Path(options.out)
-    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
-                        shard_size=options.shard_size, compression=options.compression)
-    manifest = _prepare_out(out, manifest, options.overwrite)
     shards = _Plan(specs, options.shard_size)
+    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
+                        shard_size=options.shard_size, compression=options.compression,
+                        shard_starts=None if shards.uniform else shards.starts)
+    manifest = _prepare_out(out, manifest, options.overwrite)
     with _locked(out):
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
@@ -360,7 +379,7 @@ def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tup
             manifest.shards.append(entry)
     kept = {e["index"] for e in manifest.shards}
     manifest.skipped = [s for s in manifest.skipped
-                        if "sample" not in s or s["sample"] // manifest.shard_size in kept]
+                        if "sample" not in s or manifest.shard_of(s["sample"]) in kept]
     manifest.complete = False
     return todo, kept
 

@@ -11,6 +11,7 @@ leaves a dataset from which a re-run resumes.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -219,10 +220,21 @@ class Manifest:
     skipped: list[dict] = field(default_factory=list)
     complete: bool = False
     version: str = __version__
+    # First sample of each shard when shards are not all ``shard_size`` long
+    # (a new shard starts where the frame size changes); None: uniform shards.
+    shard_starts: list[int] | None = None
 
     @property
     def n_shards(self) -> int:
+        if self.shard_starts is not None:
+            return len(self.shard_starts)
         return -(-self.n_samples // self.shard_size) if self.n_samples else 0
+
+    def shard_of(self, sample: int) -> int:
+        """The index of the shard that holds sample ``sample``."""
+        if self.shard_starts is None:
+            return sample // self.shard_size
+        return bisect.bisect_right(self.shard_starts, sample) - 1
 
     @property
     def fingerprint(self) -> str:
@@ -230,16 +242,20 @@ class Manifest:
 
     def identity(self) -> dict:
         """What must match for a re-run to resume instead of refusing."""
-        return {"config": self.config, "seed": self.seed, "shard_size": self.shard_size,
-                "compression": self.compression, "n_samples": self.n_samples}
+        identity = {"config": self.config, "seed": self.seed, "shard_size": self.shard_size,
+                    "compression": self.compression, "n_samples": self.n_samples}
+        if self.shard_starts is not None:
+            identity["shard_starts"] = self.shard_starts
+        return identity
 
     def to_json(self) -> dict:
+        layout = {} if self.shard_starts is None else {"shard_starts": self.shard_starts}
         return {
             "format": SCHEMA, "format_version": FORMAT_VERSION, "kind": self.kind,
             "blursynth_version": self.version, "seed": self.seed, "config": self.config,
             "fingerprint": self.fingerprint, "n_samples": self.n_samples,
             "shard_size": self.shard_size, "compression": self.compression,
-            "n_shards": self.n_shards, "complete": self.complete,
+            "n_shards": self.n_shards, **layout, "complete": self.complete,
             "samples_written": sum(s["samples"] for s in self.shards),
             "shards": sorted(self.shards, key=lambda s: s["index"]), "skipped": self.skipped,
         }
@@ -262,7 +278,7 @@ class Manifest:
                    n_samples=data["n_samples"], shard_size=data["shard_size"],
                    compression=data["compression"], shards=data["shards"],
                    skipped=data.get("skipped", []), complete=data["complete"],
-                   version=data.get("blursynth_version", "?"))
+                   version=data.get("blursynth_version", "?"), shard_starts=data.get("shard_starts"))
 
 
 # ------------------------------------------------------------------ reading

@@ -339,6 +339,8 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     with _locked(out):
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
+        if kept and not options.quiet:
+            print(f"resuming: {len(kept)} of {manifest.n_shards} shards done", file=sys.stderr)
         manifest.save(out)
         todo += _needing_redo(manifest, shards)
         done = sum(len(shards.shard(k)) for k in kept)
@@ -418,7 +420,7 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
         while todo:
             exclude = _bad_sources(manifest)
             tasks = (joblib.delayed(_render_shard)(
-                renderer, shards.shard(k), out / shard_name(k), manifest.kind, manifest.config,
+                renderer, shards.shard(k), out.absolute() / shard_name(k), manifest.kind, manifest.config,
                 manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads)
                 for k in todo)
             results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",

@@ -309,7 +309,7 @@ def iter_samples(out: Path) -> Iterator[Sample]:
 
 
 def describe(out: Path) -> dict:
-    """A summary of a dataset (the ``info`` command).
+    """A summary of a dataset, as a whole and per source (the ``info`` command).
 
     Parameters
     ----------
@@ -321,18 +321,44 @@ def describe(out: Path) -> dict:
     dict
         ``kind``, ``complete``, ``samples`` (written), ``planned``, ``shards``,
         ``skipped`` (count), ``sample_shape`` (per frame array, from the first
-        shard), ``seed`` and ``config``; JSON-serializable.
+        shard), ``frame_sizes`` (``"WxH"`` -> samples), ``bytes`` (shard files),
+        ``seed``, ``config`` and ``sources``: per source id, its ``samples``,
+        ``frame_sizes``, ``bytes`` (its share of each shard, by sample count:
+        frames of one shard all have one size) and, for highspeed data,
+        ``tau_T`` (``"tau/T"`` -> samples). JSON-serializable.
     """
     manifest = Manifest.load(out)
-    shapes = {}
-    if manifest.shards:
-        with open_shard(Path(out) / manifest.shards[0]["file"]) as f:
-            shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+    shapes, sizes, sources, total_bytes = {}, {}, {}, 0
+    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
+        path = Path(out) / entry["file"]
+        shard_bytes = path.stat().st_size
+        total_bytes += shard_bytes
+        with open_shard(path) as f:
+            if not shapes:
+                shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+            n = int(f.attrs["samples"])
+            if not n:
+                continue
+            size = f"{f['blur'].shape[3]}x{f['blur'].shape[2]}"
+            meta = read_meta(f)
+        sizes[size] = sizes.get(size, 0) + n
+        for row in range(n):
+            info = sources.setdefault(str(meta["source"][row]), {"samples": 0, "frame_sizes": {}, "bytes": 0})
+            info["samples"] += 1
+            info["frame_sizes"][size] = info["frame_sizes"].get(size, 0) + 1
+            info["bytes"] += shard_bytes / n
+            if "tau" in meta and "T" in meta:
+                key = f"{int(meta['tau'][row])}/{int(meta['T'][row])}"
+                hist = info.setdefault("tau_T", {})
+                hist[key] = hist.get(key, 0) + 1
+    for info in sources.values():
+        info["bytes"] = int(round(info["bytes"]))
     return {
         "kind": manifest.kind, "complete": manifest.complete,
         "samples": sum(s["samples"] for s in manifest.shards), "planned": manifest.n_samples,
         "shards": len(manifest.shards), "skipped": len(manifest.skipped), "sample_shape": shapes,
-        "seed": manifest.seed, "config": manifest.config,
+        "frame_sizes": sizes, "bytes": total_bytes, "seed": manifest.seed, "config": manifest.config,
+        "sources": dict(sorted(sources.items())),
     }
 
 

@@ -59,7 +59,9 @@ class ShardIndex:
     manifest : Manifest
     refs : list of SampleRef, in global index order.
     seq_len : L, frames per sample.
-    height, width : frame size.
+    height, width : frame size; the smallest of the shards when shards differ
+        (blursynth writes one frame size per shard, docs/format.md).
+    sizes : dict of shard file name to (height, width).
     n_latent : K latent frames per blurred frame (0 if the dataset has none).
     """
 
@@ -69,6 +71,7 @@ class ShardIndex:
         refs: list[SampleRef] = []
         shape = None
         n_latent = 0
+        self.sizes: dict[str, tuple[int, int]] = {}
         for entry in sorted(self.manifest.shards, key=lambda s: s["index"]):
             path = self.root / entry["file"]
             try:
@@ -79,6 +82,7 @@ class ShardIndex:
                     if shape is None:
                         shape = f["blur"].shape[1:]
                         n_latent = f["latent"].shape[2] if "latent" in f else 0
+                    self.sizes[entry["file"]] = tuple(int(v) for v in f["blur"].shape[2:4])
                     n = int(f.attrs["samples"])
             except OSError as exc:
                 raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
@@ -90,7 +94,9 @@ class ShardIndex:
         if not refs:
             raise BlursynthError(f"{self.root}: the dataset holds no samples")
         self.refs = sorted(refs, key=lambda r: r.index)
-        self.seq_len, self.height, self.width = int(shape[0]), int(shape[1]), int(shape[2])
+        self.seq_len = int(shape[0])
+        self.height = min(h for h, _ in self.sizes.values())
+        self.width = min(w for _, w in self.sizes.values())
         self.n_latent = int(n_latent)
 
     def __len__(self) -> int:
@@ -158,8 +164,8 @@ class _ShardDataset(Dataset):
             f.close()
         self._files = {}
 
-    def _window(self, rng: np.random.Generator | None) -> tuple[slice, slice, bool, bool]:
-        h, w = self.index.height, self.index.width
+    def _window(self, rng: np.random.Generator | None, ref: SampleRef) -> tuple[slice, slice, bool, bool]:
+        h, w = self.index.sizes[ref.file]
         if self.patch is None:
             return slice(0, h), slice(0, w), False, False
         p = self.patch
@@ -217,7 +223,7 @@ class VideoClipDataset(_ShardDataset):
         item, rng = self._rng(key)
         k, start = self.items[item]
         ref = self.refs[k]
-        ys, xs, hf, vf = self._window(rng)
+        ys, xs, hf, vf = self._window(rng, ref)
         f = self._file(ref.file)
         t = slice(start, start + self.clip_len)
         return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
@@ -241,7 +247,7 @@ class _FrameDataset(_ShardDataset):
         item, rng = self._rng(key)
         k, t = self.items[item]
         ref = self.refs[k]
-        ys, xs, hf, vf = self._window(rng)
+        ys, xs, hf, vf = self._window(rng, ref)
         f = self._file(ref.file)
         target = f[self.target]
         extra = (slice(None),) * (target.ndim - 5)  # the K axis of latent frames

@@ -54,12 +54,12 @@ def panorama(**kw):
     """
     from blursynth.panorama import PanoramaConfig, synthesize
 
+    options = make_run_options(kw)
     ctx = click.get_current_context()
     w, h = kw["size"]
     if w != h and ctx.get_parameter_source("size") not in (ParameterSource.DEFAULT, None):
         click.echo(f"blursynth: note: --size is now WxH (it was HxW): rendering {w} wide, {h} high", err=True)
     kw["size"] = kw["size"][::-1]  # PanoramaConfig.size is (H, W)
-    options = make_run_options(kw)
     src = tuple(kw.pop("src") or ())
     config = PanoramaConfig(**({"src": src} if src else {}), **kw)
     report(synthesize(config, options), options.out)

@@ -132,16 +132,31 @@ class HighspeedSpec:
 
     @property
     def span(self) -> int:
+        """Source frames the sample covers: ``(L - 1) T + tau``."""
         return (self.seq_len - 1) * self.T + self.tau
 
     @property
     def ahead_indices(self) -> list[int]:
+        """Indices of the frames of the clip's next sample that are decoded ahead."""
         following = self.start + self.seq_len * self.T
         return list(range(following, following + self.ahead))
 
 
 def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[int, int]:
-    """(tau, T) of one clip and repeat, from a stream keyed by the clip id."""
+    """``(tau, T)`` of one clip and repeat, from a stream keyed by the clip id.
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+    clip_id : str
+        The clip's id; the draw does not depend on the other clips.
+    repeat : int
+        Which pass over the clip (``--repeats``).
+
+    Returns
+    -------
+    tau, T : int
+    """
     rng = source_rng(config.seed, clip_id, repeat)
     tau = int(rng.choice(config.tau))
     if config.T == "auto":
@@ -181,11 +196,30 @@ def clip_fps(config: HighspeedConfig, clip: Clip) -> float:
 
 
 def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
-    """Pure: config + probed clips -> (specs, skipped). Specs are in index order.
+    """Pure: config + probed clips -> ``(specs, skipped)``, specs in index order.
 
     Samples are grouped by the size of their frames, in the order in which each
     size first occurs among the (sorted) clips, so that the engine can give each
     shard one frame size; with one size this is the plain clip order.
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+    clips : list of Clip
+        The probed clips (:func:`blursynth.sources.clips.discover`).
+    skip_bad : bool
+        List clips too short for one sample instead of raising.
+
+    Returns
+    -------
+    specs : list of HighspeedSpec
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per clip too short.
+
+    Raises
+    ------
+    BadSourceError
+        A clip too short for one sample, without ``skip_bad``.
     """
     specs, skipped = [], []
     for clip in clips:
@@ -232,6 +266,7 @@ class Decoder:
         self.carried: dict = {}
 
     def close(self):
+        """Stop the decoding thread and drop the decodes carried."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.carried = {}
 
@@ -312,7 +347,19 @@ class FrameStream:
 
 
 def latent_offsets(tau: int, k: int) -> list[int]:
-    """Offsets j of the K latent frames within an exposure (first and last included)."""
+    """Offsets ``j`` of the ``K`` latent frames within an exposure (first and last included).
+
+    Parameters
+    ----------
+    tau : int
+        Frames in the exposure.
+    k : int
+        Latent frames, ``K >= 2`` with ``K - 1`` dividing ``tau - 1``.
+
+    Returns
+    -------
+    list of int
+    """
     return [i * (tau - 1) // (k - 1) for i in range(k)]
 
 
@@ -400,6 +447,22 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     instead, announced as a :class:`~blursynth.errors.BlursynthWarning` and
     recorded as ``src_fallback`` in the manifest's config
     (:func:`blursynth.sources.clips.sample_fallback`).
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+        What to make.
+    options : RunOptions
+        Where and how to run.
+
+    Returns
+    -------
+    Manifest
+
+    Raises
+    ------
+    BlursynthError
+        No usable clip, or some but not all ``--src`` entries missing.
     """
     sources, fallback = sample_fallback(config.src)
     if fallback:

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,8 +43,9 @@ class RunOptions:
 
     Attributes
     ----------
-    out : Path
-        The dataset folder (``--out``).
+    out : Path, optional
+        The dataset folder (``--out``); None: :func:`default_out` of the kind,
+        ``./highspeed-out`` or ``./panorama-out``.
     shard_size : int
         Samples per shard file.
     compression : {"none", "lzf", "gzip"}
@@ -65,7 +67,7 @@ class RunOptions:
         cores // workers, 1 on Dask.
     """
 
-    out: Path
+    out: Path | None = None
     shard_size: int = 32
     compression: str = "none"
     workers: int | None = None
@@ -252,6 +254,19 @@ def _parallel(options: RunOptions):
     return contextlib.nullcontext(), n_jobs, options.threads_per_worker or max(1, cores // n_jobs)
 
 
+def default_out(kind: str) -> Path:
+    """The dataset folder of a run without ``--out``: ``./KIND-out`` in the current folder."""
+    return Path(f"{kind}-out")
+
+
+def _announce(out: Path, options: RunOptions) -> None:
+    """Say where the data goes, once the folder is known to be usable."""
+    if options.out is None:
+        print(f"blursynth: writing to {out}/ (the default; pass --out DIR to choose)", file=sys.stderr)
+    elif not options.quiet:
+        print(f"blursynth: writing to {out}/", file=sys.stderr)
+
+
 class _Plan:
     """The specs cut into shards of at most ``size`` consecutive specs.
 
@@ -313,17 +328,18 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     Manifest
         The final manifest, also saved as ``manifest.json``.
     """
-    out = Path(options.out)
+    out = default_out(kind) if options.out is None else Path(options.out)
     shards = _Plan(specs, options.shard_size)
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression,
                         shard_starts=None if shards.uniform else shards.starts)
     manifest = _prepare_out(out, manifest, options.overwrite)
+    _announce(out, options)
     with _locked(out):
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
         if kept and not options.quiet:
-            print(f"resuming: {len(kept)} of {manifest.n_shards} shards done", file=sys.stderr)
+            print(f"blursynth: resuming: {len(kept)} of {manifest.n_shards} shards done", file=sys.stderr)
         manifest.save(out)
         todo += _needing_redo(manifest, shards)
         done = sum(len(shards.shard(k)) for k in kept)

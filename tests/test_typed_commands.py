@@ -35,10 +35,10 @@ def test_highspeed_as_typed_in_an_empty_folder(tmp_path, monkeypatch, cli):
     result = cli("highspeed", "--tau", "7,9,11", "--src", "gopro/")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("blursynth:")]
-    assert "highspeed-out" in lines[0]
+    assert "blursynth: writing to highspeed-out/ (the default; pass --out DIR to choose)" in lines[:2]
     notes = [line for line in lines if "gopro/ does not exist" in line and "built-in 240 fps sample clip" in line]
-    assert len(notes) == 2 and lines[-1] == notes[1]  # at the start and again at the end
-    assert "highspeed-out/" in result.output.splitlines()[-1]
+    assert len(notes) == 2 and lines.index(notes[0]) < 2 and lines[-1] == notes[1]  # at the start and the end
+    assert "-> highspeed-out/" in result.output.splitlines()[-1]
     out = tmp_path / "highspeed-out"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["highspeed-out"]
     manifest = Manifest.load(out)
@@ -72,7 +72,8 @@ def test_panorama_as_typed_in_an_empty_folder(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     result = cli("panorama", "--n", 3, "--size", "40x24")
     assert result.exit_code == 0, result.output
-    assert "panorama-out" in result.output.splitlines()[0]
+    assert "blursynth: writing to panorama-out/ (the default; pass --out DIR to choose)" in result.output
+    assert "-> panorama-out/" in result.output.splitlines()[-1]
     assert "--size is now WxH" in result.output  # 40x24 is not square: the order matters
     out = tmp_path / "panorama-out"
     samples = list(iter_samples(out))

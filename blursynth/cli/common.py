@@ -158,31 +158,20 @@ def run_options(func):
     return func
 
 
-def default_out(command: str) -> Path:
-    """The output folder of a synthesis command run without ``--out``: ``./COMMAND-out``."""
-    return Path(f"{command}-out")
-
-
 def make_run_options(kw: dict):
-    """Pop the run options out of a command's keyword arguments.
-
-    Without ``--out`` the output goes to :func:`default_out` of the command; the
-    folder is announced either way, before the run starts.
-    """
+    """Pop the run options out of a command's keyword arguments (no ``--out``: the
+    engine's default folder, :func:`blursynth.engine.default_out`)."""
     from blursynth.engine import RunOptions
     keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
             "skip_bad", "quiet")
-    args = {k: kw.pop(k) for k in keys}
-    if args["out"] is None:
-        args["out"] = default_out(click.get_current_context().info_name)
-        click.echo(f"blursynth: writing to {args['out']}/ (the default; pass --out DIR to choose)", err=True)
-    else:
-        click.echo(f"blursynth: writing to {args['out']}/", err=True)
-    return RunOptions(**args)
+    return RunOptions(**{k: kw.pop(k) for k in keys})
 
 
 def report(manifest, out) -> None:
     """The summary line after a run, after any note that must be repeated at the end."""
+    from blursynth.engine import default_out
+
+    out = default_out(manifest.kind) if out is None else out
     fallback = manifest.config.get("src_fallback")
     if fallback:
         click.echo(f"blursynth: {fallback['note']}", err=True)

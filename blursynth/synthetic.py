@@ -106,12 +106,15 @@ SAMPLE_CLIP = "sample-240fps"
 
 
 def cache_dir() -> Path:
-    """Where blursynth keeps files it makes once per user: ``$XDG_CACHE_HOME/blursynth``
-    (default ``~/.cache/blursynth``)."""
+    """Where blursynth keeps what it makes once per user (the sample clip, the sample
+    datasets of ``train-reference``): ``$BLURSYNTH_CACHE``, else
+    ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth``."""
     import os
 
+    if os.environ.get("BLURSYNTH_CACHE"):
+        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blursynth"
+    return Path(base).expanduser() / "blursynth"
 
 
 def cached_sample_clip() -> Path:
@@ -132,7 +135,7 @@ def cached_sample_clip() -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{SAMPLE_CLIP}-", dir=final.parent))
     except OSError as exc:
         raise BlursynthError(f"{final.parent}: cannot write the built-in sample clip there ({exc.strerror}); "
-                             "set XDG_CACHE_HOME to a writable folder") from None
+                             "set BLURSYNTH_CACHE to a writable folder") from None
     try:
         write_sample_clip(tmp)
         tmp.rename(final)

@@ -24,13 +24,13 @@ def _private_cache(tmp_path_factory):
     """Files blursynth caches per user (the built-in sample clip) go to a folder of this session."""
     import os
 
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    old = os.environ.get("BLURSYNTH_CACHE")
+    os.environ["BLURSYNTH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     yield
     if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
+        os.environ.pop("BLURSYNTH_CACHE", None)
     else:
-        os.environ["XDG_CACHE_HOME"] = old
+        os.environ["BLURSYNTH_CACHE"] = old
 
 
 def write_frames(folder: Path, frames: list[np.ndarray], ext: str = ".png", name: str = "f{:d}") -> Path:

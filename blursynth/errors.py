@@ -20,3 +20,8 @@ class BadSourceError(BlursynthError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+    def __reduce__(self):
+        # Rebuilt from (source, reason) when it crosses a process boundary (a
+        # worker's error reaches the parent as the same one-line error).
+        return type(self), (self.source, self.reason)

@@ -472,19 +472,16 @@ def test_skip_bad_lists_the_bad_and_renders_the_rest(tmp_path, bad_panoramas, sm
     # .pfm files have good headers and fail when a worker loads them. 8 samples
     # over the 4 panoramas left (good, inf, nan, negative): 2 each, so every
     # bad one is loaded and found; the samples of the bad ones are dropped.
+    # (tests/test_panorama_scale.py checks render-time skips with 1 and 2 workers)
     (bad_panoramas / "good.png").write_bytes(small_pano.read_bytes())
-    shas = []
-    for workers in (1, 2):
-        out = tmp_path / f"out{workers}"
-        result = cli("panorama", "--src", bad_panoramas, "--n", 8, "--size", "16x16", "--skip-bad", "--out", out,
-                     "-q", "--workers", workers, "--shard-size", 2)
-        assert result.exit_code == 0, result.output
-        manifest = Manifest.load(out)
-        assert sorted(s["source"] for s in manifest.skipped) == [
-            "broken.jpg", "inf.pfm", "nan.pfm", "negative.pfm", "square.png"]
-        assert [str(s.meta["source"]) for s in iter_samples(out)] == ["good.png"] * 2
-        shas.append([s["sha256"] for s in manifest.shards])
-    assert shas[0] == shas[1]
+    out = tmp_path / "out"
+    result = cli("panorama", "--src", bad_panoramas, "--n", 8, "--size", "16x16", "--skip-bad", "--out", out,
+                 "-q", "--workers", 1, "--shard-size", 2)
+    assert result.exit_code == 0, result.output
+    manifest = Manifest.load(out)
+    assert sorted(s["source"] for s in manifest.skipped) == [
+        "broken.jpg", "inf.pfm", "nan.pfm", "negative.pfm", "square.png"]
+    assert [str(s.meta["source"]) for s in iter_samples(out)] == ["good.png"] * 2
 
 
 def test_discovery_ids_and_duplicates(tmp_path, small_pano):

@@ -99,22 +99,32 @@ def _read_exr(path: Path, source_id: str) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def jpeg_reduction(width: int, target: int) -> int:
-    """The largest libjpeg scale-down ``r`` in (8, 4, 2, 1) with ``ceil(width / r) >= target``.
+# The reduced JPEG decode must leave at least this many times the working
+# width, so that the linear-light area resampling that follows averages over
+# several of its pixels (docs/panorama.md, "Resolution": measured accuracy).
+REDUCED_MARGIN = 1.5
 
-    libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 of its size by computing fewer
-    output samples of each 8x8 DCT block (``cv2.IMREAD_REDUCED_COLOR_r``), which
-    costs a fraction of a full decode; the result is at least ``target`` wide,
-    so the linear-light area resampling that follows still only shrinks it.
+
+def jpeg_reduction(width: int, target: int) -> int:
+    """The libjpeg scale-down ``r`` (4, 2 or 1) at which to decode a JPEG ``width`` wide.
+
+    libjpeg decodes a JPEG at 1/2 or 1/4 of its size by computing fewer output
+    samples of each 8x8 DCT block (``cv2.IMREAD_REDUCED_COLOR_r``), at a
+    fraction of the cost of a full decode. Those samples are averages in the
+    encoded (gamma) domain, not in linear light, and the area resampling to
+    ``target`` that follows can only average whole reduced pixels. So ``r`` is
+    the largest of 4 and 2 with ``ceil(width / r) >= REDUCED_MARGIN * target``
+    (1 if neither is): e.g. a 9104-wide SUN360 panorama and the default camera
+    (``target`` 1394) give 4. 1/8 is never used: its 8x8 block means differ
+    from linear-light means by too much on textured content (docs/panorama.md).
     """
-    for r in (8, 4, 2):
-        if -(-width // r) >= target:
+    for r in (4, 2):
+        if -(-width // r) >= REDUCED_MARGIN * target:
             return r
     return 1
 
 
-_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8}
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
 
 
 def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) -> np.ndarray:
@@ -128,7 +138,7 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
     source_id : str
         Named in errors (and by ``--skip-bad``).
     reduction : int
-        1, 2, 4 or 8: decode a JPEG at that fraction of its size
+        1, 2 or 4: decode a JPEG at that fraction of its size
         (:func:`jpeg_reduction`); ignored for other files.
 
     Raises
@@ -148,11 +158,11 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
             # plan time is then the size decoded here.
             flags = (_REDUCED[reduction] if jpeg else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
         else:
-            flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR
+            flags = cv2.IMREAD_UNCHANGED  # OpenCV 5 cannot read a grey PFM as colour
         image = cv2.imread(str(path), flags)
         if image is None:
             raise BadSourceError(source_id, f"{path}: not a readable image")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         if kind == "hdr":
             image = image.astype(np.float32, copy=False)
         elif jpeg and reduction > 1:
@@ -308,8 +318,8 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
                   source_id: str | None = None) -> np.ndarray:
     """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
 
-    A JPEG at least twice as wide as ``width`` is decoded at 1/2, 1/4 or 1/8 of
-    its size (:func:`jpeg_reduction`). Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`) and padded by
+    A JPEG at least three times as wide as ``width`` is decoded at 1/2 or 1/4
+    of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`) and padded by
     :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
     keyed by path, modification time and size, so a worker decodes a panorama
     once for all the samples it renders from it.

@@ -133,13 +133,19 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
     Parameters
     ----------
     path : str or Path
-    kind : str
-        ``"ldr"`` or ``"hdr"``.
+        A .jpg/.png, .hdr, .pfm or .exr file (.exr needs the OpenEXR bindings).
+    kind : {"ldr", "hdr"}
+        How to decode it (see :func:`kind_of`).
     source_id : str
-        Named in errors (and by ``--skip-bad``).
+        The panorama's id, named in errors (and by ``--skip-bad``).
     reduction : int
         1, 2 or 4: decode a JPEG at that fraction of its size
         (:func:`jpeg_reduction`); ignored for other files.
+
+    Returns
+    -------
+    ndarray
+        ``[H, W, 3]`` RGB, uint8 or float32.
 
     Raises
     ------
@@ -174,7 +180,15 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
 def check_panorama(image: np.ndarray, path, source_id: str) -> None:
     """Raise :class:`BadSourceError` unless ``image`` is a usable 2:1 panorama.
 
-    Float images (HDR radiance) must also be finite and non-negative.
+    Parameters
+    ----------
+    image : ndarray
+        ``[H, W, C]``; float images (HDR radiance) must hold finite,
+        non-negative values.
+    path : str or Path
+        The file it came from, named in the error.
+    source_id : str
+        The panorama's id.
     """
     h, w = image.shape[:2]
     _check_shape(w, h, path, source_id)
@@ -205,6 +219,17 @@ def image_size(path: str | Path, source_id: str) -> tuple[int, int]:
 
     ``.exr`` is the exception: it is decoded (see docs/panorama.md).
 
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    source_id : str
+        Its id, named in errors.
+
+    Returns
+    -------
+    (int, int)
+
     Raises
     ------
     BadSourceError
@@ -230,7 +255,23 @@ def probe(path: str | Path, source_id: str) -> Panorama:
 
     Pixels are not decoded (except ``.exr``): NaN or negative HDR radiance is
     found by the worker that loads the panorama (:func:`read_image`), so that
-    planing a large collection costs a few hundred bytes per file.
+    planning a large collection costs a few hundred bytes per file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    source_id : str
+        Its id (the path relative to its ``--src`` folder).
+
+    Returns
+    -------
+    Panorama
+
+    Raises
+    ------
+    BadSourceError
+        The header is unreadable or the size is not 2:1.
     """
     path = Path(path)
     w, h = image_size(path, source_id)
@@ -319,10 +360,29 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
     """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
 
     A JPEG at least three times as wide as ``width`` is decoded at 1/2 or 1/4
-    of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`) and padded by
+    of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see
+    :func:`blursynth.panorama.plan.working_width`) and padded by
     :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
     keyed by path, modification time and size, so a worker decodes a panorama
     once for all the samples it renders from it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The panorama file.
+    kind : {"ldr", "hdr"}
+        How to decode it.
+    response_name : str
+        The response curve that takes 8-bit files to linear light.
+    width : int
+        Width to resample to (area averaging, in linear light).
+    source_id : str, optional
+        The id named in errors (default: the file name).
+
+    Returns
+    -------
+    ndarray
+        Read-only; shared by every caller in this process.
     """
     path = str(path)
     source_id = source_id or Path(path).name

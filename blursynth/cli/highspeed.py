@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from blursynth.cli.root import main
-from blursynth.cli.common import NumberList, Size, make_run_options, recipe_option, report, run_options
+from blursynth.cli.common import (NumberList, Size, make_run_options, realism_options, recipe_option, report,
+                                  run_options)
 
 
 class PeriodType(click.ParamType):
@@ -35,6 +36,7 @@ class PeriodType(click.ParamType):
               help="Camera response: gamma, srgb, linear, or crf:FILE.")
 @click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
 @click.option("--resize", type=Size(), default=None, help="Output size WxH, area-resampled in linear light.")
+@realism_options
 @run_options
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).

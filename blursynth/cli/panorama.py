@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli.root import main
-from blursynth.cli.common import Size, make_run_options, recipe_option, report, run_options
+from blursynth.cli.common import Size, make_run_options, realism_options, recipe_option, report, run_options
 
 
 @main.command()
@@ -35,6 +35,7 @@ from blursynth.cli.common import Size, make_run_options, recipe_option, report, 
 @click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cpu: OpenCV remap; cuda: torch grid_sample on the GPU.")
+@realism_options
 @run_options
 def panorama(**kw):
     """Rotate a virtual camera inside panoramas and average the frames (Argaw et al. 2021).

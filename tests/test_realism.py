@@ -192,3 +192,19 @@ def test_realism_validation_names_the_option():
         Realism(jpeg=(50, 101))
     with pytest.raises(BlursynthError, match="--saturation"):
         Realism(saturation=(1.5, 0.5))
+
+
+def test_rsblur_recipe_draws_within_its_ranges(tmp_path):
+    import tomllib
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "rim2022_rsblur.toml"
+    ranges = tomllib.loads(recipe.read_text())
+    clip = write_frames(tmp_path / "clip", moving_spot(n=14))
+    result = run_cli("highspeed", "--recipe", recipe, "--src", clip, "--out", tmp_path / "o", "--tau", "7",
+                     "--T", "tau", "-q", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    for sample in iter_samples(tmp_path / "o"):
+        for key, option in (("noise_shot", "noise-shot"), ("noise_read", "noise-read"), ("saturation", "saturation")):
+            low, high = ranges[option]
+            assert low <= sample.meta[key] <= high

@@ -23,13 +23,14 @@ def main():
     blursynth train-reference dtb --data DIR --out RUN   train a reference deblurring model
     blursynth eval-reference RUN --data DIR              PSNR/SSIM of output vs blurry input
     blursynth split DATASET / validate DATASET           split by source / does it teach deblurring?
+    blursynth export DATASET --format gopro --out DIR    the layouts trainers read (paired, lmdb, reds, bsd)
     blursynth demo                    all of it on the built-in samples
     """
 
 
 def _register():
     import importlib
-    for name in ("data", "highspeed", "panorama", "reference"):
+    for name in ("data", "highspeed", "panorama", "reference", "export"):
         try:
             importlib.import_module(f"blursynth.cli.{name}")
         except ModuleNotFoundError as exc:

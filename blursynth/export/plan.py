@@ -28,7 +28,7 @@ from blursynth.shards import Manifest, open_shard, read_meta
 
 # Frames per task: small enough to spread a short dataset over the workers and
 # to lose little on a kill, large enough that opening shards is amortized.
-TASK_FRAMES = 32
+TASK_FRAMES = 8
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterable, TypeVar
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
+from blursynth.shards import Manifest
 
 SELECTION_FORMAT = "blursynth-selection/1"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blursynth.cli import main
+from blursynth.cli.root import main
 
 FORMAT_NAMES = ("gopro", "paired", "lmdb", "reds", "bsd")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth.atomic import tmp_path
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
 from blursynth.shards import open_shard
@@ -63,7 +64,7 @@ def write_file(path: Path, data: bytes) -> None:
     what resume relies on. No fsync per file: a kill leaves no partial file,
     a power cut may (``blursynth-export.json`` is fsync'd when the export ends).
     """
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

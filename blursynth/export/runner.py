@@ -25,7 +25,7 @@ from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
-from blursynth.shards import atomic_write_bytes
+from blursynth.atomic import TMP_MARK, atomic_write_bytes
 from reference_models.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
@@ -96,7 +96,7 @@ def _remove_temporaries(out: Path) -> None:
     """Remove files a killed run left under a temporary name (``NAME.tmp-PID``)."""
     for folder, _dirs, files in os.walk(out):
         for name in files:
-            if ".tmp-" in name:
+            if TMP_MARK in name:
                 (Path(folder) / name).unlink(missing_ok=True)
 
 

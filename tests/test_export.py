@@ -36,7 +36,7 @@ from blursynth.errors import BlursynthError
 from blursynth.export import FORMATS, export
 from blursynth.export import base as export_base
 from blursynth.shards import Manifest, Sample, ShardWriter, iter_samples, shard_name
-from tests.conftest import run_ok, write_frames
+from tests.conftest import assert_one_line_error, run_ok, write_frames
 
 HS_CONFIG = {"response": "gamma:2.2", "seq_len": 2}
 
@@ -362,8 +362,7 @@ def test_refuses_a_folder_holding_other_things_or_another_export(dataset, tmp_pa
 
 def test_cli_export_one_line_errors_and_quiet(dataset, tmp_path, cli):
     result = cli("export", dataset, "--format", "reds", "--out", tmp_path / "r", "--input", "blur_linear")
-    assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [result.output.strip()] and "--input blur_linear" in result.output
+    assert_one_line_error(result, "--input blur_linear")
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.png"))
     loud = cli("export", dataset, "--format", "reds", "--out", tmp_path / "r1", "--workers", "1")
     assert loud.exit_code == 0 and "frame/s" in loud.stderr

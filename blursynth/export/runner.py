@@ -18,14 +18,14 @@ import os
 from pathlib import Path
 
 import joblib
-from tqdm import tqdm
 
+from blursynth.atomic import TMP_MARK, atomic_write_bytes
 from blursynth.curation import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
-from blursynth.atomic import TMP_MARK, atomic_write_bytes
+from blursynth.progress import progress_bar
 from reference_models.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
@@ -167,8 +167,8 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
             _remove_temporaries(out)
             pending = [t for t in tasks if not layout.done(t, ctx)]
             total = sum(len(t.frames) for t in tasks)
-            with tqdm(total=total, initial=total - sum(len(t.frames) for t in pending), unit="frame",
-                      desc=f"export {fmt}", disable=quiet, dynamic_ncols=True) as bar:
+            with progress_bar(total, total - sum(len(t.frames) for t in pending), quiet, f"export {fmt}") as bar:
+                bar.unit = "frame"
                 n_jobs = min(workers or os.cpu_count() or 1, max(1, len(pending)))
                 if n_jobs == 1:
                     for task in pending:

@@ -14,9 +14,11 @@ keeps every finished shard whose checksum matches and makes the rest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,8 @@ import joblib
 
 from blursynth.atomic import TMP_MARK, file_sha256
 from blursynth.errors import BadSourceError, BlursynthError
-from blursynth.shards import MANIFEST, Manifest, Sample, ShardWriter, is_own_file, open_shard, shard_name
+from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
+                              open_shard, shard_name)
 from blursynth.worker import Worker
 
 # ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
@@ -140,54 +143,85 @@ def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: 
     return {"index": index, "file": path.name, "samples": count, "sha256": file_sha256(path)}
 
 
+LOCK = ".blursynth.lock"
+
+
 @contextlib.contextmanager
 def _locked(out: Path):
-    lock_path = out / ".blursynth.lock"
-    fh = open(lock_path, "w")
+    """Hold ``out/.blursynth.lock`` (an exclusive ``flock``) for the whole run.
+
+    The lock file is opened without following a symbolic link and without
+    truncating (``O_CREAT`` without ``O_TRUNC``), so a hostile or stray
+    ``.blursynth.lock`` can neither redirect nor empty another file. It is
+    never deleted: unlinking it on exit would let a run waiting on the old
+    file and a new run on a fresh one both believe they hold the lock.
+    """
+    path = out / LOCK
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BlursynthError(f"--out {out}: {LOCK} is a symbolic link; blursynth does not follow it "
+                                 "(remove it if no run is writing there)") from None
+        raise BlursynthError(f"--out {out}: cannot open the lock file {LOCK} ({exc.strerror})") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BlursynthError(f"--out {out}: {LOCK} is not a regular file; remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
         yield
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-        lock_path.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
 
 
-def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
-    """Create ``out`` or check that it may be (re)used; return the manifest to continue."""
+def _make_out(out: Path) -> None:
+    """Create ``out`` if needed and check that it is a writable folder."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise BlursynthError(f"--out {out}: the folder is not writable")
-    entries = [p.name for p in out.iterdir() if p.name != ".blursynth.lock"]
+
+
+def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
+    """Check that ``out`` (locked by this run) may be (re)used; return the manifest to continue.
+
+    With ``overwrite``, only files blursynth can prove are its own
+    (:func:`blursynth.shards.is_own_file`) are deleted.
+    """
+    entries = [p.name for p in out.iterdir() if p.name != LOCK]
     if (out / MANIFEST).exists():
         try:
             old = Manifest.load(out)
         except BlursynthError:
             old = None
-        if old is not None and old.kind == manifest.kind and old.identity() == manifest.identity():
+        if old is not None and old.kind == manifest.kind and old.identity() == manifest.identity() \
+                and old.format_version == FORMAT_VERSION:
             manifest.shards = old.shards
             manifest.skipped = old.skipped
             return manifest
         if not overwrite:
+            what = ("an older dataset format" if old is not None and old.format_version != FORMAT_VERSION
+                    else "a different config")
             raise BlursynthError(
-                f"--out {out}: holds a dataset made with a different config; "
+                f"--out {out}: holds a dataset made with {what}; "
                 "pass --overwrite to replace it, or choose another --out"
             )
     elif entries and not overwrite:
         raise BlursynthError(f"--out {out}: the folder is not empty; pass --overwrite or choose another --out")
     if overwrite:
-        # Only blursynth's own files are removed; anything else a user put there stays.
         for name in entries:
-            if is_own_file(name):
-                (out / name).unlink()
+            _remove_own(out / name)
     return manifest
+
+
+def _remove_own(path: Path) -> None:
+    """Delete ``path`` if it is a file (or link) named as blursynth names its files; else leave it."""
+    if is_own_file(path.name) and not path.is_dir():
+        path.unlink(missing_ok=True)
 
 
 def _progress(total: int, initial: int, quiet: bool, desc: str):
@@ -315,9 +349,10 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     out = Path(options.out)
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression)
-    manifest = _prepare_out(out, manifest, options.overwrite)
     shards = _Plan(specs, options.shard_size)
-    with _locked(out):
+    _make_out(out)
+    with _locked(out):  # before anything is deleted
+        manifest = _prepare_out(out, manifest, options.overwrite)
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
         manifest.save(out)
@@ -334,9 +369,11 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 
 
 def _remove_temporaries(out: Path) -> None:
-    """Delete files a killed run left under temporary names (never a finished file)."""
-    for stale in out.glob(f"*{TMP_MARK}*"):
-        stale.unlink(missing_ok=True)
+    """Delete files a killed run left under blursynth's temporary names (never a
+    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.shards.is_temporary`)."""
+    for stale in out.iterdir():
+        if is_temporary(stale.name):
+            _remove_own(stale)
 
 
 def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tuple[list[int], set[int]]:
@@ -424,5 +461,12 @@ def _finish(manifest: Manifest, out: Path) -> None:
     for entry in sorted(manifest.skipped, key=lambda s: (s.get("sample", -1), s["source"])):
         first.setdefault(entry["source"], entry)
     manifest.skipped = list(first.values())
+    if manifest.n_samples and not any(e["samples"] for e in manifest.shards):
+        # --skip-bad found every source bad while rendering: an empty dataset
+        # must not look finished (the same error as at planning time).
+        manifest.save(out)
+        example = f" (e.g. {manifest.skipped[0]['source']}: {manifest.skipped[0]['reason']})" \
+            if manifest.skipped else ""
+        raise BlursynthError(f"--src: no usable source, every one was skipped while rendering{example}")
     manifest.complete = True
     manifest.save(out)

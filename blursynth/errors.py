@@ -3,6 +3,10 @@
 The CLI turns it into a one-line message and a non-zero exit; library callers
 catch it like any other exception. Programming errors stay ordinary exceptions
 so that they keep their traceback.
+
+Every exception here survives :mod:`pickle`: an error raised in a worker
+process (loky, Dask) reaches the parent as the same type with the same
+message, so the CLI prints the same line whatever the number of workers.
 """
 
 
@@ -20,3 +24,19 @@ class BadSourceError(BlursynthError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+    def __reduce__(self):
+        # Exception's default pickles ``args`` (the one message), which this
+        # ``__init__`` cannot take back.
+        return type(self), (self.source, self.reason)
+
+
+class InterruptedRun(BlursynthError):
+    """SIGINT or SIGTERM stopped a run; what is finished stays and a re-run resumes."""
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        super().__init__("interrupted; re-run the same command to resume")
+        self.signal_name = signal_name
+
+    def __reduce__(self):
+        return type(self), (self.signal_name,)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,15 +39,37 @@ COMPRESSIONS = ("none", "lzf", "gzip")
 FRAME_ARRAYS = ("blur", "sharp", "latent")
 
 
+# The names blursynth gives the files it writes into ``--out``, and nothing else:
+# a shard, and the temporaries of a shard or of the manifest (``.tmp-<pid>``,
+# plus the shard's ``.progress`` count read by the progress bar).
+SHARD_PATTERN = re.compile(r"shard-\d{5,}\.h5")
+_TEMPORARY_PATTERN = re.compile(
+    rf"(?:shard-\d{{5,}}\.h5{re.escape(TMP_MARK)}\d+(?:\.progress)?|{re.escape(MANIFEST)}{re.escape(TMP_MARK)}\d+)")
+
+
 def shard_name(index: int) -> str:
     """The file name of shard ``index``: ``shard-00003.h5``."""
     return f"shard-{index:05d}.h5"
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of a (possibly killed) blursynth run.
+
+    Only the exact patterns blursynth writes count (``shard-00003.h5.tmp-812``,
+    ``shard-00003.h5.tmp-812.progress``, ``manifest.json.tmp-812``): a user's
+    ``notes.tmp-1`` is not one.
+    """
+    return _TEMPORARY_PATTERN.fullmatch(name) is not None
+
+
 def is_own_file(name: str) -> bool:
-    """Whether ``name`` is a file this module creates in ``--out`` (and may delete with ``--overwrite``)."""
-    return name == MANIFEST or (name.startswith("shard-") and (name.endswith(".h5") or f".h5{TMP_MARK}" in name)) \
-        or name.startswith(MANIFEST + TMP_MARK)
+    """Whether ``name`` is a file blursynth writes into ``--out`` (and may delete).
+
+    That is ``manifest.json``, ``shard-NNNNN.h5`` (five or more digits, nothing
+    else) and the temporaries of :func:`is_temporary`. ``shard-important.h5``
+    is not one.
+    """
+    return name == MANIFEST or SHARD_PATTERN.fullmatch(name) is not None or is_temporary(name)
 
 
 @dataclass
@@ -219,6 +242,7 @@ class Manifest:
     skipped: list[dict] = field(default_factory=list)
     complete: bool = False
     version: str = __version__
+    format_version: int = FORMAT_VERSION
 
     @property
     def n_shards(self) -> int:
@@ -249,20 +273,82 @@ class Manifest:
 
     @classmethod
     def load(cls, out: Path) -> "Manifest":
+        """Read and check ``out/manifest.json``.
+
+        This is the one place where blursynth reads shard names: every entry's
+        ``file`` must be a plain name in the shard pattern (``shard-00003.h5``),
+        so that a reader (``verify``, ``info``, ``preview``, training,
+        evaluation) only ever opens files inside ``out``. A manifest that
+        breaks this, or whose fields have the wrong type, is refused with one
+        :class:`~blursynth.errors.BlursynthError`.
+        """
         path = Path(out) / MANIFEST
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise BlursynthError(f"{out}: not a blursynth dataset (no {MANIFEST})") from None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise BlursynthError(f"{path}: unreadable manifest ({exc.strerror or exc})") from None
+        except ValueError as exc:  # bad UTF-8 or bad JSON
             raise BlursynthError(f"{path}: unreadable manifest ({exc})") from None
-        if data.get("format") != SCHEMA:
-            raise BlursynthError(f"{path}: format {data.get('format')!r} is not {SCHEMA}")
-        return cls(kind=data["kind"], config=data["config"], seed=data["seed"],
-                   n_samples=data["n_samples"], shard_size=data["shard_size"],
-                   compression=data["compression"], shards=data["shards"],
-                   skipped=data.get("skipped", []), complete=data["complete"],
-                   version=data.get("blursynth_version", "?"))
+        if not isinstance(data, dict) or data.get("format") != SCHEMA:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise BlursynthError(f"{path}: format {found!r} is not {SCHEMA}")
+        version = data.get("format_version", 1)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise BlursynthError(f"{path}: format_version {version!r} is newer than this blursynth reads "
+                                 f"({FORMAT_VERSION}); upgrade blursynth")
+
+        def field_of(key, types, check=lambda v: True, default=None, required=True):
+            if key not in data:
+                if required:
+                    raise BlursynthError(f"{path}: the manifest has no {key!r}")
+                return default
+            value = data[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and types is not bool) \
+                    or not check(value):
+                raise BlursynthError(f"{path}: {key!r} has a bad value {_short(value)}")
+            return value
+
+        kind = field_of("kind", str)
+        config = field_of("config", dict)
+        seed = field_of("seed", int)
+        n_samples = field_of("n_samples", int, lambda v: v >= 0)
+        shard_size = field_of("shard_size", int, lambda v: v >= 1)
+        compression = field_of("compression", str)
+        complete = field_of("complete", bool)
+        skipped = field_of("skipped", list, default=[], required=False)
+        shards = [_checked_entry(path, e) for e in field_of("shards", list)]
+        return cls(kind=kind, config=config, seed=seed, n_samples=n_samples, shard_size=shard_size,
+                   compression=compression, shards=shards, skipped=skipped, complete=complete,
+                   version=str(data.get("blursynth_version", "?")), format_version=version)
+
+    def shard_path(self, out: Path, entry: dict) -> Path:
+        """The path of a shard entry of this manifest (its name was checked by :meth:`load`)."""
+        return Path(out) / entry["file"]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked_entry(path: Path, entry) -> dict:
+    """A manifest's shard entry, refused unless its names and numbers are well-formed."""
+    if not isinstance(entry, dict):
+        raise BlursynthError(f"{path}: a shard entry is not an object ({_short(entry)})")
+    name = entry.get("file")
+    if not isinstance(name, str) or SHARD_PATTERN.fullmatch(name) is None:
+        raise BlursynthError(f"{path}: shard file name {_short(name)} is not a plain shard-NNNNN.h5 name "
+                             "inside the dataset folder; refusing to read it")
+    for key in ("index", "samples"):
+        value = entry.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BlursynthError(f"{path}: {name}: {key!r} has a bad value {_short(value)}")
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or re.fullmatch(r"[0-9a-f]{64}", digest) is None:
+        raise BlursynthError(f"{path}: {name}: 'sha256' has a bad value {_short(digest)}")
+    return entry
 
 
 # ------------------------------------------------------------------ reading

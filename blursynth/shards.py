@@ -330,7 +330,7 @@ class Manifest:
 
 def _short(value) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 60 else text[:28] + "..." + text[-29:]
 
 
 def _checked_entry(path: Path, entry) -> dict:

@@ -86,7 +86,20 @@ def canonical_json(obj: Any) -> str:
 
 
 def config_fingerprint(kind: str, config: dict) -> str:
-    """sha256 of the canonical JSON of ``kind`` and ``config``."""
+    """sha256 of the canonical JSON of ``kind`` and ``config``.
+
+    Parameters
+    ----------
+    kind : str
+        Dataset kind.
+    config : dict
+        JSON-serializable.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
     return hashlib.sha256(canonical_json({"kind": kind, "config": config}).encode()).hexdigest()
 
 
@@ -232,6 +245,28 @@ class ShardWriter:
 # ----------------------------------------------------------------- manifest
 @dataclass
 class Manifest:
+    """``manifest.json``: what a dataset is and which shards hold it (docs/format.md).
+
+    Attributes
+    ----------
+    kind : str
+    config : dict
+        The resolved config that determines the content.
+    seed : int
+    n_samples : int
+        Samples planned.
+    shard_size : int
+    compression : str
+    shards : list of dict
+        ``{"index", "file", "samples", "sha256"}`` per finished shard (and
+        ``"excluded"`` sources, with ``--skip-bad``).
+    skipped : list of dict
+        Sources left out and why.
+    complete : bool
+        Whether the run finished.
+    version : str
+        The blursynth version that wrote it.
+    """
     kind: str
     config: dict
     seed: int
@@ -246,10 +281,12 @@ class Manifest:
 
     @property
     def n_shards(self) -> int:
+        """Shards the plan is cut into."""
         return -(-self.n_samples // self.shard_size) if self.n_samples else 0
 
     @property
     def fingerprint(self) -> str:
+        """sha256 of the kind and :meth:`identity`; recorded in every shard."""
         return config_fingerprint(self.kind, self.identity())
 
     def identity(self) -> dict:
@@ -258,6 +295,7 @@ class Manifest:
                 "compression": self.compression, "n_samples": self.n_samples}
 
     def to_json(self) -> dict:
+        """The JSON object written to ``manifest.json``."""
         return {
             "format": SCHEMA, "format_version": FORMAT_VERSION, "kind": self.kind,
             "blursynth_version": self.version, "seed": self.seed, "config": self.config,
@@ -269,6 +307,7 @@ class Manifest:
         }
 
     def save(self, out: Path) -> None:
+        """Replace ``out/manifest.json`` atomically (:func:`blursynth.atomic.atomic_write_bytes`)."""
         atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(self.to_json(), indent=1) + "\n").encode())
 
     @classmethod
@@ -278,9 +317,13 @@ class Manifest:
         This is the one place where blursynth reads shard names: every entry's
         ``file`` must be a plain name in the shard pattern (``shard-00003.h5``),
         so that a reader (``verify``, ``info``, ``preview``, training,
-        evaluation) only ever opens files inside ``out``. A manifest that
-        breaks this, or whose fields have the wrong type, is refused with one
-        :class:`~blursynth.errors.BlursynthError`.
+        evaluation) only ever opens files inside ``out``.
+
+        Raises
+        ------
+        BlursynthError
+            No manifest, an unreadable one, another format, a shard name that
+            is not a plain ``shard-NNNNN.h5``, or a field of the wrong type.
         """
         path = Path(out) / MANIFEST
         try:
@@ -358,6 +401,7 @@ def open_shard(path: Path) -> h5py.File:
 
 
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
+    """The ``meta`` group of an open shard: one array per field, strings decoded."""
     out = {}
     for key, ds in shard["meta"].items():
         arr = ds[()]

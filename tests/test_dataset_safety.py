@@ -11,28 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from blursynth.cli import main
 from blursynth.errors import BlursynthError
 from blursynth.shards import Manifest, file_sha256, is_own_file, is_temporary, verify
-from conftest import random_frames, write_frames
+from conftest import assert_one_line_error, random_frames, run_cli as cli, write_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
 def one_line_error(result, *words) -> str:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
+    """:func:`assert_one_line_error`, returning the line."""
+    assert_one_line_error(result, *words)
+    return result.output.strip()
 
 
 @pytest.fixture

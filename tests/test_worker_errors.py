@@ -10,30 +10,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import blursynth.errors
-from blursynth.cli import main
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BlursynthError
 from blursynth.highspeed import KIND, HighspeedConfig, plan, render
 from blursynth.shards import Manifest
 from blursynth.sources.clips import discover
-from conftest import random_frames, write_frames
+from conftest import assert_one_line_error, random_frames, run_cli as cli, write_frames
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result) -> str:
-    """The single error line of a failed command (and no traceback)."""
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("blursynth: error: "), lines[0]
-    return lines[0]
+def one_line_error(result, *words) -> str:
+    """:func:`assert_one_line_error`, returning the line."""
+    assert_one_line_error(result, *words)
+    return result.output.strip()
 
 
 def error_types():

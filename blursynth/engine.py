@@ -18,7 +18,10 @@ import errno
 import fcntl
 import functools
 import os
+import signal
 import stat
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,7 +29,7 @@ from typing import Callable, Sequence
 import joblib
 
 from blursynth.atomic import file_sha256
-from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, shard_name)
@@ -98,7 +101,7 @@ def _process_worker(threads: int) -> Worker:
 
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
                   fingerprint: str, index: int, compression: str, skip_bad: bool,
-                  exclude: frozenset = frozenset(), threads: int = 1):
+                  exclude: frozenset = frozenset(), threads: int = 1, parent: int | None = None):
     """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
 
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
@@ -107,6 +110,7 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     import cv2
     # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
+    _leave_interrupts_to_the_parent(parent)
     worker = _process_worker(threads)
     skipped, excluded = [], set(exclude)
     progress = progress_file(path)  # read by the parent's bar
@@ -129,6 +133,36 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     if excluded & own:
         entry["excluded"] = sorted(excluded & own)
     return entry, skipped
+
+
+def _leave_interrupts_to_the_parent(parent: int | None) -> None:
+    """In a worker process of a local run, ignore Ctrl-C: a terminal sends
+    SIGINT to the whole process group, and the parent (pid ``parent``) stops
+    its workers itself, so no worker prints a traceback of its own."""
+    if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`~blursynth.errors.InterruptedRun` in the main
+    thread, as SIGINT becomes KeyboardInterrupt, so that both stop the workers
+    (joblib kills them when an exception leaves the results loop), remove
+    temporaries and leave a resumable dataset. A second SIGTERM while cleaning
+    up is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise InterruptedRun(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, specs: Sequence,
@@ -334,7 +368,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
                         shard_size=options.shard_size, compression=options.compression)
     shards = _Plan(specs, options.shard_size)
     _make_out(out)
-    with _locked(out):  # before anything is deleted
+    with _locked(out), _stop_on_sigterm():  # the lock before anything is deleted
         manifest = _prepare_out(out, manifest, options.overwrite)
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
@@ -420,19 +454,29 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
             exclude = _bad_sources(manifest)
             tasks = (joblib.delayed(_render_shard)(
                 renderer, shards.shard(k), out / shard_name(k), manifest.kind, manifest.config,
-                manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads)
+                manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads,
+                os.getpid() if options.backend == "loky" else None)
                 for k in todo)
             results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                       batch_size=1, pre_dispatch="2*n_jobs")(tasks)
-            for entry, shard_skips in results:
-                manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
-                manifest.shards.append(entry)
-                manifest.skipped.extend(shard_skips)
-                manifest.save(out)
-                if entry["index"] not in counted:
-                    counted.add(entry["index"])
-                    live.done += len(shards.shard(entry["index"]))
-                    live.show()
+            try:
+                for entry, shard_skips in results:
+                    manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
+                    manifest.shards.append(entry)
+                    manifest.skipped.extend(shard_skips)
+                    manifest.save(out)
+                    if entry["index"] not in counted:
+                        counted.add(entry["index"])
+                        live.done += len(shards.shard(entry["index"]))
+                        live.show()
+            except BaseException:
+                # Stopped here (an interrupt, a full disk) rather than inside
+                # joblib: closing the generator makes joblib kill the workers
+                # now instead of whenever it is collected.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results.close()
+                raise
             todo = _needing_redo(manifest, shards)
 
 

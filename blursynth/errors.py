@@ -32,11 +32,15 @@ class BadSourceError(BlursynthError):
 
 
 class InterruptedRun(BlursynthError):
-    """SIGINT or SIGTERM stopped a run; what is finished stays and a re-run resumes."""
+    """SIGTERM (or SIGINT) stopped a run; what is finished stays and a re-run resumes.
 
-    def __init__(self, signal_name: str = "SIGINT"):
+    ``signal_number`` is the signal that stopped it (the CLI exits with
+    128 + it, as a shell does for a process killed by that signal).
+    """
+
+    def __init__(self, signal_number: int = 15):
         super().__init__("interrupted; re-run the same command to resume")
-        self.signal_name = signal_name
+        self.signal_number = int(signal_number)
 
     def __reduce__(self):
-        return type(self), (self.signal_name,)
+        return type(self), (self.signal_number,)

@@ -8,12 +8,16 @@ source (``paper``, ``notes``, ``assumed``) and is not applied.
 
 from __future__ import annotations
 
+import signal
 import tomllib
 from pathlib import Path
 
 import click
 
-from blursynth.errors import BlursynthError
+from blursynth.errors import BlursynthError, InterruptedRun
+
+
+INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
 
 class Group(click.Group):
@@ -22,11 +26,19 @@ class Group(click.Group):
     A :class:`BlursynthError` exits with status 1; a usage error found by
     click (a bad option value, an unknown option or command) exits with 2, as
     click's own handler would, but on one line that names the help to read.
+    Ctrl-C (SIGINT) or SIGTERM prints ``blursynth: interrupted; re-run the
+    same command to resume`` and exits with 128 + the signal number.
     """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except InterruptedRun as exc:
+            click.echo(INTERRUPTED, err=True)
+            ctx.exit(128 + exc.signal_number)
+        except KeyboardInterrupt:
+            click.echo(INTERRUPTED, err=True)
+            ctx.exit(128 + signal.SIGINT)
         except BlursynthError as exc:
             click.echo(f"blursynth: error: {exc}", err=True)
             ctx.exit(1)

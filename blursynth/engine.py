@@ -199,7 +199,7 @@ def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: 
             if f.attrs["fingerprint"] != manifest.fingerprint or f.attrs["shard_index"] != index:
                 return None
             count = int(f.attrs["samples"])
-    except (OSError, KeyError):
+    except (OSError, KeyError, BlursynthError):
         return None
     return {"index": index, "file": path.name, "samples": count, "sha256": file_sha256(path)}
 

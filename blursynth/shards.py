@@ -11,6 +11,7 @@ leaves a dataset from which a re-run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -32,7 +33,9 @@ __all__ = [
 ]
 
 SCHEMA = "blursynth/1"
-FORMAT_VERSION = 1
+# 2: frame chunks carry HDF5's Fletcher-32 checksum. Version 1 (no checksums)
+# still reads; see docs/format.md.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 COMPRESSIONS = ("none", "lzf", "gzip")
 # Frame arrays written per sample. Each is uint8 [L, H, W, 3] (latent: [L, K, H, W, 3]).
@@ -188,6 +191,7 @@ class ShardWriter:
         return self._file.create_dataset(
             name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
             dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,
+            fletcher32=True,  # every reader then detects a damaged chunk (format version 2)
         )
 
     def append(self, sample: Sample) -> None:
@@ -395,9 +399,74 @@ def _checked_entry(path: Path, entry) -> dict:
 
 
 # ------------------------------------------------------------------ reading
-def open_shard(path: Path) -> h5py.File:
-    """Open a shard read-only, without HDF5 file locking (shards are immutable)."""
-    return h5py.File(path, "r", locking=False)
+class Shard(h5py.File):
+    """A shard opened for reading (see :func:`open_shard`).
+
+    Reading a frame array whose chunk fails its Fletcher-32 checksum (HDF5
+    raises ``OSError``) raises :class:`~blursynth.errors.BlursynthError`
+    naming the shard, whoever reads: ``preview``, tools, training, evaluation.
+    """
+
+    def __getitem__(self, name):
+        obj = super().__getitem__(name)
+        return CheckedDataset(obj, self.filename) if isinstance(obj, h5py.Dataset) else obj
+
+
+class CheckedDataset:
+    """An ``h5py.Dataset`` whose reads name the shard when the data is damaged."""
+
+    def __init__(self, dataset: h5py.Dataset, filename: str):
+        self._dataset, self._filename = dataset, filename
+
+    def __getitem__(self, key):
+        try:
+            return self._dataset[key]
+        except OSError as exc:
+            raise damaged(self._filename, f"cannot read {self._dataset.name.lstrip('/')} ({exc})") from None
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[()], dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getattr__(self, name):  # shape, dtype, chunks, attrs, asstr, ...
+        return getattr(self._dataset, name)
+
+
+def damaged(path, why: str) -> BlursynthError:
+    """The one-line error for a shard that cannot be read as written."""
+    return BlursynthError(f"{path}: damaged shard: {why}; check the dataset with 'blursynth verify' "
+                          "and re-run the command that made it to remake the shard")
+
+
+def open_shard(path: Path) -> Shard:
+    """Open a shard read-only, without HDF5 file locking (shards are immutable).
+
+    Raises
+    ------
+    BlursynthError
+        The file is not a readable HDF5 file (a damaged header, a truncated
+        file), naming it.
+    """
+    try:
+        return Shard(path, "r", locking=False)
+    except FileNotFoundError:
+        raise BlursynthError(f"{path}: missing shard; re-run the command that made the dataset") from None
+    except OSError as exc:
+        raise damaged(path, f"not a readable HDF5 file ({exc})") from None
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn what a damaged shard raises while being read (a missing attribute or
+    group, an undecodable chunk) into one :class:`~blursynth.errors.BlursynthError`."""
+    try:
+        yield
+    except BlursynthError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise damaged(path, f"{type(exc).__name__}: {exc}") from None
 
 
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
@@ -415,11 +484,16 @@ def iter_samples(out: Path) -> Iterator[Sample]:
     """Every sample of a dataset in index order (for tests, tools and small data)."""
     manifest = Manifest.load(out)
     for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        with open_shard(Path(out) / entry["file"]) as f:
-            meta = read_meta(f)
-            names = [n for n in FRAME_ARRAYS if n in f]
-            for i in range(f.attrs["samples"]):
-                yield Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
+        path = manifest.shard_path(out, entry)
+        with open_shard(path) as f:
+            with reading(path):
+                meta = read_meta(f)
+                names = [n for n in FRAME_ARRAYS if n in f]
+                count = int(f.attrs["samples"])
+            for i in range(count):
+                with reading(path):
+                    sample = Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
+                yield sample
 
 
 def describe(out: Path) -> dict:
@@ -440,7 +514,8 @@ def describe(out: Path) -> dict:
     manifest = Manifest.load(out)
     shapes = {}
     if manifest.shards:
-        with open_shard(Path(out) / manifest.shards[0]["file"]) as f:
+        path = manifest.shard_path(out, manifest.shards[0])
+        with open_shard(path) as f, reading(path):
             shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
     return {
         "kind": manifest.kind, "complete": manifest.complete,
@@ -461,17 +536,50 @@ def verify(out: Path) -> list[str]:
     Returns
     -------
     list of str
-        One line per problem (an incomplete run, a missing or modified shard);
-        empty when the dataset is fine.
+        One line per problem, naming the shard: an incomplete run, a missing,
+        modified (sha256) or unreadable shard, or sample counts that differ
+        between the manifest and the shard; empty when the dataset is fine.
     """
     manifest = Manifest.load(out)
     problems = []
     if not manifest.complete:
         problems.append("the dataset is incomplete (re-run the same command to resume)")
+    seen = set()
     for entry in manifest.shards:
-        path = Path(out) / entry["file"]
+        name, path = entry["file"], manifest.shard_path(out, entry)
+        if entry["index"] in seen or entry["index"] >= max(manifest.n_shards, 1):
+            problems.append(f"{name}: shard index {entry['index']} is repeated or beyond the "
+                            f"{manifest.n_shards} shards planned")
+        seen.add(entry["index"])
         if not path.exists():
-            problems.append(f"{entry['file']}: missing")
-        elif file_sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['file']}: sha256 mismatch (corrupted or modified)")
+            problems.append(f"{name}: missing")
+            continue
+        if file_sha256(path) != entry["sha256"]:
+            problems.append(f"{name}: sha256 mismatch (corrupted or modified)")
+        try:
+            counts = _shard_counts(path)
+        except BlursynthError as exc:
+            problems.append(str(exc).replace(f"{path}: ", f"{name}: ", 1))
+            continue
+        if set(counts.values()) != {entry["samples"]}:
+            values = set(counts.values())
+            found = str(values.pop()) if len(values) == 1 else \
+                ", ".join(f"{k}: {v}" for k, v in counts.items() if v != entry["samples"])
+            problems.append(f"{name}: the manifest says {entry['samples']} samples, the shard holds {found}")
+    written = sum(e["samples"] for e in manifest.shards)
+    if written > manifest.n_samples or (manifest.complete and not manifest.skipped
+                                        and written != manifest.n_samples):
+        problems.append(f"the shards hold {written} samples, the manifest plans {manifest.n_samples}")
     return problems
+
+
+def _shard_counts(path: Path) -> dict[str, int]:
+    """Samples a shard says it holds (``attrs``) and the lengths of its arrays."""
+    with open_shard(path) as f, reading(path):
+        counts = {"attrs": int(f.attrs["samples"])}
+        for name in FRAME_ARRAYS:
+            if name in f:
+                counts[name] = len(f[name])
+        for key, ds in f["meta"].items():
+            counts[f"meta/{key}"] = len(ds)
+    return counts

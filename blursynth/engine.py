@@ -332,7 +332,7 @@ class _Plan:
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
-        options: RunOptions, skipped: Sequence[dict] = ()) -> Manifest:
+        options: RunOptions, skipped: Sequence[dict] = (), sources: Sequence[dict] = ()) -> Manifest:
     """Render ``specs`` with ``renderer`` into shards under ``options.out``.
 
     The steps: prepare ``--out`` (:func:`_prepare_out`), keep the finished
@@ -357,6 +357,9 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         Where and how to run.
     skipped : sequence of dict
         Sources dropped at plan time by ``--skip-bad`` (recorded in the manifest).
+    sources : sequence of dict
+        Notes on sources recorded in the manifest's ``sources`` (e.g. a
+        video's ``header_frames`` and ``decoded_frames``).
 
     Returns
     -------
@@ -370,6 +373,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     _make_out(out)
     with _locked(out), _stop_on_sigterm():  # the lock before anything is deleted
         manifest = _prepare_out(out, manifest, options.overwrite)
+        manifest.sources = [dict(s) for s in sources]
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
         manifest.save(out)

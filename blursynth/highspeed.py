@@ -409,4 +409,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
             raise BlursynthError(
                 f"--src: clips have different frame sizes ({ida}: {a[0]}x{a[1]}, {idb}: {b[0]}x{b[1]}); "
                 "pass --resize WxH")
-    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)
+    # Both counts of every video: what its header claims and what decodes (the plan's).
+    videos = [{"source": c.id, "header_frames": c.header_frames, "decoded_frames": c.n_frames}
+              for c in clips if c.kind == "video"]
+    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped, sources=videos)

@@ -279,6 +279,7 @@ class Manifest:
     compression: str
     shards: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)  # per-source notes (a video's frame counts)
     complete: bool = False
     version: str = __version__
     format_version: int = FORMAT_VERSION
@@ -308,6 +309,7 @@ class Manifest:
             "n_shards": self.n_shards, "complete": self.complete,
             "samples_written": sum(s["samples"] for s in self.shards),
             "shards": sorted(self.shards, key=lambda s: s["index"]), "skipped": self.skipped,
+            "sources": self.sources,
         }
 
     def save(self, out: Path) -> None:
@@ -365,9 +367,10 @@ class Manifest:
         compression = field_of("compression", str)
         complete = field_of("complete", bool)
         skipped = field_of("skipped", list, default=[], required=False)
+        sources = field_of("sources", list, default=[], required=False)
         shards = [_checked_entry(path, e) for e in field_of("shards", list)]
         return cls(kind=kind, config=config, seed=seed, n_samples=n_samples, shard_size=shard_size,
-                   compression=compression, shards=shards, skipped=skipped, complete=complete,
+                   compression=compression, shards=shards, skipped=skipped, sources=sources, complete=complete,
                    version=str(data.get("blursynth_version", "?")), format_version=version)
 
     def shard_path(self, out: Path, entry: dict) -> Path:

@@ -68,3 +68,16 @@ def assert_one_line_error(result, *words):
 def no_partial_output(out: Path) -> bool:
     """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
     return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory):
+    """Caches (a video's decodable frame count) go to a temporary folder, not the user's."""
+    import os
+    previous = os.environ.get("BLURSYNTH_CACHE_DIR")
+    os.environ["BLURSYNTH_CACHE_DIR"] = str(tmp_path_factory.mktemp("blursynth-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("BLURSYNTH_CACHE_DIR", None)
+    else:
+        os.environ["BLURSYNTH_CACHE_DIR"] = previous

@@ -38,7 +38,9 @@ def test_every_error_type_survives_pickle(cls):
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except ValueError:  # Exception's own __init__: any message
         params = []
-    args = [f"<{p.name} of {cls.__name__}>" for p in params] or ["a message"]
+    # a value unlike the default where there is one (so that it must travel), else a string
+    args = [p.default + 2 if isinstance(p.default, int) else f"<{p.name} of {cls.__name__}>"
+            for p in params] or ["a message"]
     exc = cls(*args)
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is cls

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# reference_models joins once its train <-> evaluate cycle is gone (issue 8).
-PACKAGES = ["blursynth"]
+PACKAGES = ["blursynth", "reference_models"]
 
 
 def module_files(package: str) -> dict[str, Path]:

@@ -48,7 +48,7 @@ def lying_video(tmp_path):
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
-    monkeypatch.setenv("BLURSYNTH_CACHE_DIR", str(folder))
+    monkeypatch.setenv("BLURSYNTH_CACHE", str(folder))
     return folder
 
 

@@ -132,11 +132,11 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
 
 
 def cache_dir() -> Path:
-    """Where blursynth keeps caches: ``$BLURSYNTH_CACHE_DIR``, else
+    """Where blursynth keeps caches: ``$BLURSYNTH_CACHE``, else
     ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth`` (never the
     source tree or the dataset)."""
-    if os.environ.get("BLURSYNTH_CACHE_DIR"):
-        return Path(os.environ["BLURSYNTH_CACHE_DIR"])
+    if os.environ.get("BLURSYNTH_CACHE"):
+        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "blursynth"
 

@@ -22,6 +22,8 @@ MAX_PLANNED_SAMPLES = 10_000_000
 # Most frames averaged into one blurred frame (panorama): beyond this the
 # motion is sampled far finer than any pixel can show.
 MAX_FRAMES_PER_EXPOSURE = 100_000
+# Bytes a sample adds to a shard besides its frames (meta values, chunk index, checksums).
+SAMPLE_OVERHEAD = 1024
 # Room left on the disk besides the estimate (HDF5 metadata, manifest, other writers).
 DISK_MARGIN = 64 * 2**20
 

@@ -20,6 +20,7 @@ a whole sample at the end of a clip are dropped. See docs/highspeed.md.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth import budget
 from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError
@@ -89,8 +91,10 @@ class HighspeedConfig(SourceConfig):
             raise BlursynthError(f"--seq-len {self.seq_len}: must be at least 1")
         if self.repeats < 1:
             raise BlursynthError(f"--repeats {self.repeats}: must be at least 1")
-        if not self.fps > 0:
-            raise BlursynthError(f"--fps {self.fps}: must be positive")
+        if self.seed < 0:
+            raise BlursynthError(f"--seed {self.seed}: must be 0 or more")
+        if not 0 < self.fps < math.inf:
+            raise BlursynthError(f"--fps {self.fps}: must be a positive number")
         parse_response(self.response, self.gamma)  # validates --response/--gamma
 
 
@@ -178,7 +182,15 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
         A clip too short for one sample, without ``skip_bad``.
     """
     specs, skipped = [], []
+    shortest = min(config.tau)
     for clip in clips:
+        if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
+            reason = (f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
+                      f"(--seq-len) even with tau={shortest}")
+            if not skip_bad:
+                raise BadSourceError(clip.id, reason)
+            skipped.append({"source": clip.id, "reason": reason})
+            continue
         for repeat in range(config.repeats):
             tau, T = draw_exposure(config, clip.id, repeat)
             exposures = (clip.n_frames - tau) // T + 1 if clip.n_frames >= tau else 0
@@ -203,6 +215,57 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     latent=config.latent, response=config.response_name, resize=config.resize,
                     fps=config.fps, repeat=repeat, ahead=ahead))
     return specs, skipped
+
+
+def _periods(config: HighspeedConfig) -> tuple[int, int]:
+    """The shortest and longest period T any draw can give."""
+    if config.T == "auto":
+        return min(config.tau), 2 * max(config.tau) - 1
+    if config.T == "tau":
+        return min(config.tau), max(config.tau)
+    return min(config.T), max(config.T)
+
+
+def _most_samples(config: HighspeedConfig, clip: Clip) -> int:
+    """Samples of one draw of ``clip`` with the shortest tau and T (an upper bound)."""
+    tau, T = min(config.tau), _periods(config)[0]
+    return ((clip.n_frames - tau) // T + 1) // config.seq_len if clip.n_frames >= tau else 0
+
+
+def _least_samples(config: HighspeedConfig, clip: Clip) -> int:
+    """Samples of one draw of ``clip`` with the longest tau and T (a lower bound)."""
+    tau, T = max(config.tau), _periods(config)[1]
+    return ((clip.n_frames - tau) // T + 1) // config.seq_len if clip.n_frames >= tau else 0
+
+
+def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> None:
+    """Refuse at once, with the estimate, what cannot work (before planning).
+
+    In time linear in the number of clips: one sample larger than this
+    machine's memory, a plan of more than
+    :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
+    than the free space of ``out`` (its smallest possible size).
+
+    Raises
+    ------
+    BlursynthError
+        Naming the options and the estimate.
+    """
+    L, K = config.seq_len, config.latent
+    memory, most, least, disk = 0, 0, 0, 0
+    for clip in clips:
+        w, h = config.resize or clip.size
+        sw, sh = clip.size
+        # the uint8 sample, tau + read-ahead decoded frames, float32 averaging buffers
+        memory = max(memory, budget.frame_bytes(L, K, h, w) + (max(config.tau) + READAHEAD) * sw * sh * 3
+                     + 3 * sw * sh * 3 * 4)
+        most += _most_samples(config, clip)
+        least += _least_samples(config, clip)
+        disk += _least_samples(config, clip) * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD)
+    size = f"--resize {config.resize[0]}x{config.resize[1]}" if config.resize else "source-size frames"
+    budget.check_sample_memory(memory, f"--seq-len {L}, --latent {K}, {size}")
+    budget.check_plan_size(most * config.repeats, f"--repeats {config.repeats} over {len(clips)} clip(s)")
+    budget.check_disk(out, disk * config.repeats, f"at least {least * config.repeats:,} samples")
 
 
 # ------------------------------------------------------------------ render
@@ -392,6 +455,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
         No usable clip, or clips of different sizes without ``--resize``.
     """
     clips, skipped = discover(config.src, skip_bad=options.skip_bad)
+    check_budget(config, clips, options.out)
     try:
         specs, too_short = plan(config, clips, skip_bad=options.skip_bad)
     except BadSourceError as exc:

@@ -248,7 +248,8 @@ def run_options(func):
     decorators = [
         click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                      help="Output dataset folder (manifest.json + shard-*.h5)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed of the whole run (0 or more)."),
         click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
         click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
                      show_default=True, help="HDF5 filter for frame data (see docs/format.md)."),

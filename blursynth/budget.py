@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 
 from blursynth.errors import BlursynthError
 
+# The name of a finished shard (the one definition; blursynth.shards uses it).
+SHARD_PATTERN = re.compile(r"shard-\d{5,}\.h5")
 # Most samples one run plans: a spec is a small Python object (about 1 KB with
 # its frame names), so ten million of them already take gigabytes of memory.
 MAX_PLANNED_SAMPLES = 10_000_000
@@ -24,6 +27,8 @@ MAX_PLANNED_SAMPLES = 10_000_000
 MAX_FRAMES_PER_EXPOSURE = 100_000
 # Bytes a sample adds to a shard besides its frames (meta values, chunk index, checksums).
 SAMPLE_OVERHEAD = 1024
+# Free space a shard writer always leaves: the shard's metadata at commit, the manifest.
+WRITE_RESERVE = 256 * 1024
 # Room left on the disk besides the estimate (HDF5 metadata, manifest, other writers).
 DISK_MARGIN = 64 * 2**20
 
@@ -75,8 +80,6 @@ def check_plan_size(n_samples: float, what: str) -> None:
 
 def own_bytes(out: Path) -> int:
     """Bytes of the finished shards already in ``out`` (a resume keeps them)."""
-    from blursynth.shards import SHARD_PATTERN
-
     total = 0
     try:
         entries = list(Path(out).iterdir())
@@ -125,18 +128,32 @@ def check_disk(out: Path, needed: float, what: str) -> None:
                              f"and only {human(free)} is free there; free space or choose another --out")
 
 
+def ensure_room(folder: Path, nbytes: int, writers: int = 1) -> None:
+    """Raise :func:`disk_full_error` unless ``folder`` has room for ``nbytes``
+    from each of ``writers`` concurrent writers, plus :data:`WRITE_RESERVE`.
+
+    Called before every sample a shard writer appends: HDF5 must never meet
+    a full disk itself, because h5py then cannot close the file cleanly (it
+    prints errors from finalizers, or crashes).
+    """
+    free = free_bytes(folder)
+    if free is not None and free < nbytes * max(1, writers) + WRITE_RESERVE:
+        raise disk_full_error(folder)
+
+
 def is_disk_full(exc: BaseException, out: Path) -> bool:
     """Whether an error while writing into ``out`` means that its disk is full.
 
-    HDF5 does not always keep the ``errno``; a write error with less than
-    :data:`DISK_MARGIN` free counts as a full disk too.
+    HDF5 does not always keep the ``errno`` (h5py raises ``OSError`` or
+    ``RuntimeError`` with the C library's message); a write error with less
+    than :data:`DISK_MARGIN` free counts as a full disk too.
     """
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     if "No space left" in str(exc) or "Disk quota" in str(exc):
         return True
     free = free_bytes(out)
-    return isinstance(exc, OSError) and free is not None and free < DISK_MARGIN
+    return isinstance(exc, (OSError, RuntimeError)) and free is not None and free < DISK_MARGIN
 
 
 def disk_full_error(out: Path) -> BlursynthError:

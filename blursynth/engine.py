@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import joblib
 
+from blursynth import budget
 from blursynth.atomic import file_sha256
 from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun
 from blursynth.progress import LiveProgress, progress_bar, progress_file
@@ -101,7 +102,8 @@ def _process_worker(threads: int) -> Worker:
 
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
                   fingerprint: str, index: int, compression: str, skip_bad: bool,
-                  exclude: frozenset = frozenset(), threads: int = 1, parent: int | None = None):
+                  exclude: frozenset = frozenset(), threads: int = 1, parent: int | None = None,
+                  writers: int = 1):
     """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
 
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
@@ -115,7 +117,7 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     skipped, excluded = [], set(exclude)
     progress = progress_file(path)  # read by the parent's bar
     header = dict(kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
-                  capacity=len(specs), compression=compression)
+                  capacity=len(specs), compression=compression, writers=writers)
     try:
         while True:  # once more each time a source turns out bad: its earlier samples must go too
             with ShardWriter(path, **header) as writer:
@@ -126,6 +128,10 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
                     excluded.add(bad["source"])
             if bad is None:
                 break
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
+        if budget.is_disk_full(exc, path.parent):
+            raise budget.disk_full_error(path.parent) from None
+        raise
     finally:
         progress.unlink(missing_ok=True)
     own = {spec.source for spec in specs}
@@ -163,6 +169,18 @@ def _stop_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _disk_full_is_one_line(out: Path):
+    """A write of the parent (the manifest) that finds the disk full: one line;
+    the dataset stays as the last manifest describes it, and resumable."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if budget.is_disk_full(exc, out):
+            raise budget.disk_full_error(out) from None
+        raise
 
 
 def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, specs: Sequence,
@@ -371,7 +389,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
                         shard_size=options.shard_size, compression=options.compression)
     shards = _Plan(specs, options.shard_size)
     _make_out(out)
-    with _locked(out), _stop_on_sigterm():  # the lock before anything is deleted
+    with _locked(out), _stop_on_sigterm(), _disk_full_is_one_line(out):  # the lock before anything is deleted
         manifest = _prepare_out(out, manifest, options.overwrite)
         manifest.sources = [dict(s) for s in sources]
         _remove_temporaries(out)
@@ -459,7 +477,7 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
             tasks = (joblib.delayed(_render_shard)(
                 renderer, shards.shard(k), out / shard_name(k), manifest.kind, manifest.config,
                 manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads,
-                os.getpid() if options.backend == "loky" else None)
+                os.getpid() if options.backend == "loky" else None, max(1, n_jobs))
                 for k in todo)
             results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                       batch_size=1, pre_dispatch="2*n_jobs")(tasks)

@@ -22,8 +22,9 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from blursynth import __version__
+from blursynth import __version__, budget
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
+from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError
 
 __all__ = [
@@ -45,7 +46,6 @@ FRAME_ARRAYS = ("blur", "sharp", "latent")
 # The names blursynth gives the files it writes into ``--out``, and nothing else:
 # a shard, and the temporaries of a shard or of the manifest (``.tmp-<pid>``,
 # plus the shard's ``.progress`` count read by the progress bar).
-SHARD_PATTERN = re.compile(r"shard-\d{5,}\.h5")
 _TEMPORARY_PATTERN = re.compile(
     rf"(?:shard-\d{{5,}}\.h5{re.escape(TMP_MARK)}\d+(?:\.progress)?|{re.escape(MANIFEST)}{re.escape(TMP_MARK)}\d+)")
 
@@ -146,15 +146,21 @@ class ShardWriter:
         Most samples the shard will hold.
     compression : {"none", "lzf", "gzip"}
         HDF5 filter for the frame arrays.
+    writers : int
+        Shard writers that may write to the same disk at once. Before each
+        sample the writer checks that the disk has room for that sample from
+        each of them (:func:`blursynth.budget.ensure_room`): HDF5 itself must
+        never meet a full disk.
     """
 
     def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
-                 capacity: int, compression: str = "none"):
+                 capacity: int, compression: str = "none", writers: int = 1):
         if compression not in COMPRESSIONS:
             raise BlursynthError(f"--compression {compression}: expected one of {', '.join(COMPRESSIONS)}")
         self.path = Path(path)
         self.tmp = tmp_path(self.path)
         self.capacity = capacity
+        self.writers = writers  # shard writers sharing the disk (for the free-space check)
         self.compression = None if compression == "none" else compression
         self.count = 0
         self.digest: str | None = None
@@ -198,6 +204,7 @@ class ShardWriter:
         """Add one sample: its frame arrays (uint8) and one value per meta field."""
         if self.count >= self.capacity:
             raise RuntimeError("shard is full")
+        budget.ensure_room(self.path.parent, sum(a.nbytes for a in sample.arrays.values()), self.writers)
         for name, frames in sample.arrays.items():
             if name not in FRAME_ARRAYS:
                 raise ValueError(f"unknown frame array {name!r}")
@@ -241,6 +248,8 @@ class ShardWriter:
         try:
             if self._file.id.valid:
                 self._file.close()
+        except (OSError, RuntimeError):
+            pass  # a full or failing disk can fail the close too; the error that got here matters
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()

@@ -568,6 +568,7 @@ def verify(out: Path) -> list[str]:
             continue
         if file_sha256(path) != entry["sha256"]:
             problems.append(f"{name}: sha256 mismatch (corrupted or modified)")
+            continue  # one line per damaged shard; what else is wrong inside it does not matter
         try:
             counts = _shard_counts(path)
         except BlursynthError as exc:

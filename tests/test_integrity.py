@@ -81,9 +81,8 @@ def test_a_corrupt_hdf5_header_is_one_line(tmp_path, dataset, damage):
         list(iter_samples(dataset))
     for args in (["info", dataset], ["preview", dataset, "--out", tmp_path / "p.png"]):
         assert_one_line_error(cli(*args), "shard-00000.h5", "damaged shard")
-    problems = verify(dataset)
-    assert "shard-00000.h5: sha256 mismatch (corrupted or modified)" in problems
-    assert any(p.startswith("shard-00000.h5: damaged shard") for p in problems)
+    assert [p for p in verify(dataset) if p.startswith("shard-00000.h5")] == [
+        "shard-00000.h5: sha256 mismatch (corrupted or modified)"]
     from reference_models.data import ShardIndex
     with pytest.raises(BlursynthError, match="shard-00000.h5"):
         ShardIndex(dataset)
@@ -95,7 +94,13 @@ def test_a_missing_attribute_is_one_line_not_a_key_error(tmp_path, dataset):
         del f.attrs["samples"]
     with pytest.raises(BlursynthError, match="shard-00000.h5: damaged shard.*samples"):
         list(iter_samples(dataset))
-    assert any("shard-00000.h5: damaged shard" in p for p in verify(dataset))
+    # verify: the bytes changed (one line); with the manifest's sha256 updated too, the count check finds it
+    assert "shard-00000.h5: sha256 mismatch (corrupted or modified)" in verify(dataset)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = file_sha256(shard)
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    assert [p for p in verify(dataset) if p.startswith("shard-00000.h5")][0].startswith(
+        "shard-00000.h5: damaged shard")
 
 
 def test_verify_checks_sample_counts_against_the_shards(dataset):

@@ -44,3 +44,16 @@ class InterruptedRun(BlursynthError):
 
     def __reduce__(self):
         return type(self), (self.signal_number,)
+
+
+class BlursynthWarning(UserWarning):
+    """Something a user should know that does not stop the run (a fallback, a doubtful
+    setting). The CLI prints it as one line; library callers see an ordinary warning.
+    The message starts with ``note:`` or ``warning:``."""
+
+
+def note(message: str) -> None:
+    """Emit ``message`` as a :class:`BlursynthWarning` (shown once per message)."""
+    import warnings
+
+    warnings.warn(message, BlursynthWarning, stacklevel=2)

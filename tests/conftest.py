@@ -19,6 +19,20 @@ from click.testing import CliRunner
 from blursynth.cli import main
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Files blursynth caches per user (the built-in sample clip) go to a folder of this session."""
+    import os
+
+    old = os.environ.get("BLURSYNTH_CACHE")
+    os.environ["BLURSYNTH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("BLURSYNTH_CACHE", None)
+    else:
+        os.environ["BLURSYNTH_CACHE"] = old
+
+
 def write_frames(folder: Path, frames: list[np.ndarray], ext: str = ".png", name: str = "f{:d}") -> Path:
     """Write RGB uint8 frames as numbered files (numbers not zero-padded: ordering must be numeric)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,15 +89,3 @@ def no_partial_output(out: Path) -> bool:
     """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
     return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _cache_in_a_temporary_folder(tmp_path_factory):
-    """Caches (a video's decodable frame count) go to a temporary folder, not the user's."""
-    import os
-    previous = os.environ.get("BLURSYNTH_CACHE")
-    os.environ["BLURSYNTH_CACHE"] = str(tmp_path_factory.mktemp("blursynth-cache"))
-    yield
-    if previous is None:
-        os.environ.pop("BLURSYNTH_CACHE", None)
-    else:
-        os.environ["BLURSYNTH_CACHE"] = previous

@@ -26,9 +26,14 @@ def test_info_reports_what_the_files_hold(tmp_path, cli):
     manifest = json.loads((out / "manifest.json").read_text())
     with h5py.File(out / "shard-00000.h5", "r") as f:
         shapes = {name: list(f[name].shape[1:]) for name in ("blur", "sharp", "latent")}
+    sizes = [(out / s["file"]).stat().st_size for s in manifest["shards"]]
     assert got == {
         "kind": "highspeed", "complete": True, "samples": 4, "planned": 4, "shards": 2, "skipped": 0,
         "sample_shape": shapes, "seed": 0, "config": manifest["config"],
+        # per frame size and per source: 12 frames, tau = T = 3 -> 4 samples of clip "clip", 2 per shard
+        "frame_sizes": {"20x12": 4}, "bytes": sum(sizes),
+        "sources": {"clip": {"samples": 4, "frame_sizes": {"20x12": 4}, "bytes": sum(sizes),
+                             "tau_T": {"3/3": 4}}},
     }
     assert shapes == {"blur": [1, 12, 20, 3], "sharp": [1, 12, 20, 3], "latent": [1, 2, 12, 20, 3]}
     assert describe(out) == got

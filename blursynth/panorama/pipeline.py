@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from blursynth import budget, geometry
-from blursynth.engine import RunOptions, run
+from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import KIND, PanoramaConfig
 from blursynth.panorama.plan import plan
@@ -63,6 +63,6 @@ def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     Manifest
     """
     check_device(config.device)
-    check_budget(config, options.out)
+    check_budget(config, options.out or default_out(KIND))
     specs, skipped = plan(config, skip_bad=options.skip_bad)
     return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)

@@ -70,6 +70,7 @@ class Clip:
     n_frames: int
     size: tuple[int, int]  # (W, H)
     files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
+    fps: float | None = None  # the container's frame rate (videos that report one)
     header_frames: int | None = None  # what a video's container claims (kind == "video")
 
 
@@ -121,6 +122,7 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
         header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
     finally:
         cap.release()
     if w <= 0 or h <= 0:
@@ -128,17 +130,8 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
     n = decodable_frames(path, clip_id)
     if n <= 0:
         raise BadSourceError(clip_id, f"{path}: no frame decodes (the header claims {max(header, 0)})")
-    return Clip(clip_id, str(path), "video", n, (w, h), header_frames=max(header, 0))
-
-
-def cache_dir() -> Path:
-    """Where blursynth keeps caches: ``$BLURSYNTH_CACHE``, else
-    ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth`` (never the
-    source tree or the dataset)."""
-    if os.environ.get("BLURSYNTH_CACHE"):
-        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blursynth"
+    return Clip(clip_id, str(path), "video", n, (w, h), fps=round(fps, 3) if 0 < fps < 10_000 else None,
+                header_frames=max(header, 0))
 
 
 def _count_decodable(path: Path) -> int:
@@ -155,7 +148,9 @@ def _count_decodable(path: Path) -> int:
 def decodable_frames(path: str | Path, clip_id: str) -> int:
     """The number of frames of a video that really decode, counted once per file.
 
-    The count is kept in ``video-frames.json`` under :func:`cache_dir`, keyed by
+    The count is kept in ``video-frames.json`` in the per-user cache folder
+    (:func:`blursynth.synthetic.cache_dir`: ``$BLURSYNTH_CACHE``, else
+    ``$XDG_CACHE_HOME/blursynth`` or ``~/.cache/blursynth``), keyed by
     the file's absolute path, size and modification time; a changed file is
     counted again. A cache that cannot be read or written only costs time.
 
@@ -172,6 +167,7 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
         Frames that decode from the start, in order, up to the first that does not.
     """
     from blursynth.atomic import atomic_write_bytes
+    from blursynth.synthetic import cache_dir
 
     path = Path(path)
     try:
@@ -247,6 +243,41 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[lis
         list(sources), _candidates, noun="clip", skip_bad=skip_bad,
         nothing_found=(f"no frames ({', '.join(sorted(FRAME_EXTS))}) "
                        f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
+
+
+def sample_fallback(sources: Iterable[str | Path]) -> tuple[tuple[str, ...], dict | None]:
+    """The ``--src`` entries to read, falling back to the built-in clip when none exists.
+
+    When *none* of ``sources`` exists (e.g. ``--src gopro/`` typed in an empty
+    folder), the built-in synthetic 240 fps clip
+    (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so the
+    advertised command runs as typed. When some exist and others do not, the
+    missing one is an error: that is a typo, not a first try.
+
+    Returns
+    -------
+    sources : tuple of str
+        What to read.
+    fallback : dict or None
+        ``{"missing": [...], "clip": path, "note": one line}`` when the built-in
+        clip replaced ``sources`` (recorded in the manifest), else None.
+    """
+    sources = tuple(str(s) for s in sources)
+    if not sources:
+        raise BlursynthError("--src: no source given")
+    missing = [s for s in sources if not Path(s).exists()]
+    if not missing:
+        return sources, None
+    if len(missing) < len(sources):
+        raise BlursynthError(f"--src {missing[0]}: no such file or folder")
+    from blursynth.synthetic import cached_sample_clip
+
+    clip = cached_sample_clip()
+    names = " ".join(missing)
+    verb = "does" if len(missing) == 1 else "do"
+    line = (f"note: {names} {verb} not exist; using the built-in 240 fps sample clip "
+            f"(blursynth sample) - point --src at your footage")
+    return (str(clip),), {"missing": missing, "clip": str(clip), "note": line}
 
 
 # --------------------------------------------------------------- decoding

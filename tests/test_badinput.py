@@ -55,7 +55,7 @@ PANORAMA = [
     (["--n", "100000000"], ["--n 100000000", f"{MAX_PLANNED_SAMPLES:,}"]),
     (["--n", "1000000000000"], ["--n 1000000000000", f"{MAX_PLANNED_SAMPLES:,}"]),
     (["--fov", "179", "--size", "8x8"], ["--fov 179", "focal length"]),
-    (["--fov", "179", "--size", "16x24"], ["--fov 179", "focal length"]),
+    (["--fov", "179", "--size", "24x24"], ["--fov 179", "focal length"]),
     (["--fov", "nan"], ["--fov"]),
     (["--frames-per-degree", "1e308"], ["--frames-per-degree", "frames"]),
     (["--frames-per-degree", "nan"], ["--frames-per-degree"]),

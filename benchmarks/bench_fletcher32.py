@@ -36,14 +36,16 @@ def write(path: Path, frames: np.ndarray, fletcher32: bool, compression: str | N
     return (time.perf_counter() - start) / len(frames)
 
 
-def read(path: Path) -> float:
-    """Read every frame, one at a time as a data loader does; returns seconds per frame."""
+def read(path: Path, crop: int | None = None) -> float:
+    """Read every frame (or a ``crop`` x ``crop`` patch of it, as a training loader
+    does), one at a time; returns seconds per frame."""
     with h5py.File(path, "r", locking=False) as f:
         ds = f["blur"]
         n = len(ds)
+        where = np.s_[:, :] if crop is None else np.s_[100:100 + crop, 200:200 + crop]
         start = time.perf_counter()
         for i in range(n):
-            ds[i]
+            ds[(i, *where)]
         return (time.perf_counter() - start) / n
 
 
@@ -61,7 +63,8 @@ def main():
     base = np.linspace(0, 200, w, dtype=np.float32)[None, :, None] + np.zeros((h, 1, 3), np.float32)
     frames = np.stack([np.clip(base + rng.normal(0, 4, (h, w, 3)), 0, 255).astype(np.uint8)
                        for _ in range(args.frames)])
-    times = {True: {"read": [], "write": []}, False: {"read": [], "write": []}}
+    ops = ("read", "read 128x128 crop", "write")
+    times = {flag: {op: [] for op in ops} for flag in (True, False)}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {flag: Path(tmp) / f"f{int(flag)}.h5" for flag in (True, False)}
         for _ in range(args.repeats):
@@ -71,14 +74,15 @@ def main():
                 read(paths[flag])  # page cache warm for both, as after a first epoch
             for flag in (False, True):
                 times[flag]["read"].append(read(paths[flag]))
+                times[flag]["read 128x128 crop"].append(read(paths[flag], crop=128))
         sizes = {flag: paths[flag].stat().st_size for flag in paths}
     print(f"{cpu_name()}, {os.cpu_count()} cores")
     print(f"{args.frames} frames of {w}x{h} RGB uint8, one chunk per frame, compression {args.compression}, "
           f"median of {args.repeats}")
-    for op in ("read", "write"):
+    for op in ops:
         plain = statistics.median(times[False][op]) * 1e3
         checked = statistics.median(times[True][op]) * 1e3
-        print(f"{op:5s}: without {plain:7.3f} ms/frame, with fletcher32 {checked:7.3f} ms/frame, "
+        print(f"{op:17s}: without {plain:7.3f} ms/frame, with fletcher32 {checked:7.3f} ms/frame, "
               f"ratio {checked / plain:.2f}x")
     print(f"file size: +{sizes[True] - sizes[False]} bytes with checksums ({args.frames} chunks)")
 

@@ -157,7 +157,7 @@ def _check_recipe_value(path: Path, key: str, value, param: click.Option) -> Non
         expected = f"an {noun} or a list of {noun}s"
     elif isinstance(kind, Size):
         ok = isinstance(value, str) or (is_list_of(value, is_int) and len(value) == 2)
-        expected = f"a string {kind.order} (e.g. \"960x540\")"
+        expected = f"a string {kind.name} (e.g. \"960x540\")"
     elif isinstance(kind, (click.types.IntParamType, click.IntRange)):
         ok, expected = is_int(value), "an integer"
     elif isinstance(kind, (click.types.FloatParamType, click.FloatRange)):

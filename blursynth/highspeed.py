@@ -419,6 +419,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     params = spec.realism.draw(spec.seed)
     degrade = changes_linear(params)
     interp = spec.interpolate > 1 and spec.tau > 1
+    measure = spec.motion or spec.interpolate > 1  # the flows are needed anyway
     mask = np.empty((spec.size[1], spec.size[0], 3), np.float32) if params.get("saturation") else None
     if (degrade or interp) and linear is None:
         linear = np.empty((spec.size[1], spec.size[0], 3), np.float32)
@@ -432,7 +433,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         for j, k in latent_at.items():
             finish(window[j], latent[n, k])
         pair_flows = []
-        if spec.motion:  # ghosting control: optical flow between consecutive source frames
+        if measure:  # ghosting control: optical flow between consecutive source frames
             pair_flows = [interpolate.flows(a, b) for a, b in zip(window[:-1], window[1:])]
             for f01, _ in pair_flows:
                 moved = interpolate.displacement(f01)
@@ -472,7 +473,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         arrays["latent"] = latent
     meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,
             "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat, **params}
-    if spec.motion:  # px per source frame (0 for tau = 1: no pair of frames)
+    if measure:  # px per source frame (0 for tau = 1: no pair of frames)
         meta["motion_mean"] = moved_sum / interpolate.SUM_UNITS / moved_count if moved_count else 0.0
         meta["motion_max"] = moved_max
     return Sample(arrays, meta)

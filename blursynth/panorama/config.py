@@ -39,8 +39,14 @@ class PanoramaConfig(SourceConfig):
     device: str = "cpu"
     seed: int = 0
     per_panorama: int = 1
+    noise_shot: tuple[float, ...] | None = None
+    noise_read: tuple[float, ...] | None = None
+    saturation: tuple[float, ...] | None = None
+    jpeg: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        self.realism  # validates --noise-shot/--noise-read/--saturation/--jpeg
+
         def bad(option, value, why):
             raise BlursynthError(f"--{option} {value}: {why}")
 

@@ -16,6 +16,7 @@ import quaternion
 from blursynth import geometry
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
+from blursynth.realism import Realism
 from blursynth.seeds import sample_rng, sample_seed
 from blursynth.sources.panoramas import Panorama, discover
 
@@ -72,6 +73,7 @@ class PanoramaSpec:
     latent: int
     response: str
     device: str
+    realism: Realism = Realism()
 
     @property
     def span(self) -> float:
@@ -182,7 +184,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
         omega0=tuple(float(v) for v in omega0), omega1=tuple(float(v) for v in omega1),
         seq_len=config.seq_len, duty=float(duty), n_frames=n_frames, latent=config.latent,
-        response=config.response_name, device=config.device)
+        response=config.response_name, device=config.device, realism=config.realism)
 
 
 def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,

@@ -9,6 +9,6 @@ evaluation, splitting and data validation are architecture-independent:
 from reference_models.registry import create_model, is_model, list_models, register_model
 
 # Importing a model file registers its models.
-from reference_models import dtb  # noqa: E402,F401
+from reference_models import dtb, fsta  # noqa: E402,F401
 
 __all__ = ["create_model", "is_model", "list_models", "register_model"]

@@ -19,9 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from blursynth.errors import BlursynthError
+from reference_models.data import to_float
 from reference_models.registry import register_model
+from reference_models.task import ModelTask, score_frames
 
-__all__ = ["FSTA", "FSTANet", "DenseModule", "fsta"]
+__all__ = ["FSTA", "FSTANet", "FSTATask", "DenseModule", "fsta"]
 
 
 class FSTA(nn.Module):
@@ -300,6 +303,53 @@ class FSTANet(nn.Module):
         current = clip[:, m:m + outputs] if not pad else clip
         residual = self.conv_out(d).reshape(b, outputs, 3, h, w)
         return current + residual
+
+
+class FSTATask(ModelTask):
+    """Training and scoring of FSTANet (Suin & Rajagopalan, Sec. 4).
+
+    * **Data**: video windows. A training item is ``clip_len`` consecutive
+      blurry frames (default T = 5) and their sharp frames, a 256×256 patch at
+      the same place in every frame; the dataset needs runs of at least T
+      consecutive exposures (``--seq-len 5`` or longer clips).
+    * **Loss** (the paper does not state it here; our choice): the mean absolute
+      error (L1) of the latent frames against the sharp frames, over the frames
+      of the window that have m real neighbours on each side (clip_len − 2m; 1
+      for clip_len = T). No padded frame is trained on: padding exists for the
+      ends of a video, and a training window cut from the middle of a run has
+      real neighbours beyond its ends.
+    * **Learning rate**: Adam, 1e-4, halved every 200 epochs:
+      lr · decay^⌊step / (every · steps_per_epoch)⌋ with decay = 0.5 and
+      every = 200 — for this model ``--lr-decay-every`` counts epochs, as the
+      paper states its schedule.
+    * **Evaluation**: every frame of the sample, with the neighbouring exposures
+      of its run as context where the dataset has them and the first/last frame
+      repeated at the run's ends (``pad=True``), so every frame is deblurred:
+      one output per input frame.
+    """
+
+    sample_kind = "video"
+    defaults = {"batch": 8, "patch": 256, "clip_len": 5, "lr": 1e-4, "lr_decay": 0.5,
+                "lr_decay_every": 200, "weight_reg": 0.0}
+
+    def loss(self, model, batch, config):
+        if config.weight_reg:
+            raise BlursynthError(f"--weight-reg {config.weight_reg}: fsta's loss has no weight penalty (use 0)")
+        blur, sharp = to_float(batch["blur"]), to_float(batch["sharp"])
+        out = model(blur)
+        m = (blur.shape[1] - out.shape[1]) // 2
+        l1 = (out.float() - sharp[:, m:m + out.shape[1]]).abs().mean()
+        return l1, {"l1": float(l1.detach())}
+
+    def learning_rate(self, config, step, steps_per_epoch):
+        return config.lr * config.lr_decay ** (step // (config.lr_decay_every * max(1, steps_per_epoch)))
+
+    def outputs(self, model, batch):
+        blur, sharp = to_float(batch["blur"]), to_float(batch["sharp"])
+        return score_frames(batch, model(blur, pad=True), sharp, blur)
+
+
+FSTANet.task = FSTATask()
 
 
 @register_model

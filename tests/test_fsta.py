@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reference_models import create_model
+from blursynth.errors import BlursynthError
+from reference_models import create_model, task_of
+from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
+from reference_models.data import ShardIndex, VideoClipDataset, to_float
+from reference_models.evaluate import evaluate
 from reference_models.fsta import FSTA, FSTANet
+from reference_models.split import make_split
+from reference_models.train import TrainConfig, resolve_defaults, train
+from test_reference_datasets import make_tiny_dataset
 
-TINY = {"widths": (6, 8, 10), "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}
+TINY = {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these tiny tensors run several times faster that way on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def naive_fsta(block: FSTA, x: torch.Tensor) -> dict:
@@ -159,3 +178,96 @@ def test_bad_arguments_name_the_argument():
         FSTA(8, temporal_maps=0)
     with pytest.raises(ValueError, match="pad=True"):
         FSTANet(**TINY)(torch.rand(1, 3, 3, 8, 8))
+
+
+# ---------------------------------------------------------------- training and scoring
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = make_tiny_dataset(tmp_path_factory.mktemp("fsta") / "data")  # runs of 5 frames, 40×40
+    make_split(root, val=0.2, test=0.2, seed=0)
+    return root
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), model="fsta", model_args=TINY, steps=4, batch=2, patch=24,
+                clip_len=5, lr=1e-3, workers=0, log_every=1, val_every=1000, val_samples=2, ckpt_every=1000,
+                quiet=True)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_paper_defaults_come_from_the_task():
+    config = resolve_defaults(TrainConfig(data="d", out="o", model="fsta"), FSTANet.task)
+    assert (config.batch, config.patch, config.clip_len, config.lr) == (8, 256, 5, 1e-4)
+    assert (config.lr_decay, config.lr_decay_every, config.weight_reg) == (0.5, 200, 0.0)
+
+
+def test_learning_rate_halves_every_200_epochs():
+    config = resolve_defaults(TrainConfig(data="d", out="o", model="fsta"), FSTANet.task)
+    lr = [FSTANet.task.learning_rate(config, step, steps_per_epoch=7) for step in (0, 1399, 1400, 2799, 2800)]
+    assert lr == [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5]
+
+
+def test_a_few_dozen_steps_lower_the_loss(data, tmp_path):
+    ds = VideoClipDataset(ShardIndex(data), clip_len=5, patch=32)
+    items = [ds[i] for i in range(0, len(ds), 2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("blur", "sharp")}
+    config = _config(data, tmp_path / "run", steps=36, batch=4, patch=32, lr=3e-3, log_every=12)
+
+    def l1(model):
+        with torch.no_grad():
+            return FSTANet.task.loss(model, batch, config)[0].item()
+
+    torch.manual_seed(config.seed)
+    before = l1(create_model("fsta", **TINY))
+    train(config)
+    after = l1(model_from_checkpoint(tmp_path / "run")[0])
+    assert after < 0.99 * before  # 0.983 when written (the tiny net deconvolves a 5-tap box blur slowly)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [12, 24, 36]
+    assert all("l1" in r for r in log if "loss" in r)
+
+
+def test_checkpoint_round_trip(data, tmp_path):
+    train(_config(data, tmp_path / "run", steps=3))
+    stored = load_checkpoint(tmp_path / "run")
+    model, ckpt = model_from_checkpoint(tmp_path / "run")
+    assert isinstance(model, FSTANet) and ckpt["model"] == "fsta" and ckpt["model_args"] == TINY
+    assert model.widths == tuple(TINY["widths"]) and model.fusion["1"].spatial_maps == 3
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, stored["state_dict"][name]), name
+    twin = create_model("fsta", **TINY)
+    twin.load_state_dict(stored["state_dict"])
+    clip = torch.rand(1, 6, 3, 13, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(clip, pad=True), twin.eval()(clip, pad=True), rtol=0, atol=0)
+
+
+def test_outputs_give_one_output_per_input_frame(data):
+    torch.manual_seed(0)
+    model = create_model("fsta", **TINY).eval()
+    task = task_of(model)
+    ds = task.dataset(ShardIndex(data), None, model=model, clip_len=None, patch=None, augment=False,
+                      flip=False, seed=0)
+    item = ds[0]
+    batch = {k: torch.as_tensor(v)[None] for k, v in item.items()}
+    with torch.no_grad():
+        out, target, blur = task.outputs(model, batch)
+    assert out.shape == target.shape == blur.shape == (1, 5, 3, 40, 40)  # the sample's 5 frames
+    first = int(item["first"])
+    torch.testing.assert_close(blur, to_float(item["blur"])[None, first:first + 5])
+
+
+def test_eval_reports_every_frame_beside_the_input(data, tmp_path):
+    train(_config(data, tmp_path / "run", steps=2))
+    report = evaluate(tmp_path / "run", data, split="test", progress=False)
+    assert list(report["positions"]) == ["t0", "t1", "t2", "t3", "t4"]
+    for scores in report["positions"].values():
+        assert set(scores["psnr"]) == {"output", "input", "gain"}
+        assert scores["psnr"]["gain"] == pytest.approx(scores["psnr"]["output"] - scores["psnr"]["input"])
+    assert report["n_frames"] == 5 * report["n_samples"]
+
+
+def test_weight_reg_is_refused(data, tmp_path):
+    with pytest.raises(BlursynthError, match="--weight-reg"):
+        train(_config(data, tmp_path / "run", steps=1, weight_reg=1e-5))

@@ -22,15 +22,6 @@ from test_reference_datasets import make_tiny_dataset
 TINY = {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these tiny tensors run several times faster that way on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def naive_fsta(block: FSTA, x: torch.Tensor) -> dict:
     """Eqs. 1–6 for ONE window x [B, T, C, H, W] with explicit loops, the paper's
     batch = channel = 1 formulas applied per sample and per channel."""

@@ -17,6 +17,7 @@ from reference_models.evaluate import evaluate
 from reference_models.fsta import FSTA, FSTANet
 from reference_models.split import make_split
 from reference_models.train import TrainConfig, resolve_defaults, train
+from conftest import run_ok
 from test_reference_datasets import make_tiny_dataset
 
 TINY = {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}
@@ -262,3 +263,15 @@ def test_eval_reports_every_frame_beside_the_input(data, tmp_path):
 def test_weight_reg_is_refused(data, tmp_path):
     with pytest.raises(BlursynthError, match="--weight-reg"):
         train(_config(data, tmp_path / "run", steps=1, weight_reg=1e-5))
+
+
+def test_cli_train_eval_validate(data, tmp_path):
+    tiny = [a for k, v in TINY.items() for a in ("--model-arg", f"{k}={json.dumps(v)}")]
+    small = ["--batch", 2, "--patch", 24, "--workers", 0, "-q"]
+    run_ok("train-reference", "fsta", "--data", data, "--out", tmp_path / "run", "--steps", 2, *tiny, *small)
+    assert load_checkpoint(tmp_path / "run")["config"]["clip_len"] == 5  # the task's default
+    result = run_ok("eval-reference", tmp_path / "run", "--data", data, "--split", "test", "-q")
+    rows = {line.split()[0] for line in result.output.splitlines()[1:]}
+    assert {"t0", "t1", "t2", "t3", "t4", "mean"} <= rows and "PSNR in" in result.output
+    result = run_ok("validate", data, "--model", "fsta", "--budget", 0.02, "--out", tmp_path / "val", *tiny, *small)
+    assert "verdict:" in result.output.strip().splitlines()[-1]

@@ -338,17 +338,17 @@ def test_same_bytes_for_any_number_of_workers(tmp_path, small_pano, cli):
     shas = []
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        result = cli("panorama", "--src", small_pano, "--n", 6, "--size", "24x32", "--shard-size", 2,
+        result = cli("panorama", "--src", small_pano, "--n", 6, "--size", "32x24", "--shard-size", 2,
                      "--workers", workers, "--seed", 11, "--out", out, "-q")
         assert result.exit_code == 0, result.output
         shas.append([s["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]])
     assert len(shas[0]) == 3 and shas[0] == shas[1]
-    assert next(iter_samples(tmp_path / "w1")).arrays["blur"].shape == (1, 24, 32, 3)  # --size is HxW
+    assert next(iter_samples(tmp_path / "w1")).arrays["blur"].shape == (1, 24, 32, 3)  # --size is WxH
 
     # resume: a lost shard is remade, byte for byte
     out = tmp_path / "w1"
     (out / "shard-00001.h5").unlink()
-    result = cli("panorama", "--src", small_pano, "--n", 6, "--size", "24x32", "--shard-size", 2,
+    result = cli("panorama", "--src", small_pano, "--n", 6, "--size", "32x24", "--shard-size", 2,
                  "--workers", 1, "--seed", 11, "--out", out, "-q")
     assert result.exit_code == 0, result.output
     assert [s["sha256"] for s in json.loads((out / "manifest.json").read_text())["shards"]] == shas[0]

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from blursynth import __version__
+from blursynth.version import __version__
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.errors import BlursynthError
 

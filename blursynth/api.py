@@ -4,11 +4,15 @@
 (``blursynth.__getattr__``). Every function here is a thin layer over the
 library; the commands call the same code.
 
-* :func:`highspeed` and :func:`panorama` make a dataset, as the commands do;
+* :func:`make_highspeed` and :func:`make_panorama` make a dataset, as the
+  commands do (not ``blursynth.highspeed``/``blursynth.panorama``: those names
+  are the pipeline modules);
 * :func:`open_dataset` reads one back as numpy arrays
   (:class:`blursynth.dataset.Dataset`), usable directly as a map-style dataset
   of a torch ``DataLoader``; :func:`torch_dataset` gives float CHW tensors;
-* :func:`blur` applies Eq. 1 of Kim et al. 2017 to frames held in memory.
+* :func:`blur` applies Eq. 1 of Kim et al. 2017 to frames held in memory;
+* :func:`sample_clip` writes the built-in synthetic 240 fps clip (the
+  ``sample`` command).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from blursynth.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
 from blursynth.shards import Manifest
+from blursynth.synthetic import write_sample_clip as sample_clip  # noqa: F401  (the `sample` command)
 
-__all__ = ["blur", "highspeed", "open_dataset", "panorama", "torch_dataset", "Dataset"]
+__all__ = ["blur", "make_highspeed", "make_panorama", "open_dataset", "sample_clip", "torch_dataset", "Dataset"]
 
 _RUN_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
 
@@ -46,7 +51,7 @@ def _tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest:
+def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest:
     """Make a high-speed blur dataset (the ``highspeed`` command; Kim et al. 2017, Eq. 1).
 
     Parameters
@@ -78,7 +83,7 @@ def highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest:
     return synthesize(HighspeedConfig(src=tuple(str(s) for s in srcs), **fields), options)
 
 
-def panorama(n: int, **kwargs) -> Manifest:
+def make_panorama(n: int, **kwargs) -> Manifest:
     """Make a panorama rotation-blur dataset (the ``panorama`` command; Argaw et al. 2021).
 
     Parameters
@@ -87,7 +92,7 @@ def panorama(n: int, **kwargs) -> Manifest:
         Number of samples.
     **kwargs
         Any field of :class:`blursynth.panorama.PanoramaConfig` or of
-        :class:`blursynth.engine.RunOptions`, as in :func:`highspeed`;
+        :class:`blursynth.engine.RunOptions`, as in :func:`make_highspeed`;
         ``src`` defaults to the bundled panoramas. ``size`` is ``(W, H)``, as
         ``--size WxH`` (the config itself holds ``(H, W)``).
 
@@ -109,9 +114,9 @@ def panorama(n: int, **kwargs) -> Manifest:
 
 
 def torch_dataset(path: str | Path):
-    """A ``torch.utils.data.Dataset`` over ``path`` (:func:`blursynth.torch_dataset.torch_dataset`);
+    """A ``torch.utils.data.Dataset`` over ``path`` (:func:`blursynth.torch_data.torch_dataset`);
     torch is imported here, on first use."""
-    from blursynth.torch_dataset import torch_dataset as make
+    from blursynth.torch_data import torch_dataset as make
 
     return make(path)
 
@@ -141,9 +146,9 @@ def blur(frames, response: str = "gamma", gamma: float = 2.2) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np, blursynth
-    >>> frames = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (0, 255)])
+    >>> frames = np.stack([np.full((2, 2, 3), v, np.uint8) for v in (0, 254)])
     >>> int(blursynth.blur(frames, response="linear")[0, 0, 0])
-    128
+    127
     """
     curve = parse_response(response, gamma)
     stack = [np.asarray(f) for f in frames]

@@ -16,7 +16,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 from blursynth.panorama.plan import PanoramaSpec
 from blursynth.response import parse_response
 from blursynth.shards import Sample

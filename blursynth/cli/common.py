@@ -179,15 +179,23 @@ class Size(click.ParamType):
         return (a, b)
 
 
-def run_options(func):
-    """Options that say where and how to run, shared by the synthesis commands."""
+def run_options(command: str, compression: str = "none"):
+    """Options that say where and how to run, shared by the synthesis commands.
+
+    Parameters
+    ----------
+    command : str
+        The command's name (its default ``--out`` is ``./COMMAND-out``).
+    compression : str
+        The command's default ``--compression``.
+    """
     decorators = [
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     show_default="./COMMAND-out, e.g. ./highspeed-out",
+                     show_default=f"./{command}-out",
                      help="Output dataset folder (manifest.json + shard-*.h5); re-running resumes there."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
         click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
-        click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
+        click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default=compression,
                      show_default=True, help="HDF5 filter for frame data (see docs/format.md)."),
         click.option("--workers", type=int, default=None, help="Worker processes (default: all cores)."),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,
@@ -197,9 +205,13 @@ def run_options(func):
         click.option("--skip-bad", is_flag=True, help="Skip unusable sources and list them in manifest.json."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
 def make_run_options(kw: dict):

@@ -45,7 +45,8 @@ def verify(dataset):
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def info(dataset):
-    """Summarize DATASET: kind, sample count, frame shapes, config (JSON on stdout)."""
+    """Summarize DATASET (JSON on stdout): kind, samples, frame sizes, disk use, config, and per
+    source its samples, frame sizes, disk use and tau/T histogram."""
     from blursynth.shards import describe
 
     click.echo(json.dumps(describe(dataset), indent=1))

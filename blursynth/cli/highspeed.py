@@ -38,7 +38,7 @@ class PeriodType(click.ParamType):
 @click.option("--resize", type=Size(partial=True), default=None, show_default="each clip's own size",
               help="Output size, area-resampled in linear light: WxH, or 960x / x540 to keep each clip's "
                    "aspect ratio. Clips of different sizes go to different shards.")
-@run_options
+@run_options("highspeed")
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).
 

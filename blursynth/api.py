@@ -94,8 +94,7 @@ def make_panorama(n: int, **kwargs) -> Manifest:
         Any field of :class:`blursynth.panorama.PanoramaConfig` or of
         :class:`blursynth.engine.RunOptions`, as in :func:`make_highspeed`;
         ``src`` defaults to the bundled panoramas. ``size`` is ``(W, H)``, as
-        ``--size WxH`` (the config itself holds ``(H, W)``); ``compression``
-        defaults to ``"lzf"``, as for the command.
+        ``--size WxH`` (the config itself holds ``(H, W)``).
 
     Returns
     -------
@@ -104,7 +103,6 @@ def make_panorama(n: int, **kwargs) -> Manifest:
     """
     from blursynth.panorama import PanoramaConfig, synthesize
 
-    kwargs.setdefault("compression", "lzf")  # the command's default (docs/panorama.md, "Output size")
     fields, options = _split(PanoramaConfig, kwargs)
     if "size" in fields:
         w, h = fields["size"]

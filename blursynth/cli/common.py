@@ -179,15 +179,13 @@ class Size(click.ParamType):
         return (a, b)
 
 
-def run_options(command: str, compression: str = "none"):
+def run_options(command: str):
     """Options that say where and how to run, shared by the synthesis commands.
 
     Parameters
     ----------
     command : str
         The command's name (its default ``--out`` is ``./COMMAND-out``).
-    compression : str
-        The command's default ``--compression``.
     """
     decorators = [
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -195,7 +193,7 @@ def run_options(command: str, compression: str = "none"):
                      help="Output dataset folder (manifest.json + shard-*.h5); re-running resumes there."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
         click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
-        click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default=compression,
+        click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
                      show_default=True, help="HDF5 filter for frame data (see docs/format.md)."),
         click.option("--workers", type=int, default=None, help="Worker processes (default: all cores)."),
         click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky", show_default=True,

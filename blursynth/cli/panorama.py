@@ -37,7 +37,7 @@ from blursynth.cli.common import Size, make_run_options, recipe_option, report, 
 @click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cpu: OpenCV remap; cuda: torch grid_sample on the GPU.")
-@run_options("panorama", compression="lzf")  # see docs/panorama.md, "Output size"
+@run_options("panorama")
 def panorama(**kw):
     """Rotate a virtual camera inside panoramas and average the frames (Argaw et al. 2021).
 

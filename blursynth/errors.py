@@ -21,6 +21,11 @@ class BadSourceError(BlursynthError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self):
+        # Rebuilt from (source, reason) when it crosses a process boundary (a
+        # worker's error reaches the parent as the same one-line error).
+        return type(self), (self.source, self.reason)
+
 
 class BlursynthWarning(UserWarning):
     """Something a user should know that does not stop the run (a fallback, a doubtful

@@ -31,6 +31,7 @@ import numpy as np
 from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, run
 from blursynth.errors import BadSourceError, BlursynthError, note
+from blursynth.realism import Realism, changes_linear, clip_mask, compress, degrade_linear
 from blursynth.response import parse_response
 from blursynth.seeds import sample_seed, source_rng
 from blursynth.shards import Manifest, Sample
@@ -64,8 +65,13 @@ class HighspeedConfig(SourceConfig):
     gamma: float = 2.2
     resize: tuple[int | None, int | None] | None = None
     seed: int = 0
+    noise_shot: tuple[float, ...] | None = None
+    noise_read: tuple[float, ...] | None = None
+    saturation: tuple[float, ...] | None = None
+    jpeg: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        self.realism  # validates --noise-shot/--noise-read/--saturation/--jpeg
         if not self.tau:
             raise BlursynthError("--tau: give at least one value")
         for tau in self.tau:
@@ -124,6 +130,7 @@ class HighspeedSpec:
     fps: float
     repeat: int
     ahead: int = 0  # first frames of the same clip's next sample, decoded ahead (no effect on content)
+    realism: Realism = Realism()
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -247,7 +254,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=config.response_name, resize=resize,
-                    fps=fps, repeat=repeat, ahead=ahead))
+                    fps=fps, repeat=repeat, ahead=ahead, realism=config.realism))
     order = {}
     for spec in specs:
         order.setdefault(spec.frame_size, len(order))
@@ -398,6 +405,13 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
             image = response.encode(lin)
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=dst)
 
+    # Realism (blursynth.realism): drawn from the sample's own named streams.
+    params = spec.realism.draw(spec.seed)
+    degrade = changes_linear(params)
+    mask = np.empty((spec.size[1], spec.size[0], 3), np.float32) if params.get("saturation") else None
+    if degrade and linear is None:
+        linear = np.empty((spec.size[1], spec.size[0], 3), np.float32)
+
     # Frames stream in exposure order; one exposure window (tau frames) is held.
     stream = frames.stream([spec.start + n * spec.T + j for n in range(spec.seq_len) for j in range(spec.tau)])
     for n in range(spec.seq_len):
@@ -405,7 +419,20 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         finish(window[mid], sharp[n])
         for j, k in latent_at.items():
             finish(window[j], latent[n, k])
-        if spec.resize:
+        if degrade:
+            response.average(window, linear_out=linear)
+            lin, clipped = linear, None
+            if mask is not None:  # the clip mask averaged over the exposure (RSBlur)
+                mask.fill(0.0)
+                for frame in window:
+                    cv2.add(mask, clip_mask(frame), dst=mask)
+                clipped = mask * np.float32(1.0 / len(window))
+            if spec.resize:
+                lin = cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA)
+                if clipped is not None:
+                    clipped = cv2.resize(clipped, spec.resize, interpolation=cv2.INTER_AREA)
+            image = response.encode(degrade_linear(lin, params, spec.seed, n, clipped))
+        elif spec.resize:
             # Resampling is linear, so resizing the linear mean equals averaging
             # the resized frames, at one resize per exposure instead of tau.
             response.average(window, linear_out=linear)
@@ -413,13 +440,15 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         else:
             image = response.average(window)  # Eq. 1
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=blur[n])
+        if "jpeg_quality" in params:
+            blur[n] = compress(blur[n], params["jpeg_quality"])
         del window
 
     arrays = {"blur": blur, "sharp": sharp}
     if latent is not None:
         arrays["latent"] = latent
     meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,
-            "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat}
+            "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat, **params}
     return Sample(arrays, meta)
 
 

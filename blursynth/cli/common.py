@@ -179,6 +179,25 @@ class Size(click.ParamType):
         return (a, b)
 
 
+def realism_options(func):
+    """Realism options shared by the synthesis commands (:mod:`blursynth.realism`, docs/realism.md)."""
+    decorators = [
+        click.option("--noise-shot", type=NumberList(float), default=None, metavar="A[,B]",
+                     help="Shot-noise coefficient: noise variance shot*x + read^2 in linear light "
+                          "(one value fixed, two a uniform range)."),
+        click.option("--noise-read", type=NumberList(float), default=None, metavar="A[,B]",
+                     help="Read-noise standard deviation, linear units (one value fixed, two a uniform range)."),
+        click.option("--saturation", type=NumberList(float), default=None, metavar="A,B",
+                     help="8-bit sources: add the clip mask averaged over the exposure, scaled by U(A,B) "
+                          "(RSBlur), before clipping."),
+        click.option("--jpeg", type=NumberList(int), default=None, metavar="Q1,Q2",
+                     help="Re-encode the blurred image as JPEG at a quality drawn from Q1..Q2."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def run_options(command: str):
     """Options that say where and how to run, shared by the synthesis commands.
 

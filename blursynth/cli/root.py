@@ -21,6 +21,7 @@ def main():
     blursynth info DATASET                          what it holds, per source and frame size
     blursynth preview DATASET --out sheet.png       contact sheet of a seeded draw of samples
     blursynth verify DATASET                        check shards against their checksums
+    blursynth export DATASET --format gopro --out DIR   the layouts trainers read (paired, lmdb, reds, bsd)
     blursynth recipes                               the installed recipes (--recipe NAME)
     blursynth sample DIR                            write the built-in synthetic 240 fps clip
     blursynth demo                                  all of it on the built-in samples

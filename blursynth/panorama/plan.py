@@ -43,7 +43,8 @@ def working_width(width: int, size: tuple[int, int], fov: float) -> int:
     int
     """
     target = 2 * math.ceil(math.pi * geometry.focal_length(size[1], fov))
-    return min(width, target)
+    # never below 4 x 2: the padded panorama needs a row beyond each pole row
+    return min(width, max(target, 4))
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,8 @@ class PanoramaSpec:
 
 
 def frames_per_radian(config: PanoramaConfig) -> float:
-    """``k`` of ``n = 1 + max(1, ceil(k theta))``.
-
-    ``--frames-per-degree`` gives it directly; otherwise ``k = M / max_step``
-    with ``M`` the largest image speed of any rotation
-    (:func:`blursynth.geometry.max_flow_per_radian`), so that no pixel moves
-    more than ``--max-step`` pixels between consecutive frames.
-    """
-    if config.frames_per_degree is not None:
-        return config.frames_per_degree * 180.0 / math.pi
-    return geometry.max_flow_per_radian(config.size, config.fov) / config.max_step
+    """``k`` of ``n = 1 + max(1, ceil(k theta))`` (see :attr:`PanoramaConfig.frames_per_radian`)."""
+    return config.frames_per_radian
 
 
 def n_frames_for(angle: float, k: float) -> int:

@@ -22,6 +22,8 @@ def main():
     blursynth preview DATASET --out sheet.png       contact sheet of a seeded draw of samples
     blursynth verify DATASET                        check shards against their checksums
     blursynth export DATASET --format gopro --out DIR   the layouts trainers read (paired, lmdb, reds, bsd)
+    blursynth report DATASET --out report.html      what is in it: counts, blur, motion, grids
+    blursynth filter DATASET --min-blur-psnr 25 --out sel.json   a selection for --select
     blursynth recipes                               the installed recipes (--recipe NAME)
     blursynth sample DIR                            write the built-in synthetic 240 fps clip
     blursynth demo                                  all of it on the built-in samples

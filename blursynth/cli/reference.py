@@ -79,7 +79,8 @@ def training_options(func):
                      help="Mixed precision (bf16 autocast)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the run (split, initialization, crops, order)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes."),
     ]
     for decorator in reversed(decorators):
@@ -154,14 +155,15 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
               help="Split file [default: DATA/split.json].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Report file [default: RUN/eval-SPLIT.json].")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+              help="Mixed precision (bf16 autocast).")
 @click.option("--crop", type=int, default=None, help="Score a centre crop of this size.")
 @click.option("--max-samples", type=int, default=None,
               help="Score at most this many samples (a seeded draw across sources).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max-samples draw.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="Only the report table.")
 def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, as_json, quiet):
     """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
     per scored position and in the mean.
@@ -187,7 +189,7 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
 @click.argument("dataset", type=_DATA)
 @click.option("--val", type=float, default=0.1, show_default=True, help="Fraction of samples for validation.")
 @click.option("--test", type=float, default=0.1, show_default=True, help="Fraction of samples for testing.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw of sources into the parts.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Split file [default: DATASET/split.json].")
 def split(dataset, val, test, seed, out):

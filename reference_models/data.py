@@ -10,34 +10,39 @@ Three kinds of sample, one class each:
 What a dataset holds is read once, in the process that builds the dataset, from
 ``manifest.json`` and each shard's ``meta/`` (:class:`ShardIndex`); no HDF5 handle
 is kept. Frame data is read lazily: each process (each DataLoader worker) opens
-the shards it needs on first use, read-only and without HDF5 file locking, so
-that handles never cross a fork and read-only shards on shared file systems work.
+the shards it needs on first use, read-only and without HDF5 file locking
+(:func:`blursynth.shards.open_shard`), so that handles never cross a fork and
+read-only shards on shared file systems work.
 
-Augmentation (random crop at the same place in every frame of a sample, flips)
-draws from ``numpy.random.default_rng([seed, draw])``, where ``draw`` is the
-position of the item in the training stream (:class:`StreamSampler`). The data a
-training step sees therefore depends on the seed and the step only — not on the
-number of workers — and a resumed run sees exactly what the killed one would have.
+**Exposures across samples.** A highspeed sample is ``L`` consecutive exposures
+of one clip under one (τ, T) draw, and the next sample of the same clip and
+draw continues where it ends (its ``meta/start`` is ``L·T`` frames later). The
+index chains such samples into *runs*: a ``--seq-len 1`` dataset is still a
+video of exposures, and a video model reads windows that cross sample
+boundaries. Samples without ``start``/``T`` in their meta are runs of their own.
+
+Augmentation (random crop at the same place in every frame of a sample, flips,
+and the start of a training window in its run) draws from
+``numpy.random.default_rng([seed, draw])``, where ``draw`` is the position of
+the item in the training stream (:class:`StreamSampler`). The data a training
+step sees therefore depends on the seed and the step only — not on the number
+of workers — and a resumed run sees exactly what the killed one would have.
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
-# Shards are immutable once written: no locking, so that read-only copies on
-# shared file systems open. Must be set before the HDF5 library opens a file.
-os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
 
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Iterable, Iterator, Sequence  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import Dataset, Sampler  # noqa: E402
-
-from blursynth.errors import BlursynthError  # noqa: E402
-from blursynth.shards import Manifest, open_shard, read_meta  # noqa: E402
+from blursynth.errors import BlursynthError
+from blursynth.shards import Manifest, open_shard, read_meta
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class SampleRef:
     row: int
     index: int
     source: str
+    run: int = -1     # the run of consecutive exposures the sample belongs to (ShardIndex.runs)
+    offset: int = 0   # frame of the run where the sample's first frame is
 
 
 class ShardIndex:
@@ -61,12 +68,16 @@ class ShardIndex:
     seq_len : L, frames per sample.
     height, width : frame size.
     n_latent : K latent frames per blurred frame (0 if the dataset has none).
+    runs : list of list of SampleRef
+        Samples chained into runs of consecutive exposures (same source, same
+        draw, each starting where the previous one ends), in frame order.
     """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.manifest = Manifest.load(self.root)
         refs: list[SampleRef] = []
+        keys: list[tuple | None] = []
         shape = None
         n_latent = 0
         for entry in sorted(self.manifest.shards, key=lambda s: s["index"]):
@@ -85,13 +96,15 @@ class ShardIndex:
             if "source" not in meta:
                 raise BlursynthError(f"{path}: meta/source is missing (needed to split by source)")
             index = meta.get("index", np.arange(len(refs), len(refs) + n))
+            chain = _chain_keys(meta, n)
             refs.extend(SampleRef(entry["file"], row, int(index[row]), str(meta["source"][row]))
                         for row in range(n))
+            keys.extend(chain)
         if not refs:
             raise BlursynthError(f"{self.root}: the dataset holds no samples")
-        self.refs = sorted(refs, key=lambda r: r.index)
         self.seq_len, self.height, self.width = int(shape[0]), int(shape[1]), int(shape[2])
         self.n_latent = int(n_latent)
+        self.refs, self.runs = _chain(refs, keys, self.seq_len)
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -107,6 +120,51 @@ class ShardIndex:
             return list(self.refs)
         keep = set(sources)
         return [r for r in self.refs if r.source in keep]
+
+
+def _chain_keys(meta: dict, n: int) -> list[tuple | None]:
+    """Per row: (source, repeat, tau, T, start) when the meta places it in a clip, else None."""
+    if not {"start", "T"} <= set(meta):
+        return [None] * n
+    zeros = np.zeros(n, dtype=np.int64)
+    repeat, tau = meta.get("repeat", zeros), meta.get("tau", zeros)
+    return [(str(meta["source"][r]), int(repeat[r]), int(tau[r]), int(meta["T"][r]), int(meta["start"][r]))
+            for r in range(n)]
+
+
+def _chain(refs: list[SampleRef], keys: list[tuple | None], seq_len: int):
+    """Sort refs by index and chain consecutive exposures of one clip and draw into runs."""
+    order = sorted(range(len(refs)), key=lambda i: refs[i].index)
+    groups: dict = defaultdict(list)
+    singles = []
+    for i in order:
+        if keys[i] is None:
+            singles.append([i])
+        else:
+            groups[keys[i][:4]].append(i)
+    chains = []
+    for key, members in groups.items():
+        members.sort(key=lambda i: keys[i][4])
+        period = seq_len * key[3]  # L exposures of period T
+        current = [members[0]]
+        for i in members[1:]:
+            if keys[i][4] == keys[current[-1]][4] + period:
+                current.append(i)
+            else:
+                chains.append(current)
+                current = [i]
+        chains.append(current)
+    chains += singles
+    chains.sort(key=lambda c: refs[c[0]].index)
+    out = [None] * len(refs)
+    runs = []
+    for r, chain in enumerate(chains):
+        run = []
+        for k, i in enumerate(chain):
+            out[i] = replace(refs[i], run=r, offset=k * seq_len)
+            run.append(out[i])
+        runs.append(run)
+    return sorted(out, key=lambda ref: ref.index), runs
 
 
 class _ShardDataset(Dataset):
@@ -160,17 +218,22 @@ class _ShardDataset(Dataset):
 
     def _window(self, rng: np.random.Generator | None) -> tuple[slice, slice, bool, bool]:
         h, w = self.index.height, self.index.width
-        if self.patch is None:
-            return slice(0, h), slice(0, w), False, False
-        p = self.patch
         if rng is None:
+            if self.patch is None:
+                return slice(0, h), slice(0, w), False, False
+            p = self.patch
             y, x = (h - p) // 2, (w - p) // 2
             return slice(y, y + p), slice(x, x + p), False, False
-        y = int(rng.integers(0, h - p + 1))
-        x = int(rng.integers(0, w - p + 1))
+        if self.patch is None:
+            ys, xs = slice(0, h), slice(0, w)
+        else:
+            p = self.patch
+            y = int(rng.integers(0, h - p + 1))
+            x = int(rng.integers(0, w - p + 1))
+            ys, xs = slice(y, y + p), slice(x, x + p)
         hflip = bool(rng.integers(2)) if self.flip else False
         vflip = bool(rng.integers(2)) if self.flip else False
-        return slice(y, y + p), slice(x, x + p), hflip, vflip
+        return ys, xs, hflip, vflip
 
     def _rng(self, key) -> tuple[int, np.random.Generator | None]:
         if isinstance(key, (tuple, list)):
@@ -189,40 +252,90 @@ class _ShardDataset(Dataset):
 
 
 class VideoClipDataset(_ShardDataset):
-    """Windows of ``clip_len`` consecutive frames: ``{"blur", "sharp"}`` uint8 [T, 3, h, w].
+    """Windows of consecutive frames of a run: ``{"blur", "sharp"}`` uint8 [T, 3, h, w].
 
-    Every window of every sample is an item (``clip_len=None``: the whole
-    sequence, one item per sample). Items also carry ``index`` (the sample's
-    global index) and ``start`` (the window's first frame).
+    One item per selected sample, in two modes:
+
+    * **training** (``clip_len`` given): a window of ``clip_len`` consecutive
+      frames of the sample's run. With ``augment`` its start is drawn uniformly
+      over the whole run (Kim et al. 2017, Sec. 5.3, train on random 13
+      consecutive frames), so the first and last frames of a sample are targets
+      too; without, the window is centred on the sample.
+    * **evaluation** (``clip_len=None``): the sample's own L frames plus up to
+      ``context`` frames of the run on each side, so that a model sees the
+      neighbours a real video would give it.
+
+    Items also carry ``index`` (the sample's global index), ``start`` (the
+    window's first frame relative to the sample's first frame), and ``first``,
+    ``count``: which frames of the window are the sample's own (evaluation
+    scores those; a training window is all scored: ``first=0, count=T``).
+
+    Parameters
+    ----------
+    index, refs : the dataset and the selected samples (``None``: all).
+    clip_len : frames per training window; ``None`` for evaluation items.
+    context : frames of context on each side of evaluation items.
+    min_frames : frames the model needs in a window (2m+1 for DTB).
+    patch, augment, flip, seed : as in every dataset here.
     """
 
     def __init__(self, index: ShardIndex, refs: Sequence[SampleRef] | None = None, *,
-                 clip_len: int | None = None, **kwargs):
+                 clip_len: int | None = None, context: int = 0, min_frames: int = 1, **kwargs):
         super().__init__(index, refs, **kwargs)
-        seq = index.seq_len
-        if clip_len is None:
-            clip_len = seq
-        if clip_len < 1:
+        L = index.seq_len
+        shortest = min(len(index.runs[r.run]) * L for r in self.refs)
+        if clip_len is not None and clip_len < 1:
             raise ValueError(f"clip_len must be positive, got {clip_len}")
-        if clip_len > seq:
-            raise BlursynthError(f"--clip-len {clip_len} is longer than the {seq}-frame sequences "
-                                 f"of {index.root}")
+        if shortest < min_frames:
+            raise BlursynthError(
+                f"{index.root}: the shortest run of consecutive exposures holds {shortest} frame(s); "
+                f"this model needs at least {min_frames} (make the dataset from longer clips, or with "
+                f"--seq-len {min_frames} or more)")
+        if clip_len is not None and clip_len < min_frames:
+            raise BlursynthError(f"--clip-len {clip_len}: the model needs at least {min_frames} frames per clip")
+        if clip_len is not None and clip_len > shortest:
+            raise BlursynthError(f"--clip-len {clip_len} is longer than the shortest run of consecutive "
+                                 f"exposures ({shortest} frames) of {index.root}")
         self.clip_len = clip_len
-        self.items = [(k, s) for k in range(len(self.refs)) for s in range(seq - clip_len + 1)]
+        self.context = max(0, int(context))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.refs)
+
+    def _span(self, ref: SampleRef, rng: np.random.Generator | None) -> tuple[int, int]:
+        """[a, b): the window's frames in the run."""
+        L = self.index.seq_len
+        total = len(self.index.runs[ref.run]) * L
+        if self.clip_len is None:
+            return max(0, ref.offset - self.context), min(total, ref.offset + L + self.context)
+        if rng is not None:
+            a = int(rng.integers(0, total - self.clip_len + 1))
+        else:
+            a = min(max(ref.offset + L // 2 - self.clip_len // 2, 0), total - self.clip_len)
+        return a, a + self.clip_len
+
+    def _read(self, ref: SampleRef, name: str, a: int, b: int, ys: slice, xs: slice) -> np.ndarray:
+        """Frames [a, b) of ``ref``'s run, read across its samples."""
+        L = self.index.seq_len
+        run = self.index.runs[ref.run]
+        parts = []
+        for part in run[a // L:(b - 1) // L + 1]:
+            lo, hi = max(a, part.offset) - part.offset, min(b, part.offset + L) - part.offset
+            parts.append(self._file(part.file)[name][part.row, lo:hi, ys, xs])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __getitem__(self, key) -> dict:
         item, rng = self._rng(key)
-        k, start = self.items[item]
-        ref = self.refs[k]
+        ref = self.refs[item]
         ys, xs, hf, vf = self._window(rng)
-        f = self._file(ref.file)
-        t = slice(start, start + self.clip_len)
-        return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
-                "sharp": self._frames(f["sharp"][ref.row, t, ys, xs], hf, vf),
-                "index": ref.index, "start": start}
+        a, b = self._span(ref, rng)
+        if self.clip_len is None:
+            first, count = ref.offset - a, self.index.seq_len
+        else:
+            first, count = 0, b - a
+        return {"blur": self._frames(self._read(ref, "blur", a, b, ys, xs), hf, vf),
+                "sharp": self._frames(self._read(ref, "sharp", a, b, ys, xs), hf, vf),
+                "index": ref.index, "start": a - ref.offset, "first": first, "count": count}
 
 
 class _FrameDataset(_ShardDataset):

@@ -15,20 +15,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reference_models.data import to_float
+from reference_models.layers import ResBlock
 from reference_models.registry import register_model
+from reference_models.task import ModelTask, core_model, score_frames
 
-__all__ = ["DTBNet", "DTBState", "dtb", "strcnn", "cnn"]
+__all__ = ["DTBNet", "DTBState", "DTBTask", "dtb", "strcnn", "cnn", "weight_penalty"]
 
 
 @dataclass
 class DTBState:
     """What the recurrence carries from one step to the next.
 
-    Attributes:
-        feature: F_{n−1}, the decoder's feature map for the next step,
-            [B, feature_channels, ⌈H/2⌉, ⌈W/2⌉] (``None`` before the first step).
-        hidden: h̃_{n−1}, the blended encoder output, [B, width, ⌈H/2⌉, ⌈W/2⌉]
-            (``None`` before the first step or without blending).
+    Both tensors are float32 whatever the autocast dtype: the state is carried
+    over the whole video, and bf16 rounding would accumulate along it.
+
+    Attributes
+    ----------
+    feature : torch.Tensor or None
+        F_{n−1}, the decoder's feature map for the next step,
+        [B, feature_channels, ⌈H/2⌉, ⌈W/2⌉] (``None`` before the first step).
+    hidden : torch.Tensor or None
+        h̃_{n−1}, the blended encoder output, [B, width, ⌈H/2⌉, ⌈W/2⌉]
+        (``None`` before the first step or without blending).
     """
 
     feature: torch.Tensor | None = None
@@ -38,18 +47,6 @@ class DTBState:
         """The same state cut from the autograd graph (truncated backpropagation)."""
         return DTBState(None if self.feature is None else self.feature.detach(),
                         None if self.hidden is None else self.hidden.detach())
-
-
-class ResBlock(nn.Module):
-    """x + conv3×3(ReLU(conv3×3(x))), no normalization."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class DTBNet(nn.Module):
@@ -99,33 +96,45 @@ class DTBNet(nn.Module):
     * **clip ends**: :meth:`forward` returns L for the frames with m
       neighbours on each side; ``pad=True`` repeats the first and last frames m
       times so that every frame gets an output (what an online system does at
-      the start of a video, and at its end if it does not wait for a frame).
+      the start of a video, and at its end if it does not wait for a frame);
+    * **precision**: under bf16 autocast the blending weight w_n, the blend
+      and the carried state (h̃_n, F_n) are computed and kept in float32, so
+      that 1 − w_n is not quantized near w_n ≈ 1 and rounding does not
+      accumulate along the video; the convolutions run in bf16.
 
-    Args:
-        frames: 2m+1, blurry frames per step (odd).
-        width: channels of the residual blocks (paper: 64).
-        feature_channels: channels of F_n (paper: 32).
-        blocks: residual blocks in the encoder and in the decoder (paper: 4).
-        recurrent: feed F_{n−1} back into the encoder (STRCNN).
-        blending: dynamic temporal blending of the encoder output (DTB).
-        beta: initial β, in (0, 1).
+    Parameters
+    ----------
+    frames : int
+        2m+1, blurry frames per step (odd).
+    width : int
+        Channels of the residual blocks (paper: 64).
+    feature_channels : int
+        Channels of F_n (paper: 32).
+    blocks : int
+        Residual blocks in the encoder and in the decoder (paper: 4).
+    recurrent : bool
+        Feed F_{n−1} back into the encoder (STRCNN).
+    blending : bool
+        Dynamic temporal blending of the encoder output (DTB).
+    beta : float
+        Initial β, in (0, 1).
 
-    Shape:
-        - :meth:`step`: frames [B, 2m+1, 3, H, W] -> L_n [B, 3, H, W], new state.
-        - :meth:`forward`: clip [B, T, 3, H, W] -> [B, T − 2m, 3, H, W]
-          ([B, T, 3, H, W] with ``pad=True``).
+    Shape
+    -----
+    - :meth:`step`: frames [B, 2m+1, 3, H, W] -> L_n [B, 3, H, W], new state.
+    - :meth:`forward`: clip [B, T, 3, H, W] -> [B, T − 2m, 3, H, W]
+      ([B, T, 3, H, W] with ``pad=True``).
 
-    Example:
-        >>> model = DTBNet(blocks=2)
-        >>> clip = torch.rand(1, 5, 3, 33, 40)
-        >>> model(clip).shape
-        torch.Size([1, 3, 3, 33, 40])
-        >>> state = None                                 # online, frame by frame
-        >>> for n in range(1, 4):
-        ...     latent, state = model.step(clip[:, n - 1:n + 2], state)
+    Examples
+    --------
+    >>> model = DTBNet(blocks=2)
+    >>> clip = torch.rand(1, 5, 3, 33, 40)
+    >>> model(clip).shape
+    torch.Size([1, 3, 3, 33, 40])
+    >>> state = None                                 # online, frame by frame
+    >>> for n in range(1, 4):
+    ...     latent, state = model.step(clip[:, n - 1:n + 2], state)
     """
-
-    sample_kind = "video"
 
     def __init__(self, frames: int = 3, width: int = 64, feature_channels: int = 32, blocks: int = 4,
                  recurrent: bool = True, blending: bool = True, beta: float = 0.5):
@@ -175,12 +184,19 @@ class DTBNet(nn.Module):
     def step(self, frames: torch.Tensor, state: DTBState | None = None) -> tuple[torch.Tensor, DTBState]:
         """One online step: B_{n−m..n+m} and the state of step n−1 -> L_n and the state of step n.
 
-        Args:
-            frames: [B, 2m+1, 3, H, W], blurry frames in [0, 1], centre frame B_n.
-            state: what the previous step returned (``None`` at the start of a video).
+        Parameters
+        ----------
+        frames : torch.Tensor
+            [B, 2m+1, 3, H, W], blurry frames in [0, 1], centre frame B_n.
+        state : DTBState or None
+            What the previous step returned (``None`` at the start of a video).
 
-        Returns:
-            L_n [B, 3, H, W] (not clipped to [0, 1]) and the new :class:`DTBState`.
+        Returns
+        -------
+        latent : torch.Tensor
+            L_n [B, 3, H, W] (not clipped to [0, 1]).
+        state : DTBState
+            The new state (float32).
         """
         if frames.ndim != 5 or frames.shape[1] != self.frames or frames.shape[2] != 3:
             raise ValueError(f"frames must be [B, {self.frames}, 3, H, W], got {tuple(frames.shape)}")
@@ -203,12 +219,14 @@ class DTBNet(nn.Module):
             x = torch.cat([x, feature.to(x.dtype)], 1)
         hidden = self.encoder(x)
         if self.blending:
-            prev = hidden if state.hidden is None else state.hidden.to(hidden.dtype)
-            weight = torch.clamp(torch.tanh(self.blend(torch.cat([prev, hidden], 1))).abs()
-                                 + self.beta, max=1.0)
+            # Sec. 4.2, Eq. 2-3; in float32 (see "precision" above).
+            hidden = hidden.float()
+            prev = hidden if state.hidden is None else state.hidden.float()
+            logits = self.blend(torch.cat([prev, hidden], 1)).float()
+            weight = torch.clamp(torch.tanh(logits).abs() + self.beta.float(), max=1.0)
             hidden = weight * hidden + (1.0 - weight) * prev
         d = self.decoder(hidden)
-        new_feature = self.conv_feature(d) if self.recurrent else None
+        new_feature = self.conv_feature(d).float() if self.recurrent else None
         residual = self.conv_out(F.relu(self.conv_up(d)))[..., :h, :w]
         latent = centre + residual
         return latent, DTBState(new_feature, hidden if self.blending else None)
@@ -217,15 +235,23 @@ class DTBNet(nn.Module):
                 return_state: bool = False):
         """Run the recurrence over a clip, frame by frame.
 
-        Args:
-            clip: [B, T, 3, H, W], blurry frames in [0, 1].
-            state: state to continue from (``None``: start of a video).
-            pad: repeat the first and last frame m times so that every frame gets an output.
-            return_state: also return the state after the last step.
+        Parameters
+        ----------
+        clip : torch.Tensor
+            [B, T, 3, H, W], blurry frames in [0, 1].
+        state : DTBState or None
+            State to continue from (``None``: start of a video).
+        pad : bool
+            Repeat the first and last frame m times so that every frame gets an output.
+        return_state : bool
+            Also return the state after the last step.
 
-        Returns:
-            Latent frames [B, T − 2m, 3, H, W] ([B, T, 3, H, W] with ``pad``), and
-            the final state if ``return_state``.
+        Returns
+        -------
+        latent : torch.Tensor
+            [B, T − 2m, 3, H, W] ([B, T, 3, H, W] with ``pad``).
+        state : DTBState
+            The state after the last step (only with ``return_state``).
         """
         if clip.ndim != 5 or clip.shape[2] != 3:
             raise ValueError(f"clip must be [B, T, 3, H, W], got {tuple(clip.shape)}")
@@ -242,6 +268,54 @@ class DTBNet(nn.Module):
             outputs.append(latent)
         out = torch.stack(outputs, 1)
         return (out, state) if return_state else out
+
+
+def weight_penalty(model: torch.nn.Module) -> torch.Tensor:
+    """Σ ||W||² over the weight tensors of ``model`` (biases and β excluded), Kim et al. Eq. 4."""
+    return sum(p.pow(2).sum() for p in core_model(model).parameters() if p.ndim > 1)
+
+
+class DTBTask(ModelTask):
+    """Training and scoring of STRCNN+DTB (Kim et al. 2017, Sec. 5.2–5.3).
+
+    * **Loss** (Eq. 4): the squared error of every latent frame L_n against its
+      sharp frame, normalized by the frame's size (the mean over its pixels and
+      colour channels) and *summed* over the frames n of the clip that have both
+      neighbours (11 of 13), averaged over the batch; plus λ Σ‖W‖² over the
+      convolution weights (``config.weight_reg``). Summing over frames rather
+      than averaging keeps λ = 1e-5 as weak next to the data term as in the paper.
+    * **Learning rate**: lr · decay^⌊step / every⌋ (staircase, 0.96 every 10k).
+    * **Evaluation**: every frame of the sample, the sequence run online with
+      the neighbouring exposures of the clip as context where the dataset has
+      them, else the first/last frame repeated (``pad=True``).
+    """
+
+    sample_kind = "video"
+    defaults = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 0.96,
+                "lr_decay_every": 10_000, "weight_reg": 1e-5}
+
+    def loss(self, model, batch, config):
+        blur, sharp = to_float(batch["blur"]), to_float(batch["sharp"])
+        out = model(blur)
+        m = (blur.shape[1] - out.shape[1]) // 2
+        err = (out.float() - sharp[:, m:m + out.shape[1]]).pow(2)
+        data = err.mean(dim=(2, 3, 4)).sum(1).mean()  # Eq. 4: Σ_n ||L_n − L_n^gt||² / M
+        terms = {"data": float(data.detach()), "mse": float(err.detach().mean())}
+        if not config.weight_reg:
+            return data, terms
+        penalty = weight_penalty(model)
+        terms["weight_l2"] = float(penalty.detach())
+        return data + config.weight_reg * penalty, terms
+
+    def learning_rate(self, config, step, steps_per_epoch):
+        return config.lr * config.lr_decay ** (step // config.lr_decay_every)
+
+    def outputs(self, model, batch):
+        blur, sharp = to_float(batch["blur"]), to_float(batch["sharp"])
+        return score_frames(batch, model(blur, pad=True), sharp, blur)
+
+
+DTBNet.task = DTBTask()
 
 
 def _create_dtb(variant: str, **kwargs) -> DTBNet:

@@ -1,10 +1,13 @@
 """Score a trained reference model on held-out data: PSNR and SSIM of its output
-and of the blurry input, against the sharp frames, so that the gain is visible.
+and of the blurry input, against the same target, so that the gain is visible.
 
-Every frame of every selected sample is scored as an 8-bit image (the output is
-rounded and clipped to 0–255 first) and the figures are means over frames. A
-video model runs over each whole sequence online, with the first and last
-frames repeated so that every frame gets an output (see ``DTBNet.forward``).
+Scores are kept per scored *position* (the frames of a video sample, the K
+latent frames of a latent sample, the one sharp frame of a pair), named by the
+model's task (``t0``, ``t1``, … or, for blur2video, ``initial``, ``middle``,
+``final``), and as means over every scored frame. Every frame is scored as an
+8-bit image (the output is rounded and clipped to 0–255 first). The task's
+:meth:`~reference_models.task.ModelTask.align` reorders the output per sample
+first (blur2video: the better of the true and the reversed order).
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ import torch
 
 from blursynth.errors import BlursynthError
 from blursynth.shards import atomic_write_bytes
+from reference_models.checkpoint import model_from_checkpoint
+from reference_models.data import ShardIndex
 from reference_models.metrics import psnr, ssim, to_uint8_range
+from reference_models.runtime import autocast, resolve_device
+from reference_models.split import (
+    default_split_file, load_split, sample_across_sources, split_sources_of,
+)
+from reference_models.task import task_of
 
-EVAL_FORMAT = "blursynth-eval/1"
+__all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
+
+EVAL_FORMAT = "blursynth-eval/2"
+_KEYS = ("psnr_output", "psnr_input", "ssim_output", "ssim_input")
 
 
 def _centre_crop(t: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -32,90 +45,170 @@ def _centre_crop(t: torch.Tensor, size: int | None) -> torch.Tensor:
     return t[..., y:y + ch, x:x + cw]
 
 
+def _summary(sums: dict, frames: int) -> dict:
+    mean = {k: sums[k] / frames for k in _KEYS}
+    return {"psnr": {"output": mean["psnr_output"], "input": mean["psnr_input"],
+                     "gain": mean["psnr_output"] - mean["psnr_input"]},
+            "ssim": {"output": mean["ssim_output"], "input": mean["ssim_input"],
+                     "gain": mean["ssim_output"] - mean["ssim_input"]},
+            "n_frames": frames}
+
+
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, dataset, device: str = "cpu", amp: str = "none",
                    crop: int | None = None, max_items: int | None = None, progress: bool = False) -> dict:
-    """PSNR/SSIM of ``model``'s output and of the blurry input over ``dataset`` (no augmentation).
+    """PSNR/SSIM of ``model``'s output and of the blurry input over ``dataset``, per position.
 
-    Args:
-        model: a registered reference model (its ``sample_kind`` picks the task).
-        dataset: a dataset from :mod:`reference_models.data`, items without augmentation.
-        device, amp: where and how to run (``amp='bf16'``: bf16 autocast).
-        crop: score a centre crop of this size (``None``: whole frames).
-        max_items: score at most this many items.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A registered reference model (its task says what to run and score).
+    dataset : torch.utils.data.Dataset
+        Items without augmentation, from the model's ``task.dataset``.
+    device, amp : str
+        Where and how to run (``amp='bf16'``: bf16 autocast).
+    crop : int or None
+        Score a centre crop of this size (``None``: whole frames).
+    max_items : int or None
+        Score at most this many items (the first ones).
+    progress : bool
+        Show a progress bar.
 
-    Returns:
-        ``{"n_items", "n_frames", "psnr": {"output", "input", "gain"},
-        "ssim": {"output", "input", "gain"}, "per_item": [...]}``.
+    Returns
+    -------
+    dict
+        ``{"n_items", "n_frames", "psnr": {"output", "input", "gain"}, "ssim": {…},
+        "positions": {name: {"psnr": {…}, "ssim": {…}, "n_frames"}}, "per_item": [...]}``.
     """
-    from reference_models.tasks import task_of
-    from reference_models.train import autocast
-
     task = task_of(model)
     model.eval()
     n = len(dataset) if max_items is None else min(max_items, len(dataset))
-    sums = {"psnr_output": 0.0, "psnr_input": 0.0, "ssim_output": 0.0, "ssim_input": 0.0}
+    sums = dict.fromkeys(_KEYS, 0.0)
+    per_position: dict[int, dict] = {}
     frames = 0
     per_item = []
+    width = 0
     from tqdm.auto import tqdm
     for i in tqdm(range(n), desc="eval", unit="item", file=sys.stderr, disable=not progress):
         item = dataset[i]
-        batch = {k: (_centre_crop(v, crop).unsqueeze(0).to(device) if torch.is_tensor(v) else v)
-                 for k, v in item.items()}
+        batch = {k: (_centre_crop(v, crop).unsqueeze(0).to(device) if torch.is_tensor(v) and v.ndim >= 3
+                     else torch.as_tensor(v).unsqueeze(0)) for k, v in item.items()}
         with autocast(device, amp):
-            output, target, baseline = task.outputs(model, batch, False)
+            output, target, baseline = task.outputs(model, batch)
+        output = task.align(output.float(), target.float())
         out8, ref8, in8 = (to_uint8_range(t.float()).flatten(0, 1) for t in (output, target, baseline))
         scores = {"psnr_output": psnr(out8, ref8), "psnr_input": psnr(in8, ref8),
                   "ssim_output": ssim(out8, ref8), "ssim_input": ssim(in8, ref8)}
         # An exact match has infinite PSNR; cap at 100 dB so that means stay finite.
         scores = {k: v.clamp(max=100.0) for k, v in scores.items()}
+        positions = output.shape[1]
+        width = max(width, positions)
         for k, v in scores.items():
             sums[k] += float(v.sum())
+            for p, value in enumerate(v.view(-1, positions).sum(0).tolist()):
+                acc = per_position.setdefault(p, {**dict.fromkeys(_KEYS, 0.0), "frames": 0})
+                acc[k] += value
+        for p in range(positions):
+            per_position[p]["frames"] += output.shape[0]
         frames += out8.shape[0]
         per_item.append({"index": int(item["index"]), "start": int(item.get("start", 0)),
                          **{k: float(v.mean()) for k, v in scores.items()}})
     if frames == 0:
         raise BlursynthError("nothing to evaluate (the selection is empty)")
-    mean = {k: v / frames for k, v in sums.items()}
-    return {
-        "n_items": n, "n_frames": frames,
-        "psnr": {"output": mean["psnr_output"], "input": mean["psnr_input"],
-                 "gain": mean["psnr_output"] - mean["psnr_input"]},
-        "ssim": {"output": mean["ssim_output"], "input": mean["ssim_input"],
-                 "gain": mean["ssim_output"] - mean["ssim_input"]},
-        "per_item": per_item,
-    }
+    names = task.position_names(width)
+    return {"n_items": n, **_summary(sums, frames),
+            "positions": {names[p]: _summary(acc, acc["frames"]) for p, acc in sorted(per_position.items())},
+            "per_item": per_item}
+
+
+def format_table(report: dict) -> str:
+    """The per-position table of a report, as printed by ``eval-reference``."""
+    rows = [("position", "frames", "PSNR out", "PSNR in", "gain", "SSIM out", "SSIM in")]
+    for name, r in [*report["positions"].items(), ("mean", report)]:
+        rows.append((name, str(r["n_frames"]), f"{r['psnr']['output']:.2f}", f"{r['psnr']['input']:.2f}",
+                     f"{r['psnr']['gain']:+.2f}", f"{r['ssim']['output']:.4f}", f"{r['ssim']['input']:.4f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def _selection(ckpt: dict, run: Path, data, split: str, split_file, index: ShardIndex):
+    """Samples to score and the split file used; refuses sources the run trained on."""
+    if split == "all":
+        refs, split_path = index.select(None), None
+    else:
+        if split_file is not None:
+            split_path = Path(split_file)
+        elif ckpt["config"].get("split_file") and Path(ckpt["config"]["split_file"]).exists():
+            split_path = Path(ckpt["config"]["split_file"])  # the split the run trained with
+        else:
+            split_path = default_split_file(data)
+        doc = load_split(split_path, data)
+        refs = index.select(split_sources_of(doc, split, split_path))
+    trained = set(ckpt.get("train_sources") or [])
+    if trained and ckpt.get("dataset_fingerprint") == index.manifest.fingerprint:
+        leaked = sorted({r.source for r in refs} & trained)
+        if leaked:
+            where = "--split all" if split_path is None else f"--split {split} of {split_path}"
+            raise BlursynthError(
+                f"{where}: {len(leaked)} of its sources ({', '.join(leaked[:3])}"
+                f"{', …' if len(leaked) > 3 else ''}) are sources the run in {run} trained on; scoring "
+                "them measures memorization (use the run's own split, or a split made before training)")
+    return refs, split_path
 
 
 def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file: str | Path | None = None,
              device: str = "auto", amp: str = "none", crop: int | None = None,
-             max_samples: int | None = None, out: str | Path | None = None, progress: bool = True) -> dict:
+             max_samples: int | None = None, seed: int = 0, out: str | Path | None = None,
+             progress: bool = True) -> dict:
     """Evaluate the run in ``run`` on split ``split`` of ``data`` and write the JSON report.
 
-    ``split='all'`` scores every sample; otherwise the split file (default
-    ``DATA/split.json``) names the sources of the split. The report goes to
-    ``out`` (default ``RUN/eval-SPLIT.json``) and is returned.
-    """
-    from reference_models.data import ShardIndex
-    from reference_models.split import default_split_file, load_split, split_sources_of
-    from reference_models.tasks import task_of
-    from reference_models.train import model_from_checkpoint, resolve_device
+    Parameters
+    ----------
+    run : str or Path
+        Run folder (or checkpoint file).
+    data : str or Path
+        Dataset folder.
+    split : str
+        ``train``, ``val``, ``test`` or ``all``.
+    split_file : str or Path or None
+        Default: the split the run trained with, else ``DATA/split.json``.
+    device, amp : str
+        Where and how to run.
+    crop : int or None
+        Score a centre crop of this size.
+    max_samples : int or None
+        Score at most this many samples, a seeded draw across sources.
+    seed : int
+        Seed of that draw.
+    out : str or Path or None
+        Report file (default ``RUN/eval-SPLIT.json``).
+    progress : bool
+        Show a progress bar.
 
+    Returns
+    -------
+    dict
+        The report (also written to ``out``), with ``out`` added.
+
+    Raises
+    ------
+    BlursynthError
+        For a bad option, a missing split, or a split holding sources the run trained on.
+    """
+    if crop is not None and crop < 1:
+        raise BlursynthError(f"--crop {crop}: must be a positive size in pixels")
+    if max_samples is not None and max_samples < 1:
+        raise BlursynthError(f"--max-samples {max_samples}: must be at least 1")
     run = Path(run)
     model, ckpt = model_from_checkpoint(run)
     device = resolve_device(device)
     model.to(device)
     index = ShardIndex(data)
-    if split == "all":
-        refs, split_path = index.select(None), None
-    else:
-        split_path = Path(split_file) if split_file is not None else default_split_file(data)
-        doc = load_split(split_path, data)
-        refs = index.select(split_sources_of(doc, split, split_path))
-    if max_samples is not None:
-        refs = refs[:max_samples]
-    dataset = task_of(model).make_dataset(index, refs, model=model, clip_len=None, patch=None,
-                                          augment=False, seed=0)
+    refs, split_path = _selection(ckpt, run, data, split, split_file, index)
+    refs = sample_across_sources(refs, max_samples, seed)
+    dataset = task_of(model).dataset(index, refs, model=model, clip_len=None, patch=None, augment=False,
+                                     flip=False, seed=0)
     t0 = time.monotonic()
     res = evaluate_model(model, dataset, device=device, amp=amp, crop=crop, progress=progress)
     sources = {r.index: r.source for r in refs}
@@ -127,7 +220,7 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
         "dataset_fingerprint": index.manifest.fingerprint, "split": split,
         "split_file": None if split_path is None else str(split_path),
         "n_samples": len(refs), "n_frames": res["n_frames"], "crop": crop, "device": device, "amp": amp,
-        "psnr": res["psnr"], "ssim": res["ssim"],
+        "psnr": res["psnr"], "ssim": res["ssim"], "positions": res["positions"],
         "elapsed_s": round(time.monotonic() - t0, 3), "per_sample": res["per_item"],
     }
     base = run if run.is_dir() else run.parent

@@ -66,6 +66,32 @@ def split_sources(counts: dict[str, int], val: float, test: float, seed: int) ->
     return {k: sorted(v) for k, v in out.items()}
 
 
+def sample_across_sources(refs: list, n: int | None, seed: int) -> list:
+    """At most ``n`` of ``refs``, drawn with ``seed`` and spread across their sources.
+
+    Sources are visited in a seeded order, round-robin, each giving one of its
+    samples (in a seeded order) per round, so a small draw covers as many
+    sources as it can instead of the first few sources in index order. The
+    result is in index order. ``n=None`` or ``n >= len(refs)`` keeps all.
+    """
+    if n is None or n >= len(refs):
+        return list(refs)
+    rng = np.random.default_rng(seed)
+    by_source: dict[str, list] = {}
+    for ref in refs:
+        by_source.setdefault(ref.source, []).append(ref)
+    queues = []
+    for source in [sorted(by_source)[i] for i in rng.permutation(len(by_source))]:
+        members = by_source[source]
+        queues.append([members[i] for i in rng.permutation(len(members))])
+    picked = []
+    while len(picked) < n:
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop())
+    return sorted(picked, key=lambda r: r.index)
+
+
 def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: int = 0,
                out: str | Path | None = None) -> Path:
     """Split ``dataset`` by source and write the split file (default ``DATASET/split.json``).

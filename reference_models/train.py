@@ -1,82 +1,118 @@
 """The training loop shared by every reference model.
 
-``train(TrainConfig(...))`` trains a registered model on a blursynth dataset and
-writes into the run folder:
+``train(TrainConfig(...))`` trains a registered model on a blursynth dataset.
+The loop is short and hands its work to named steps of :class:`Trainer`
+(BasicSR's ``train.py``/``base_model.py`` are the model): feed data, set the
+learning rate, optimize, log, validate, save. What is specific to a model —
+its dataset, loss, learning-rate schedule, scoring and the paper's settings —
+comes from its :class:`~reference_models.task.ModelTask`, so adding a model
+never edits this file.
 
-* ``checkpoint.pt`` — state dict, config, step, optimizer state, RNG state and
-  the last metrics, written atomically (temporary file + ``os.replace``); it
-  holds only tensors and JSON-able values, so ``torch.load(weights_only=True)``
-  loads it;
-* ``model.pt`` — the same without the optimizer (the file to ship);
-* ``log.jsonl`` — one JSON object per logged step (loss, lr) and per
-  validation (PSNR of the output and of the blurry input);
-* ``config.json`` — the resolved config;
+The run folder holds
+
+* ``checkpoint.pt`` — state dict, config, step, optimizer state, RNG state, the
+  split and the training sources, the last metrics (:mod:`.checkpoint`);
+* ``model.pt`` — the same without optimizer and RNG state (the file to ship);
+* ``log.jsonl`` — one JSON object per logged step (loss, its named terms, lr)
+  and per validation (PSNR/SSIM of the output and of the blurry input);
+* ``config.json`` — the resolved config; ``split.json`` — the split the run
+  made when the dataset had none;
 * ``curves.png`` — training loss and validation PSNR (output vs blurry input).
-
-Defaults follow Kim et al. 2017, Sec. 5.2–5.3: MSE loss plus λ = 1e-5 times the
-squared L2 norm of the weights, 13-frame clips, 128×128 patches, batch 8, Adam
-with lr 1e-4 decayed ×0.96 every 10k steps.
 
 Determinism and resume (on the CPU): the model is initialized from the seed,
 the data a step sees depends on (seed, step) only (:class:`StreamSampler`), the
 learning rate is a function of the step, and the checkpoint carries the
 optimizer state, so ``resume=True`` continues bit for bit where the last
-checkpoint left off: N steps straight and N/2 + N/2 resumed give identical
-weights. (On a GPU, cuDNN's kernel choice makes runs close, not identical.)
+checkpoint left off. Ctrl-C or SIGTERM ends the current step, writes a
+checkpoint and stops (:class:`Interrupted`), so ``--resume`` loses nothing.
 
 Multi-GPU: launched by ``torchrun --nproc_per_node G``, each process trains on
-its own device under DistributedDataParallel (NCCL on CUDA, gloo on CPU); rank
-r takes stream positions r, r+G, … so G processes with batch b see what one
-process with batch G·b sees.
+its own device under DistributedDataParallel (:mod:`.runtime`); rank r takes
+stream positions r, r+G, … so G processes with batch b see what one process
+with batch G·b sees.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from blursynth.shards import atomic_write_bytes
+from reference_models.checkpoint import (
+    CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
+)
 from reference_models.curves import plot_training
+from reference_models.data import ShardIndex, StreamSampler, seed_worker
+from reference_models.evaluate import evaluate_model
+from reference_models.runtime import Distributed, autocast
+from reference_models.split import (
+    SPLIT_FILE, default_split_file, load_split, make_split, sample_across_sources,
+)
+from reference_models.task import ModelTask, task_of
 
-CHECKPOINT = "checkpoint.pt"
-WEIGHTS = "model.pt"
+__all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "resolve_defaults", "train"]
+
 LOG = "log.jsonl"
 CONFIG = "config.json"
-CHECKPOINT_FORMAT = "blursynth-reference/1"
+
+# Fields a model's task may set in ``ModelTask.defaults``; these values serve a
+# model whose task sets none.
+FALLBACK = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 1.0,
+            "lr_decay_every": 10_000, "weight_reg": 0.0}
 
 # Config fields a resumed run must share with the run it continues.
 _IDENTITY = ("model", "model_args", "split_file", "batch", "patch", "clip_len", "lr",
              "lr_decay", "lr_decay_every", "weight_reg", "seed", "amp", "flip")
 
+# Above this, the early progress line suggests --time-budget.
+LONG_RUN_S = 3 * 3600
+
+
+class Interrupted(BlursynthError):
+    """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.signum))
+
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (JSON-able: it is stored in checkpoints)."""
+    """Everything that defines a training run (JSON-able: it is stored in checkpoints).
 
-    data: str
-    out: str
+    Fields left ``None`` among ``batch``, ``patch``, ``clip_len``, ``lr``,
+    ``lr_decay``, ``lr_decay_every`` and ``weight_reg`` take the paper's value
+    from the model's ``ModelTask.defaults`` (:func:`resolve_defaults`).
+    ``patch=0`` trains on whole frames. ``data=None`` and ``out=None`` are
+    resolved by the CLI (built-in sample dataset, ``runs/<model>``).
+    """
+
+    data: str | None = None
+    out: str | None = None
     model: str = "dtb"
     model_args: dict = field(default_factory=dict)
     steps: int = 10_000
-    batch: int = 8
-    patch: int | None = 128
-    clip_len: int | None = 13
-    lr: float = 1e-4
-    lr_decay: float = 0.96
-    lr_decay_every: int = 10_000
-    weight_reg: float = 1e-5
+    batch: int | None = None
+    patch: int | None = None
+    clip_len: int | None = None
+    lr: float | None = None
+    lr_decay: float | None = None
+    lr_decay_every: int | None = None
+    weight_reg: float | None = None
     flip: bool = True
     seed: int = 0
     split_file: str | None = None
@@ -94,118 +130,43 @@ class TrainConfig:
     quiet: bool = False
 
     def __post_init__(self):
-        checks = {"steps": self.steps >= 1, "batch": self.batch >= 1, "lr": self.lr > 0,
-                  "lr_decay": 0 < self.lr_decay <= 1, "lr_decay_every": self.lr_decay_every >= 1,
-                  "weight_reg": self.weight_reg >= 0, "workers": self.workers >= 0,
-                  "log_every": self.log_every >= 1, "val_every": self.val_every >= 1,
-                  "ckpt_every": self.ckpt_every >= 1, "val_samples": self.val_samples >= 0,
-                  "patch": self.patch is None or self.patch >= 8,
-                  "clip_len": self.clip_len is None or self.clip_len >= 1}
+        def finite(v):
+            return v is None or (isinstance(v, (int, float)) and math.isfinite(v))
+
+        checks = {
+            "steps": self.steps >= 1, "batch": self.batch is None or self.batch >= 1,
+            "lr": self.lr is None or (finite(self.lr) and self.lr > 0),
+            "lr_decay": self.lr_decay is None or (finite(self.lr_decay) and 0 < self.lr_decay <= 1),
+            "lr_decay_every": self.lr_decay_every is None or self.lr_decay_every >= 1,
+            "weight_reg": self.weight_reg is None or (finite(self.weight_reg) and self.weight_reg >= 0),
+            "workers": self.workers >= 0, "log_every": self.log_every >= 1,
+            "val_every": self.val_every >= 1, "ckpt_every": self.ckpt_every >= 1,
+            "val_samples": self.val_samples >= 0, "seed": self.seed >= 0,
+            "patch": self.patch is None or self.patch == 0 or self.patch >= 8,
+            "clip_len": self.clip_len is None or self.clip_len >= 1,
+            "val_crop": self.val_crop is None or self.val_crop >= 1,
+            "time_budget": self.time_budget_s is None or (finite(self.time_budget_s) and self.time_budget_s > 0),
+        }
         for name, ok in checks.items():
             if not ok:
-                raise BlursynthError(f"--{name.replace('_', '-')} {getattr(self, name)}: out of range")
+                value = getattr(self, name if name != "time_budget" else "time_budget_s")
+                if name == "time_budget":
+                    value = value / 60.0  # the CLI option is in minutes
+                raise BlursynthError(f"--{name.replace('_', '-')} {value}: out of range"
+                                     + (" (must be a finite number)" if not finite(value) else ""))
         if self.amp not in ("none", "bf16"):
             raise BlursynthError(f"--amp {self.amp}: expected none or bf16")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise BlursynthError(f"--device {self.device}: expected auto, cpu or cuda")
+            raise BlursynthError(f"--device {self.device}: expected auto, cpu, cuda or cuda:N")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Staircase decay (Sec. 5.3): lr · decay^⌊step / every⌋."""
-    return config.lr * config.lr_decay ** (step // config.lr_decay_every)
-
-
-def weight_penalty(model: torch.nn.Module) -> torch.Tensor:
-    """Σ ||W||² over the weight tensors (biases and β excluded)."""
-    return sum(p.pow(2).sum() for n, p in model.named_parameters() if p.ndim > 1)
-
-
-# ------------------------------------------------------------------ devices
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend, device_id=torch.device(device) if backend == "nccl" else None)
-    return _Dist(rank, world, local)
-
-
-def resolve_device(device: str, local_rank: int = 0) -> str:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BlursynthError("--device cuda: no CUDA device is available (use --device cpu)")
-        if device == "cuda":
-            device = f"cuda:{local_rank}"
-    return device
-
-
-def autocast(device: str, amp: str):
-    """bf16 autocast on the device's type (a no-op context for ``amp='none'``)."""
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-
-
-# -------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``."""
-    import io
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint or weights file with ``weights_only=True``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT if (path / CHECKPOINT).exists() else path / WEIGHTS
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BlursynthError(f"{path}: no checkpoint (train first with 'blursynth train-reference')") from None
-    except Exception as exc:  # corrupt or foreign file
-        raise BlursynthError(f"{path}: not a loadable checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise BlursynthError(f"{path}: not a blursynth reference-model checkpoint")
-    return ckpt
-
-
-def build_model(name: str, model_args: dict) -> torch.nn.Module:
-    from reference_models import create_model
-    try:
-        return create_model(name, **model_args)
-    except (TypeError, ValueError) as exc:
-        raise BlursynthError(f"model {name!r}: {exc}") from None
-
-
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a run folder or checkpoint file; returns (model in eval mode, checkpoint)."""
-    ckpt = load_checkpoint(path)
-    model = build_model(ckpt["model"], ckpt["model_args"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
+def resolve_defaults(config: TrainConfig, task: ModelTask) -> TrainConfig:
+    """Fill the fields left ``None`` from ``task.defaults``, else :data:`FALLBACK`."""
+    changes = {k: task.defaults.get(k, v) for k, v in FALLBACK.items() if getattr(config, k) is None}
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _append_log(path: Path, record: dict) -> None:
@@ -227,228 +188,378 @@ def _trim_log(path: Path, step: int) -> None:
     atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
 
-def _resolve_sizes(config: TrainConfig, index, log) -> TrainConfig:
-    """Fit the default patch and clip length to small datasets (explicitly, with a note)."""
-    changes = {}
-    if config.patch is not None and config.patch > min(index.height, index.width):
-        size = min(index.height, index.width)
-        changes["patch"] = size
-        log(f"note: --patch {config.patch} is larger than the {index.width}x{index.height} frames; using {size}")
-    if config.clip_len is not None and config.clip_len > index.seq_len:
-        changes["clip_len"] = index.seq_len
-        log(f"note: --clip-len {config.clip_len} is longer than the {index.seq_len}-frame sequences; "
-            f"using {index.seq_len}")
-    return dataclasses.replace(config, **changes) if changes else config
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    h, m = divmod(seconds // 60, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min"
 
 
-def _split_refs(config: TrainConfig, index, log):
-    """Training and validation samples: the split file's train/val, or everything (no validation)."""
-    from reference_models.split import default_split_file, load_split
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a flag that the loop reads between steps (main thread only)."""
 
-    path = config.split_file
-    if path is None and default_split_file(config.data).exists():
-        path = str(default_split_file(config.data))
-        log(f"using the split {path}")
-    if path is None:
-        log("no split file: training on every sample, no validation "
-            "(make one with 'blursynth split DATASET')")
-        return index.select(None), [], None
-    doc = load_split(path, config.data)
-    train = index.select(doc["sources"]["train"])
-    val = index.select(doc["sources"].get("val") or [])
-    if not train:
-        raise BlursynthError(f"{path}: the train split is empty")
-    return train, val, path
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
-# -------------------------------------------------------------------- train
-def train(config: TrainConfig) -> dict:
-    """Train ``config.model`` on ``config.data``; return the final metrics.
+class Trainer:
+    """One training run, as named steps; :meth:`fit` is the loop.
 
-    Returns:
-        ``{"step", "loss", "val_psnr", "val_psnr_input", "elapsed_s", "run"}``.
+    Parameters
+    ----------
+    config : TrainConfig
+        ``data`` and ``out`` must be set.
+    env : Distributed
+        The entered process group (world 1 for a plain run).
     """
-    from torch.utils.data import DataLoader
 
-    from reference_models.data import ShardIndex, StreamSampler, seed_worker
-    from reference_models.evaluate import evaluate_model
-    from reference_models.tasks import task_of
+    def __init__(self, config: TrainConfig, env: Distributed):
+        if config.data is None or config.out is None:
+            raise ValueError("config.data and config.out must be set (the CLI resolves their defaults)")
+        self.env = env
+        self.quiet = config.quiet
+        self.ckpt_step: int | None = None
+        self.device = env.device
+        self.out = Path(config.out)
+        torch.manual_seed(config.seed)  # the model is initialized from the seed, the same on every rank
+        self.model = build_model(config.model, config.model_args)
+        self.task = task_of(self.model)
+        config = resolve_defaults(config, self.task)
+        self.requested = config.to_json()
+        self.ckpt = self._open_run_folder(config)
+        self.index = ShardIndex(config.data)
+        self.config = self._fit_sizes(config)
+        self.train_refs, self.val_refs = self._split()
+        self._build_data()
+        self._build_optimizer()
+        self.metrics = dict(self.ckpt.get("metrics", {})) if self.ckpt else {}
+        self.window: dict[str, float] = {}
+        self.window_steps = 0
+        self.last_record: dict | None = None
+        self.t0 = time.monotonic()
 
-    out = Path(config.out)
-    requested = config.to_json()
-    env_dist = _init_distributed(resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0"))))
-    device = resolve_device(config.device, env_dist.local_rank)
-    is_main = env_dist.main
-
-    def log(msg: str) -> None:
-        if is_main and not config.quiet:
+    # ------------------------------------------------------------ messages
+    def log(self, msg: str) -> None:
+        """A note on stderr (rank 0, unless quiet)."""
+        if self.env.main and not self.quiet:
             print(msg, file=sys.stderr)
 
-    # ---- run folder and resume
-    ckpt = None
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    if (out / CHECKPOINT).exists():
+    # ----------------------------------------------------------- set-up steps
+    def _open_run_folder(self, config: TrainConfig) -> dict | None:
+        out = self.out
+        if self.env.main:
+            out.mkdir(parents=True, exist_ok=True)
+        if not (out / CHECKPOINT).exists():
+            if config.resume:
+                self.log(f"--resume: no checkpoint in {out}; starting a new run")
+            return None
         if not config.resume:
             raise BlursynthError(f"--out {out}: holds a run already; pass --resume to continue it "
                                  "or choose another --out")
         ckpt = load_checkpoint(out / CHECKPOINT)
-        old = ckpt["requested"]
-        differ = [k for k in _IDENTITY if old.get(k) != requested.get(k)]
+        old = {**FALLBACK, **ckpt["requested"]}
+        differ = [k for k in _IDENTITY if k != "split_file" and old.get(k) != self.requested.get(k)]
+        if config.split_file is not None and config.split_file != ckpt["config"].get("split_file"):
+            differ.append("split_file")
         if differ:
             raise BlursynthError(f"--resume: {', '.join('--' + k.replace('_', '-') for k in differ)} "
                                  f"differ from the run in {out}; use the same values or another --out")
-    elif config.resume:
-        log(f"--resume: no checkpoint in {out}; starting a new run")
+        return ckpt
 
-    # ---- data
-    index = ShardIndex(config.data)
-    fingerprint = index.manifest.fingerprint
-    if ckpt is None:
-        config = _resolve_sizes(config, index, log)
-    else:  # the stored run already resolved these
-        if ckpt["dataset_fingerprint"] != fingerprint:
-            raise BlursynthError(f"--resume: {config.data} is not the dataset the run in {out} trained on")
-        stored = ckpt["config"]
-        config = dataclasses.replace(config, patch=stored["patch"], clip_len=stored["clip_len"],
-                                     split_file=stored["split_file"])
-    train_refs, val_refs, split_path = _split_refs(config, index, log)
-    if split_path is not None and config.split_file is None:
-        config = dataclasses.replace(config, split_file=split_path)
+    def _fit_sizes(self, config: TrainConfig) -> TrainConfig:
+        """Fit patch and clip length to small datasets (with a note); a resumed run keeps its own."""
+        index = self.index
+        if self.ckpt is not None:
+            if self.ckpt["dataset_fingerprint"] != index.manifest.fingerprint:
+                raise BlursynthError(f"--resume: {config.data} is not the dataset the run in {self.out} "
+                                     "trained on")
+            stored = self.ckpt["config"]
+            return dataclasses.replace(config, patch=stored["patch"], clip_len=stored["clip_len"],
+                                       split_file=stored["split_file"])
+        changes = {}
+        if config.patch == 0:
+            changes["patch"] = None
+        elif config.patch > min(index.height, index.width):
+            size = min(index.height, index.width)
+            changes["patch"] = size
+            self.log(f"note: --patch {config.patch} is larger than the {index.width}x{index.height} "
+                     f"frames; using {size}")
+        if self.task.sample_kind == "video":
+            shortest = min(len(run) for run in index.runs) * index.seq_len
+            if config.clip_len > shortest:
+                changes["clip_len"] = shortest
+                self.log(f"note: --clip-len {config.clip_len} is longer than the shortest run of "
+                         f"consecutive exposures ({shortest} frames); using {shortest}")
+        return dataclasses.replace(config, **changes) if changes else config
 
-    # ---- model (initialized from the seed, identically on every rank)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, config.model_args)
-    task = task_of(model)
-    dataset = task.make_dataset(index, train_refs, model=model, clip_len=config.clip_len,
-                                patch=config.patch, augment=True, seed=config.seed)
-    val_dataset = None
-    if val_refs and config.val_samples:
-        val_dataset = task.make_dataset(index, val_refs[:config.val_samples], model=model, clip_len=None,
-                                        patch=None, augment=False, seed=config.seed)
-    model.to(device)
-    if device.startswith("cuda"):
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        start = int(ckpt["step"])
-        if is_main:
-            _trim_log(out / LOG, start)
-        log(f"resuming {out} at step {start}")
-    if start >= config.steps:
-        log(f"the run in {out} is at step {start} >= --steps {config.steps}; nothing to do")
-    if is_main:
-        atomic_write_bytes(out / CONFIG, (json.dumps(config.to_json(), indent=1) + "\n").encode())
+    def _split(self):
+        """Train and validation samples; makes and records a by-source split when there is none."""
+        config, index = self.config, self.index
+        path = config.split_file
+        if path is None and default_split_file(config.data).exists():
+            path = str(default_split_file(config.data))
+            self.log(f"using the split {path}")
+        if path is None:
+            path = self._make_split()
+        if path is None:
+            self.split_doc = None
+            return index.select(None), []
+        self.config = dataclasses.replace(config, split_file=str(path))
+        self.split_doc = load_split(path, config.data)
+        train = index.select(self.split_doc["sources"]["train"])
+        val = index.select(self.split_doc["sources"].get("val") or [])
+        if not train:
+            raise BlursynthError(f"{path}: the train split is empty")
+        return train, val
 
-    wrapped = model
-    if env_dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        # The graph is the same every step (fixed clip length). static_graph also copes with
-        # parameters the forward leaves out (F_n of the last step of a one-step clip) that
-        # the weight penalty, computed outside the forward, still reaches.
-        wrapped = DistributedDataParallel(
-            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None,
-            static_graph=True)
-    if config.compile:
-        wrapped = torch.compile(wrapped)
+    def _make_split(self) -> str | None:
+        """No split anywhere: split by source into the run folder (train/val/test ≈ 80/10/10)."""
+        n = len(self.index.sources)
+        if n < 2:
+            self.log(f"note: {self.config.data} has one source; training on it all, no held-out split "
+                     "(eval-reference will need data from other sources)")
+            return None
+        val, test = (0.1, 0.1) if n >= 3 else (0.0, 0.5)
+        path = self.out / SPLIT_FILE
+        if self.env.main:
+            make_split(self.config.data, val=val, test=test, seed=self.config.seed, out=path)
+        self.env.barrier()
+        doc = load_split(path)
+        self.log(f"split by source into {path} (train {len(doc['sources']['train'])}, val "
+                 f"{len(doc['sources']['val'])}, test {len(doc['sources']['test'])} sources); "
+                 "eval-reference uses it")
+        return str(path)
 
-    sampler = StreamSampler(len(dataset), config.seed, start=start * config.batch * env_dist.world,
-                            rank=env_dist.rank, world=env_dist.world)
-    loader = DataLoader(dataset, batch_size=config.batch, sampler=sampler, num_workers=config.workers,
-                        worker_init_fn=seed_worker,
-                        generator=torch.Generator().manual_seed(config.seed),
-                        pin_memory=device.startswith("cuda"), persistent_workers=False,
-                        prefetch_factor=2 if config.workers else None)
+    def _build_data(self) -> None:
+        from torch.utils.data import DataLoader
 
-    metrics = dict(ckpt.get("metrics", {})) if ckpt else {}
+        config, task, env = self.config, self.task, self.env
+        self.dataset = task.dataset(self.index, self.train_refs, model=self.model, clip_len=config.clip_len,
+                                    patch=config.patch, augment=True, flip=config.flip, seed=config.seed)
+        self.val_dataset = None
+        if self.val_refs and config.val_samples:
+            # A seeded draw across the held-out sources, not the first samples in index order.
+            pick = sample_across_sources(self.val_refs, config.val_samples, config.seed)
+            self.val_dataset = task.dataset(self.index, pick, model=self.model,
+                                            clip_len=None, patch=None, augment=False, flip=False,
+                                            seed=config.seed)
+        self.steps_per_epoch = math.ceil(len(self.dataset) / (config.batch * env.world))
+        self.start = int(self.ckpt["step"]) if self.ckpt else 0
+        sampler = StreamSampler(len(self.dataset), config.seed, start=self.start * config.batch * env.world,
+                                rank=env.rank, world=env.world)
+        self.loader = DataLoader(self.dataset, batch_size=config.batch, sampler=sampler,
+                                 num_workers=config.workers, worker_init_fn=seed_worker,
+                                 generator=torch.Generator().manual_seed(config.seed),
+                                 pin_memory=self.device.startswith("cuda"), persistent_workers=False,
+                                 prefetch_factor=2 if config.workers else None)
 
-    def checkpoint(step: int) -> None:
-        if not is_main:
+    def _build_optimizer(self) -> None:
+        config, model = self.config, self.model
+        model.to(self.device)
+        if self.device.startswith("cuda"):
+            model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        if self.ckpt is not None:
+            model.load_state_dict(self.ckpt["state_dict"])
+            self.optimizer.load_state_dict(self.ckpt["optimizer"])
+            torch.set_rng_state(self.ckpt["rng"]["torch"])
+            if self.env.main:
+                _trim_log(self.out / LOG, self.start)
+            self.log(f"resuming {self.out} at step {self.start}")
+        self.wrapped = model
+        if self.env.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            # static_graph copes with parameters the forward leaves out (F_n of the last
+            # step of a clip) that a weight penalty computed outside the forward reaches.
+            self.wrapped = DistributedDataParallel(
+                model, device_ids=[torch.device(self.device).index] if self.device.startswith("cuda") else None,
+                static_graph=True)
+        if config.compile:
+            self.wrapped = torch.compile(self.wrapped)
+        if self.env.main:
+            atomic_write_bytes(self.out / CONFIG, (json.dumps(config.to_json(), indent=1) + "\n").encode())
+
+    # ----------------------------------------------------------- loop steps
+    def feed_data(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def update_learning_rate(self, step: int) -> float:
+        lr = self.task.learning_rate(self.config, step, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def optimize(self, batch: dict, step: int) -> None:
+        with autocast(self.device, self.config.amp):
+            loss, terms = self.task.loss(self.wrapped, batch, self.config)
+        value = float(loss.detach())
+        if self.env.any(not math.isfinite(value)):
+            done = int(self.ckpt_step) if self.ckpt_step is not None else None
+            raise BlursynthError(
+                f"step {step + 1}: the loss is {value} (training diverged; no weights written after it"
+                + (f", the checkpoint of step {done} is kept" if done else "")
+                + "); lower --lr or --weight-reg")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        for k, v in {"loss": value, **terms}.items():
+            self.window[k] = self.window.get(k, 0.0) + float(v)
+        self.window_steps += 1
+
+    def log_step(self, step: int, lr: float) -> None:
+        record = {"step": step, **{k: v / self.window_steps for k, v in self.window.items()}, "lr": lr,
+                  "elapsed_s": round(time.monotonic() - self.t0, 3)}
+        self.window, self.window_steps = {}, 0
+        self.last_record = record
+        self.metrics["loss"] = record["loss"]
+        if self.env.main:
+            _append_log(self.out / LOG, record)
+
+    def validate(self, step: int) -> None:
+        if self.val_dataset is None or not self.env.main:
             return
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        base = {"format": CHECKPOINT_FORMAT, "model": config.model, "model_args": config.model_args,
-                "config": config.to_json(), "requested": requested,
-                "dataset_fingerprint": fingerprint, "step": step, "state_dict": state, "metrics": metrics}
-        save_checkpoint(out / CHECKPOINT, {**base, "optimizer": optimizer.state_dict(),
-                                           "rng": {"torch": torch.get_rng_state()}})
-        save_checkpoint(out / WEIGHTS, base)
+        res = evaluate_model(self.model, self.val_dataset, device=self.device, amp=self.config.amp,
+                             crop=self.config.val_crop)
+        self.model.train()
+        self.metrics.update(val_psnr=res["psnr"]["output"], val_psnr_input=res["psnr"]["input"])
+        _append_log(self.out / LOG, {"step": step, "val_psnr": res["psnr"]["output"],
+                                     "val_psnr_input": res["psnr"]["input"], "val_ssim": res["ssim"]["output"],
+                                     "val_ssim_input": res["ssim"]["input"]})
+        self.log(f"step {step}: val PSNR {res['psnr']['output']:.2f} dB "
+                 f"(input {res['psnr']['input']:.2f} dB)")
 
-    def validate(step: int) -> None:
-        if val_dataset is None or not is_main:
-            return
-        res = evaluate_model(model, val_dataset, device=device, amp=config.amp, crop=config.val_crop)
-        model.train()
-        metrics.update(val_psnr=res["psnr"]["output"], val_psnr_input=res["psnr"]["input"])
-        _append_log(out / LOG, {"step": step, "val_psnr": res["psnr"]["output"],
-                                "val_psnr_input": res["psnr"]["input"], "val_ssim": res["ssim"]["output"],
-                                "val_ssim_input": res["ssim"]["input"]})
-        log(f"step {step}: val PSNR {res['psnr']['output']:.2f} dB (input {res['psnr']['input']:.2f} dB)")
+    def save(self, step: int) -> None:
+        if self.env.main:
+            config = self.config
+            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            base = {"format": CHECKPOINT_FORMAT, "model": config.model, "model_args": config.model_args,
+                    "config": config.to_json(), "requested": self.requested,
+                    "dataset_fingerprint": self.index.manifest.fingerprint, "step": step,
+                    "train_sources": sorted({r.source for r in self.train_refs}),
+                    "split": self.split_doc, "state_dict": state, "metrics": self.metrics}
+            save_checkpoint(self.out / CHECKPOINT, {**base, "optimizer": self.optimizer.state_dict(),
+                                                    "rng": {"torch": torch.get_rng_state()}})
+            save_checkpoint(self.out / WEIGHTS, base)
+        self.ckpt_step = step
 
-    from tqdm.auto import tqdm
-    # Under a time budget the step count is not what ends the run: no step total, no
-    # meaningless ETA; the description says the budget instead.
-    budgeted = config.time_budget_s is not None
-    bar = tqdm(total=None if budgeted else config.steps, initial=start, unit="step",
-               desc=f"{config.model} ({config.time_budget_s:.0f} s budget)" if budgeted else config.model,
-               file=sys.stderr,
-               disable=config.quiet or not is_main, dynamic_ncols=True)
-    t0 = time.monotonic()
-    step = start
-    stop = torch.zeros((), dtype=torch.int32, device=device if env_dist.world > 1 else "cpu")
-    model.train()
-    try:
-        batches = iter(loader)
-        running = 0.0
-        while step < config.steps:
-            batch = next(batches)
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            with autocast(device, config.amp):
-                output, target, _ = task.outputs(wrapped, batch, True)
-            mse = F.mse_loss(output.float(), target)
-            loss = mse + config.weight_reg * weight_penalty(model) if config.weight_reg else mse
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            running += float(mse.detach())
-            metrics["loss"] = float(mse.detach())
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                n = config.log_every if step % config.log_every == 0 else (step - start) % config.log_every or 1
-                record = {"step": step, "loss": running / n, "lr": learning_rate(config, step - 1),
-                          "elapsed_s": round(time.monotonic() - t0, 3)}
-                running = 0.0
-                if is_main:
-                    _append_log(out / LOG, record)
-                bar.set_postfix(loss=f"{record['loss']:.5f}")
-            if config.time_budget_s is not None:
-                stop.fill_(int(time.monotonic() - t0 >= config.time_budget_s))
-                if env_dist.world > 1:
-                    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
-            final = step == config.steps or bool(stop)
-            if step % config.val_every == 0 or final:
-                validate(step)
-            if step % config.ckpt_every == 0 or final:
-                checkpoint(step)
-            if env_dist.world > 1 and (step % config.ckpt_every == 0 or final):
-                dist.barrier()
-            if bool(stop):
-                log(f"time budget of {config.time_budget_s:.0f} s reached at step {step}")
-                break
-    finally:
-        bar.close()
-        if env_dist.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    if step == start and is_main and not (out / CHECKPOINT).exists():
-        checkpoint(step)
-    if is_main and (out / LOG).exists():
-        plot_training(out)
-    return {"step": step, "loss": metrics.get("loss", math.nan), "val_psnr": metrics.get("val_psnr"),
-            "val_psnr_input": metrics.get("val_psnr_input"),
-            "elapsed_s": time.monotonic() - t0, "run": str(out)}
+    def report_speed(self, step: int, t_first: float) -> None:
+        """One early line: seconds per step, the time left, and a hint for long runs."""
+        config = self.config
+        per_step = (time.monotonic() - t_first) / max(step - self.start - 1, 1)
+        left = per_step * (config.steps - step)
+        if config.time_budget_s is not None:
+            left = min(left, max(config.time_budget_s - (time.monotonic() - self.t0), 0.0))
+        eta = time.strftime("%H:%M", time.localtime(time.time() + left))
+        msg = f"{per_step:.2f} s/step on {self.device}; {config.steps} steps: about {_duration(left)} left (ETA {eta})"
+        if left > LONG_RUN_S and config.time_budget_s is None:
+            msg += "; pass --time-budget MINUTES (or fewer --steps) to stop sooner"
+        self.log(msg)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        """Train from the start (or checkpoint) step to ``config.steps``; return the final metrics."""
+        config = self.config
+        from tqdm.auto import tqdm
+        budgeted = config.time_budget_s is not None
+        bar = tqdm(total=None if budgeted else config.steps, initial=self.start, unit="step",
+                   desc=f"{config.model} ({config.time_budget_s / 60:.3g} min budget)" if budgeted else config.model,
+                   file=sys.stderr, disable=config.quiet or not self.env.main, dynamic_ncols=True)
+        step, self.ckpt_step = self.start, (self.start if self.ckpt else None)
+        if step >= config.steps:
+            self.log(f"the run in {self.out} is at step {step} >= --steps {config.steps}; nothing to do")
+        self.model.train()
+        batches = iter(self.loader)
+        t_first = None
+        try:
+            with _StopSignals() as signals:
+                while step < config.steps:
+                    try:
+                        batch = self.feed_data(next(batches))
+                    except RuntimeError:
+                        if signals.signum is None:
+                            raise
+                        break  # a DataLoader worker ended by the same Ctrl-C
+                    lr = self.update_learning_rate(step)
+                    self.optimize(batch, step)
+                    step += 1
+                    bar.update(1)
+                    if step == self.start + 1:
+                        t_first = time.monotonic()
+                    elif step == self.start + 4 or (step < self.start + 4 and step == config.steps):
+                        self.report_speed(step, t_first)
+                    stop = budgeted and time.monotonic() - self.t0 >= config.time_budget_s
+                    stop = self.env.any(stop or signals.signum is not None)
+                    final = step == config.steps or stop
+                    if step % config.log_every == 0 or final:
+                        self.log_step(step, lr)
+                        bar.set_postfix(loss=f"{self.last_record['loss']:.5f}")
+                    if step % config.val_every == 0 or (final and signals.signum is None):
+                        self.validate(step)
+                    if step % config.ckpt_every == 0 or final:
+                        self.save(step)
+                        self.env.barrier()
+                    if stop:
+                        break
+                if signals.signum is not None:
+                    if self.ckpt_step != step:
+                        self.save(step)
+                    name = signal.Signals(signals.signum).name
+                    raise Interrupted(f"{name} at step {step}: checkpoint written to {self.out}; "
+                                      "re-run the same command with --resume to continue", signals.signum)
+                if budgeted and step < config.steps:
+                    self.log(f"time budget of {config.time_budget_s / 60:.3g} min reached at step {step}")
+        finally:
+            bar.close()
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+        if self.ckpt_step is None and self.env.main:
+            self.save(step)
+        if self.env.main and (self.out / LOG).exists():
+            plot_training(self.out)
+        loss = self.last_record["loss"] if self.last_record else self.metrics.get("loss", math.nan)
+        return {"step": step, "loss": loss, "val_psnr": self.metrics.get("val_psnr"),
+                "val_psnr_input": self.metrics.get("val_psnr_input"),
+                "elapsed_s": time.monotonic() - self.t0, "run": str(self.out)}
+
+
+def train(config: TrainConfig) -> dict:
+    """Train ``config.model`` on ``config.data`` into ``config.out``; return the final metrics.
+
+    Returns
+    -------
+    dict
+        ``{"step", "loss", "val_psnr", "val_psnr_input", "elapsed_s", "run"}``;
+        ``loss`` is the last value written to ``log.jsonl``.
+
+    Raises
+    ------
+    Interrupted
+        After Ctrl-C or SIGTERM, once the checkpoint of the current step is written.
+    BlursynthError
+        For bad options, a dataset the model cannot learn from, or a diverged loss.
+    """
+    with Distributed(config.device) as env:
+        if env.world > 1:  # every rank must agree on the run folder
+            box = [config.out]
+            dist.broadcast_object_list(box, src=0)
+            config = dataclasses.replace(config, out=box[0])
+        return Trainer(config, env).fit()

@@ -10,21 +10,76 @@ its input on sources it never saw; one whose pairs are misaligned, whose
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import tempfile
 from pathlib import Path
 
+from blursynth.errors import BlursynthError
+from reference_models.data import ShardIndex
 from reference_models.evaluate import evaluate
+from reference_models.registry import is_model
 from reference_models.split import make_split
 from reference_models.train import TrainConfig, train
 
+__all__ = ["MIN_CONCLUSIVE_STEPS", "Verdict", "choose_model", "validate_dataset"]
 
 # Below this many steps, "no gain yet" says more about the budget than about the data.
 MIN_CONCLUSIVE_STEPS = 2000
 
+# The model that validates each kind of data, in order of preference.
+MODEL_FOR = {"video": "dtb", "latent": "blur2video", "pair": "blur2video"}
+
+
+def data_kind(index: ShardIndex) -> str:
+    """``video`` when runs of consecutive exposures give a video model 3 frames, else latent/pair."""
+    longest = max(len(run) for run in index.runs) * index.seq_len
+    if longest >= 3:
+        return "video"
+    return "latent" if index.n_latent else "pair"
+
+
+def choose_model(dataset: str | Path) -> str:
+    """A registered model that fits ``dataset`` (video -> dtb; latent or pair -> blur2video).
+
+    Raises
+    ------
+    BlursynthError
+        When the model for the dataset's kind is not registered.
+    """
+    index = ShardIndex(dataset)
+    kind = data_kind(index)
+    name = MODEL_FOR[kind]
+    if not is_model(name):
+        raise BlursynthError(
+            f"{dataset}: {kind} data (single blurred frames with their "
+            f"{'latent frames' if kind == 'latent' else 'sharp frame'}) is validated by the blur2video "
+            "model (Argaw et al. 2021), which is not available yet; make a video dataset "
+            "(blursynth highspeed) to validate with dtb")
+    return name
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
+    """The outcome of :func:`validate_dataset`.
+
+    Attributes
+    ----------
+    teaches : bool
+        The PSNR gain over the blurry input reached ``min_gain``.
+    psnr_output, psnr_input, gain : float
+        Mean PSNR (dB) of the output and of the blurry input on the held-out samples.
+    steps : int
+        Training steps that ran within the budget.
+    n_test : int
+        Held-out samples scored.
+    report : dict
+        The evaluation report.
+    model : str
+        The model trained.
+    """
+
     teaches: bool
     psnr_output: float
     psnr_input: float
@@ -32,6 +87,7 @@ class Verdict:
     steps: int
     n_test: int
     report: dict
+    model: str = ""
 
     def message(self, dataset: str, model: str) -> str:
         figures = (f"PSNR on {self.n_test} held-out samples: {self.psnr_output:.2f} dB after "
@@ -51,31 +107,49 @@ class Verdict:
         return self.teaches or self.steps >= MIN_CONCLUSIVE_STEPS
 
 
-def validate_dataset(dataset: str | Path, model: str = "dtb", budget_minutes: float = 10.0,
+def validate_dataset(dataset: str | Path, model: str | None = None, budget_minutes: float = 10.0,
                      out: str | Path | None = None, seed: int = 0, val: float = 0.0, test: float = 0.2,
                      min_gain: float = 0.1, max_test_samples: int | None = 32,
                      **train_options) -> Verdict:
     """Split by source, train for ``budget_minutes``, evaluate on the held-out test split.
 
-    Args:
-        dataset: dataset folder.
-        model: a registered model name.
-        budget_minutes: training wall-clock budget (evaluation comes on top).
-        out: run folder (default: a temporary folder, removed afterwards);
-            the split file is written there, never into the dataset.
-        seed: seed of the split and of training.
-        val, test: split fractions (by samples, whole sources per split).
-        min_gain: the PSNR gain (dB) over the blurry input that counts as teaching.
-        max_test_samples: score at most this many held-out samples.
-        train_options: further :class:`TrainConfig` fields (batch, patch, lr, device, …).
+    Parameters
+    ----------
+    dataset : str or Path
+        Dataset folder.
+    model : str or None
+        A registered model name (``None``: :func:`choose_model`).
+    budget_minutes : float
+        Training wall-clock budget (evaluation comes on top); positive and finite.
+    out : str or Path or None
+        Run folder (default: a temporary folder, removed afterwards); the
+        split file is written there, never into the dataset.
+    seed : int
+        Seed of the split, of training and of the draw of test samples.
+    val, test : float
+        Split fractions (by samples, whole sources per split).
+    min_gain : float
+        The PSNR gain (dB) over the blurry input that counts as teaching.
+    max_test_samples : int or None
+        Score at most this many held-out samples, a seeded draw across the
+        held-out sources (not the first ones in index order).
+    **train_options
+        Further :class:`TrainConfig` fields (batch, patch, lr, device, …).
 
-    Returns:
-        The :class:`Verdict`; ``teaches`` is ``gain >= min_gain``.
+    Returns
+    -------
+    Verdict
+        ``teaches`` is ``gain >= min_gain``.
     """
-    if budget_minutes <= 0:
-        raise ValueError(f"budget_minutes must be positive, got {budget_minutes}")
+    if not (isinstance(budget_minutes, (int, float)) and math.isfinite(budget_minutes) and budget_minutes > 0):
+        raise BlursynthError(f"--budget {budget_minutes}: must be a positive number of minutes")
+    if max_test_samples is not None and max_test_samples < 1:
+        raise BlursynthError(f"--max-test-samples {max_test_samples}: must be at least 1")
+    if not math.isfinite(min_gain):
+        raise BlursynthError(f"--min-gain {min_gain}: must be a finite number of dB")
+    model = model or choose_model(dataset)
     with (tempfile.TemporaryDirectory(prefix="blursynth-validate-") if out is None
-          else _keep(Path(out))) as run:
+          else contextlib.nullcontext(out)) as run:
         run = Path(run)
         run.mkdir(parents=True, exist_ok=True)
         split_path = make_split(dataset, val=val, test=test, seed=seed, out=run / "split.json")
@@ -84,22 +158,9 @@ def validate_dataset(dataset: str | Path, model: str = "dtb", budget_minutes: fl
                              split_file=str(split_path), time_budget_s=budget_minutes * 60.0, **options)
         result = train(config)
         report = evaluate(run / "train", dataset, split="test", split_file=split_path,
-                          device=config.device, amp=config.amp, max_samples=max_test_samples,
+                          device=config.device, amp=config.amp, max_samples=max_test_samples, seed=seed,
                           out=run / "eval-test.json", progress=not config.quiet)
     gain = report["psnr"]["gain"]
     return Verdict(teaches=gain >= min_gain, psnr_output=report["psnr"]["output"],
                    psnr_input=report["psnr"]["input"], gain=gain, steps=result["step"],
-                   n_test=report["n_samples"], report=report)
-
-
-class _keep:
-    """A context manager yielding a folder that stays."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        return self.path
-
-    def __exit__(self, *exc) -> None:
-        return None
+                   n_test=report["n_samples"], report=report, model=model)

@@ -14,7 +14,7 @@ import torch
 from reference_models.train import TrainConfig, load_checkpoint, train
 from test_reference_datasets import make_tiny_dataset
 
-ARGS = ["--blocks", 1, "--width", 40, "--patch", 16, "--clip-len", 4, "--lr", 1e-3, "--workers", 0,
+ARGS = ["--model-arg", "blocks=1", "--model-arg", "width=40", "--patch", 16, "--clip-len", 4, "--lr", 1e-3, "--workers", 0,
         "--steps", 3, "-q"]
 
 

@@ -20,8 +20,9 @@ def test_train_and_eval_on_highspeed_output(tmp_path):
 
     run = tmp_path / "run"
     run_ok("train-reference", "dtb", "--data", data, "--out", run, "--steps", 4, "--batch", 2, "--patch", 24,
-         "--blocks", 1, "--width", 40, "--workers", 0, "-q")
-    assert json.loads((run / "config.json").read_text())["clip_len"] == 4  # 13 shrunk to the sequences
-    out = json.loads(run_ok("eval-reference", run, "--data", data, "-q").stdout)
+         "--model-arg", "blocks=1", "--model-arg", "width=40", "--workers", 0, "-q")
+    # 13 shrunk to the runs of consecutive exposures: 2 samples of 4 exposures per clip.
+    assert json.loads((run / "config.json").read_text())["clip_len"] == 8
+    out = json.loads(run_ok("eval-reference", run, "--data", data, "--json", "-q").stdout)
     assert out["split"] == "test" and out["n_frames"] == 4 * out["n_samples"] > 0
     assert 15 < out["psnr"]["input"] < 60 and abs(out["psnr"]["gain"]) < 3  # an untrained-ish model

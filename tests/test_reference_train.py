@@ -19,9 +19,9 @@ from reference_models import create_model
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
 from reference_models.evaluate import evaluate
 from reference_models.split import make_split
-from reference_models.train import (
-    TrainConfig, learning_rate, load_checkpoint, model_from_checkpoint, train, weight_penalty,
-)
+from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
+from reference_models.dtb import DTBTask, weight_penalty
+from reference_models.train import TrainConfig, resolve_defaults, train
 from test_reference_datasets import make_tiny_dataset
 
 ARGS = {"blocks": 1, "width": 16, "feature_channels": 8}
@@ -138,11 +138,14 @@ def test_small_frames_shrink_the_paper_defaults(data, tmp_path, capsys):
 
 
 def test_learning_rate_schedule_and_penalty():
-    c = TrainConfig(data="d", out="o")
+    task = DTBTask()
+    c = resolve_defaults(TrainConfig(data="d", out="o"), task)
     assert (c.batch, c.patch, c.clip_len, c.lr, c.weight_reg) == (8, 128, 13, 1e-4, 1e-5)
-    assert learning_rate(c, 0) == learning_rate(c, 9_999) == 1e-4
-    assert learning_rate(c, 10_000) == pytest.approx(0.96e-4)
-    assert learning_rate(c, 25_000) == pytest.approx(1e-4 * 0.96 ** 2)
+    assert resolve_defaults(TrainConfig(data="d", out="o", batch=3), task).batch == 3  # a flag wins
+    learning_rate = lambda step: task.learning_rate(c, step, 100)  # noqa: E731
+    assert learning_rate(0) == learning_rate(9_999) == 1e-4
+    assert learning_rate(10_000) == pytest.approx(0.96e-4)
+    assert learning_rate(25_000) == pytest.approx(1e-4 * 0.96 ** 2)
     model = create_model("dtb", **ARGS)
     expected = sum(float((p.detach() ** 2).sum()) for n, p in model.named_parameters()
                    if n.endswith("weight"))  # conv weights only: no biases, no β
@@ -163,7 +166,7 @@ def test_eval_reports_output_and_input(data, tmp_path):
     report = evaluate(tmp_path / "run", data, split="test", progress=False)
     written = json.loads((tmp_path / "run" / "eval-test.json").read_text())
     for doc in (report, written):
-        assert doc["format"] == "blursynth-eval/1" and doc["model"] == "dtb" and doc["step"] == 4
+        assert doc["format"] == "blursynth-eval/2" and doc["model"] == "dtb" and doc["step"] == 4
         assert set(doc["psnr"]) == set(doc["ssim"]) == {"output", "input", "gain"}
         assert doc["psnr"]["gain"] == pytest.approx(doc["psnr"]["output"] - doc["psnr"]["input"])
         assert 0 < doc["ssim"]["input"] < 1
@@ -190,7 +193,7 @@ def _cli(*args):
 
 
 def test_cli_train_eval_split_validate(data, tmp_path):
-    tiny = ["--blocks", 1, "--width", 40, "--batch", 2, "--patch", 24, "--clip-len", 3, "--workers", 0,
+    tiny = ["--model-arg", "blocks=1", "--model-arg", "width=40", "--batch", 2, "--patch", 24, "--clip-len", 3, "--workers", 0,
             "--lr", 1e-3, "-q"]
     r = _cli("train-reference", "dtb", "--data", data, "--out", tmp_path / "run", "--steps", 3,
              "--recipe", REPO / "recipes" / "kim2017_dtb_train.toml", *tiny)
@@ -198,7 +201,7 @@ def test_cli_train_eval_split_validate(data, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["step"] == 3 and ckpt["config"]["lr_decay_every"] == 10_000  # flags beat the recipe
 
-    r = _cli("eval-reference", tmp_path / "run", "--data", data, "--split", "val", "-q")
+    r = _cli("eval-reference", tmp_path / "run", "--data", data, "--split", "val", "--json", "-q")
     assert r.exit_code == 0, r.output
     assert set(json.loads(r.stdout)["psnr"]) == {"output", "input", "gain"}
     assert (tmp_path / "run" / "eval-val.json").exists()

@@ -3,7 +3,10 @@
 A recipe (``--recipe FILE.toml``) fills option defaults through click's
 ``default_map``; flags given on the command line win. Top-level keys are option
 names (``seq-len`` or ``seq_len``); an optional ``[recipe]`` table documents the
-source (``paper``, ``notes``, ``assumed``) and is not applied.
+source (``paper``, ``notes``, ``assumed``) and is not applied. Recipes for the
+training commands may hold a ``[train]`` table (training options, as top-level
+keys) and a ``[model]`` table (model constructor arguments; ``--model-arg``
+flags win key by key).
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ def load_recipe(path: str | Path, command: click.Command) -> dict:
         raise BlursynthError(f"--recipe {path}: not valid TOML ({exc})") from None
     data.pop("recipe", None)
     names = {p.name for p in command.params if isinstance(p, click.Option)}
+    if isinstance(data.get("train"), dict):  # [train]: training options, as top-level keys
+        data.update(data.pop("train"))
+    if isinstance(data.get("model"), dict):  # [model]: model constructor arguments (_apply_recipe)
+        if "model_arg" not in names:
+            raise BlursynthError(f"--recipe {path}: a [model] table is for commands that train a model, "
+                                 f"not '{command.name}'")
+        data.pop("model")
     defaults = {}
     for key, value in data.items():
         name = key.replace("-", "_")
@@ -53,6 +63,14 @@ def _apply_recipe(ctx: click.Context, _param, value):
         except BlursynthError as exc:
             raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--recipe") from None
         ctx.default_map = {**(ctx.default_map or {}), **recipe}
+        tables = {}
+        try:
+            model = tomllib.loads(Path(value).read_text()).get("model")
+        except (OSError, ValueError):
+            model = None
+        if isinstance(model, dict):
+            tables["model"] = {k.replace("-", "_"): v for k, v in model.items()}
+        ctx.meta["blursynth.recipe_tables"] = tables
     return value
 
 

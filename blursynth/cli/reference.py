@@ -23,31 +23,57 @@ def _model_names() -> list[str]:
     return list_models()
 
 
-def _model_args(blocks: int | None, width: int | None) -> dict:
-    args = {}
-    if blocks is not None:
-        args["blocks"] = blocks
-    if width is not None:
-        args["width"] = width
+def parse_model_args(items, recipe: dict | None = None) -> dict:
+    """``key=value`` strings (value parsed as JSON, else kept as a string) over a recipe's ``[model]`` table."""
+    from blursynth.errors import BlursynthError
+
+    args = dict(recipe or {})
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise BlursynthError(f"--model-arg {item}: expected KEY=VALUE, e.g. --model-arg blocks=2")
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
     return args
 
 
+def _recipe_model_args(ctx: click.Context) -> dict:
+    return (ctx.meta.get("blursynth.recipe_tables") or {}).get("model", {})
+
+
+_FROM_MODEL = "the model's paper value"
+
+
 def training_options(func):
-    """Options shared by ``train-reference`` and ``validate``."""
+    """Options shared by ``train-reference`` and ``validate``.
+
+    Options that default to the model's paper value (``ModelTask.defaults``)
+    default to None here; the training loop fills them in.
+    """
     decorators = [
-        click.option("--batch", type=int, default=8, show_default=True, help="Clips per step (per process)."),
-        click.option("--patch", type=int, default=128, show_default=True,
-                     help="Random crop size (same place in every frame); shrunk to small frames."),
-        click.option("--clip-len", type=int, default=13, show_default=True,
-                     help="Frames per training clip; shrunk to shorter sequences."),
-        click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate."),
-        click.option("--lr-decay", type=float, default=0.96, show_default=True,
-                     help="Learning-rate factor every --lr-decay-every steps."),
-        click.option("--lr-decay-every", type=int, default=10_000, show_default=True),
-        click.option("--weight-reg", type=float, default=1e-5, show_default=True,
-                     help="λ of the L2 weight regularization."),
-        click.option("--blocks", type=int, default=None, help="Residual blocks per encoder/decoder (paper: 4)."),
-        click.option("--width", type=int, default=None, help="Channels of the residual blocks (paper: 64)."),
+        click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=VALUE",
+                     help="Model constructor argument (repeatable; VALUE parsed as JSON), "
+                          "e.g. --model-arg blocks=2 --model-arg width=32; also a [model] table in a recipe."),
+        click.option("--batch", type=int, default=None, show_default=_FROM_MODEL,
+                     help="Samples per step (per process); dtb: 8."),
+        click.option("--patch", type=int, default=None, show_default=_FROM_MODEL,
+                     help="Random crop size (same place in every frame), 0: whole frames; "
+                          "shrunk to small frames. dtb: 128."),
+        click.option("--clip-len", type=int, default=None, show_default=_FROM_MODEL,
+                     help="Frames per training clip (video models); shrunk to shorter runs. dtb: 13."),
+        click.option("--lr", type=float, default=None, show_default=_FROM_MODEL,
+                     help="Adam learning rate. dtb: 1e-4."),
+        click.option("--lr-decay", type=float, default=None, show_default=_FROM_MODEL,
+                     help="Learning-rate factor every --lr-decay-every steps. dtb: 0.96."),
+        click.option("--lr-decay-every", type=int, default=None, show_default=_FROM_MODEL,
+                     help="dtb: 10000."),
+        click.option("--weight-reg", type=float, default=None, show_default=_FROM_MODEL,
+                     help="λ of the L2 weight regularization. dtb: 1e-5."),
+        click.option("--flip/--no-flip", default=True, show_default=True,
+                     help="Random horizontal and vertical flips of training items."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
                      help="Mixed precision (bf16 autocast)."),
@@ -61,6 +87,17 @@ def training_options(func):
     return func
 
 
+def _minutes(name: str, value: float | None) -> float | None:
+    import math
+
+    from blursynth.errors import BlursynthError
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise BlursynthError(f"{name} {value}: must be a positive number of minutes")
+    return value * 60.0
+
+
 @main.command("train-reference")
 @click.argument("model")
 @recipe_option
@@ -69,7 +106,8 @@ def training_options(func):
 @click.option("--steps", type=int, default=10_000, show_default=True, help="Training steps (paper: 300k).")
 @training_options
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Train on its train split, validate on its val split [default: DATA/split.json if present].")
+              help="Train on its train split, validate on its val split [default: DATA/split.json if "
+                   "present, else a by-source split made into OUT/split.json].")
 @click.option("--val-every", type=int, default=1000, show_default=True, help="Steps between validations.")
 @click.option("--val-samples", type=int, default=8, show_default=True, help="Validation samples scored.")
 @click.option("--val-crop", type=int, default=256, show_default=True, help="Validation centre crop.")
@@ -77,8 +115,9 @@ def training_options(func):
 @click.option("--ckpt-every", type=int, default=500, show_default=True, help="Steps between checkpoints.")
 @click.option("--time-budget", type=float, default=None, help="Stop after this many minutes.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-def train_reference(model, data, out, blocks, width, compile_, time_budget, **kw):
-    """Train a reference MODEL (dtb, strcnn, cnn) on a dataset.
+@click.pass_context
+def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **kw):
+    """Train a reference MODEL (see docs/models.md) on a dataset.
 
     \b
     Writes OUT/checkpoint.pt, OUT/model.pt, OUT/log.jsonl, OUT/config.json.
@@ -90,15 +129,15 @@ def train_reference(model, data, out, blocks, width, compile_, time_budget, **kw
 
     if not is_model(model):
         raise BlursynthError(f"model {model!r} is unknown; choose one of {', '.join(_model_names())}")
-    config = TrainConfig(data=str(data), out=str(out), model=model, model_args=_model_args(blocks, width),
-                         compile=compile_, time_budget_s=None if time_budget is None else time_budget * 60.0,
-                         **kw)
+    config = TrainConfig(data=str(data), out=str(out), model=model,
+                         model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),
+                         compile=compile_, time_budget_s=_minutes("--time-budget", time_budget), **kw)
     result = train(config)
     if not config.quiet:
-        msg = f"step {result['step']}: loss {result['loss']:.5f}"
+        msg = f"step {result['step']}: loss {result['loss']:.5g}"
         if result["val_psnr"] is not None:
             msg += f", val PSNR {result['val_psnr']:.2f} dB (input {result['val_psnr_input']:.2f} dB)"
-        click.echo(f"{msg} -> {out}", err=True)
+        click.echo(f"{msg} -> {result['run']}", err=True)
 
 
 @main.command("eval-reference")
@@ -112,16 +151,28 @@ def train_reference(model, data, out, blocks, width, compile_, time_budget, **kw
 @click.option("--device", default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True)
 @click.option("--crop", type=int, default=None, help="Score a centre crop of this size.")
-@click.option("--max-samples", type=int, default=None, help="Score at most this many samples.")
+@click.option("--max-samples", type=int, default=None,
+              help="Score at most this many samples (a seeded draw across sources).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max-samples draw.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True)
-def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, quiet):
-    """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input."""
-    from reference_models.evaluate import evaluate
+def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, as_json, quiet):
+    """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
+    per scored position and in the mean.
+
+    The split defaults to the one the run trained with; sources the run trained on are refused.
+    """
+    from reference_models.evaluate import evaluate, format_table
 
     report = evaluate(run, data, split=split, split_file=split_file, device=device, amp=amp, crop=crop,
-                      max_samples=max_samples, out=out, progress=not quiet)
-    click.echo(json.dumps({k: report[k] for k in ("model", "step", "split", "n_samples", "n_frames",
-                                                   "psnr", "ssim")}, indent=1))
+                      max_samples=max_samples, seed=seed, out=out, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps({k: report[k] for k in ("model", "step", "split", "n_samples", "n_frames",
+                                                       "psnr", "ssim", "positions")}, indent=1))
+    else:
+        click.echo(f"{report['model']} at step {report['step']} on {report['n_samples']} samples of "
+                   f"split {report['split']} ({report['data']}):")
+        click.echo(format_table(report))
     if not quiet:
         click.echo(f"report -> {report['out']}", err=True)
 
@@ -146,17 +197,20 @@ def split(dataset, val, test, seed, out):
 @main.command("validate")
 @click.argument("dataset", type=_DATA)
 @recipe_option
-@click.option("--model", default="dtb", show_default=True, help="Reference model to train.")
+@click.option("--model", default=None, show_default="dtb for video data, blur2video for latent/pair data",
+              help="Reference model to train.")
 @click.option("--budget", type=float, default=10.0, show_default=True, help="Training time in minutes.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Held-out fraction (by source).")
 @click.option("--min-gain", type=float, default=0.1, show_default=True,
               help="PSNR gain (dB) over the blurry input that counts as teaching.")
-@click.option("--max-test-samples", type=int, default=32, show_default=True)
+@click.option("--max-test-samples", type=int, default=32, show_default=True,
+              help="Held-out samples scored (a seeded draw across the held-out sources).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the run (split, checkpoint, log, eval) here [default: a temporary folder].")
 @training_options
-def validate(dataset, model, budget, test, min_gain, max_test_samples, out, blocks, width, compile_, **kw):
-    """Check that DATASET teaches MODEL to deblur: split by source, train for --budget
+@click.pass_context
+def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out, model_arg, compile_, **kw):
+    """Check that DATASET teaches a model to deblur: split by source, train for --budget
     minutes, report the PSNR gain on held-out sources and a verdict.
 
     Exit status 0 either way; the verdict is on the last line.
@@ -165,11 +219,11 @@ def validate(dataset, model, budget, test, min_gain, max_test_samples, out, bloc
     from reference_models import is_model
     from reference_models.validate import validate_dataset
 
-    if not is_model(model):
+    if model is not None and not is_model(model):
         raise BlursynthError(f"--model {model}: unknown; choose one of {', '.join(_model_names())}")
-    if budget <= 0:
-        raise BlursynthError(f"--budget {budget}: must be positive (minutes)")
+    _minutes("--budget", budget)
     verdict = validate_dataset(dataset, model=model, budget_minutes=budget, out=out, test=test,
                                min_gain=min_gain, max_test_samples=max_test_samples,
-                               model_args=_model_args(blocks, width), compile=compile_, **kw)
-    click.echo(verdict.message(str(dataset), model))
+                               model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),
+                               compile=compile_, **kw)
+    click.echo(verdict.message(str(dataset), verdict.model))

@@ -32,7 +32,8 @@ import numpy as np
 import py360convert
 
 from blursynth import geometry
-from blursynth.panorama import PanoramaConfig, builtin_panoramas, load_panorama, plan, render
+from blursynth.panorama import PanoramaConfig, plan, render
+from blursynth.sources.panoramas import builtin_panoramas, load_panorama
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 

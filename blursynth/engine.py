@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -23,17 +24,13 @@ from typing import Callable, Sequence
 
 import joblib
 
+from blursynth.atomic import TMP_MARK, file_sha256
 from blursynth.errors import BadSourceError, BlursynthError
-from blursynth.shards import (
-    MANIFEST, Manifest, Sample, ShardWriter, file_sha256, is_own_file, open_shard, shard_name,
-)
+from blursynth.shards import MANIFEST, Manifest, Sample, ShardWriter, is_own_file, open_shard, shard_name
+from blursynth.worker import Worker
 
-Renderer = Callable[[object], Sample]
-
-# CPU threads each worker may use (set in the worker before rendering): cores
-# divided by workers for local runs, 1 on a Dask cluster. Renderers may use a
-# spare thread (e.g. to decode ahead); with one worker per core they stay serial.
-worker_threads = 1
+# ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
+Renderer = Callable[[object, Worker], Sample]
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,12 @@ class RunOptions:
             raise BlursynthError("--backend dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
 
 
+@functools.lru_cache(maxsize=1)
+def _process_worker(threads: int) -> Worker:
+    """This process's :class:`Worker`: one per worker process, kept across its shards."""
+    return Worker(threads)
+
+
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
                   fingerprint: str, index: int, compression: str, skip_bad: bool,
                   exclude: frozenset = frozenset(), threads: int = 1):
@@ -71,41 +74,52 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
     with ``skip_bad`` a source that fails here is left out of the whole shard.
     """
-    global worker_threads
     import cv2
     # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
-    worker_threads = threads
+    worker = _process_worker(threads)
     skipped, excluded = [], set(exclude)
-    progress = path.with_name(f"{path.name}.tmp-{os.getpid()}.progress")  # read by the parent's bar
-    while True:
-        writer = ShardWriter(path, kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
-                             capacity=len(specs), compression=compression)
-        try:
-            for spec in specs:
-                if spec.source in excluded:
-                    continue
-                try:
-                    sample = renderer(spec)
-                except BadSourceError as exc:
-                    if not skip_bad:
-                        raise
-                    skipped.append({"source": spec.source, "reason": exc.reason, "sample": spec.index})
-                    excluded.add(spec.source)
-                    break  # start the shard again: earlier samples of this source must go too
-                writer.append(sample)
-                progress.write_text(str(writer.count))
-            else:
-                digest = writer.commit()
+    progress = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}.progress")  # read by the parent's bar
+    header = dict(kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
+                  capacity=len(specs), compression=compression)
+    try:
+        while True:  # once more each time a source turns out bad: its earlier samples must go too
+            with ShardWriter(path, **header) as writer:
+                bad = _write_samples(writer, renderer, worker, specs, excluded, skip_bad, progress)
+                if bad is not None:
+                    writer.abort()
+                    skipped.append(bad)
+                    excluded.add(bad["source"])
+            if bad is None:
                 break
-        finally:
-            writer.abort()  # no-op after commit
-            progress.unlink(missing_ok=True)
+    finally:
+        progress.unlink(missing_ok=True)
     own = {spec.source for spec in specs}
-    entry = {"index": index, "file": path.name, "samples": writer.count, "sha256": digest}
+    entry = {"index": index, "file": path.name, "samples": writer.count, "sha256": writer.digest}
     if excluded & own:
         entry["excluded"] = sorted(excluded & own)
     return entry, skipped
+
+
+def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, specs: Sequence,
+                   excluded: set, skip_bad: bool, progress: Path) -> dict | None:
+    """Render and append every spec not from an ``excluded`` source.
+
+    Returns None when all went in, or (``skip_bad``) the skip record of the
+    first source found bad, at which point the shard must be started again.
+    """
+    for spec in specs:
+        if spec.source in excluded:
+            continue
+        try:
+            sample = renderer(spec, worker)
+        except BadSourceError as exc:
+            if not skip_bad:
+                raise
+            return {"source": spec.source, "reason": exc.reason, "sample": spec.index}
+        writer.append(sample)
+        progress.write_text(str(writer.count))
+    return None
 
 
 def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: dict | None):
@@ -256,9 +270,25 @@ def _parallel(options: RunOptions):
     return contextlib.nullcontext(), n_jobs, options.threads_per_worker or max(1, cores // n_jobs)
 
 
+class _Plan:
+    """The specs cut into shards of ``size`` consecutive specs."""
+
+    def __init__(self, specs: Sequence, size: int):
+        self.specs, self.size = specs, size
+
+    def shard(self, k: int) -> Sequence:
+        return self.specs[k * self.size:(k + 1) * self.size]
+
+
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         options: RunOptions, skipped: Sequence[dict] = ()) -> Manifest:
     """Render ``specs`` with ``renderer`` into shards under ``options.out``.
+
+    The steps: prepare ``--out`` (:func:`_prepare_out`), keep the finished
+    shards of an earlier run (:func:`_resume`), find shards that hold a source
+    found bad since (:func:`_needing_redo`), render the rest on the backend
+    (:func:`_render_all`) with a progress bar, and record the result
+    (:func:`_finish`).
 
     Parameters
     ----------
@@ -268,86 +298,131 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         The fully resolved, JSON-serializable config that determines the content.
     seed : int
         The run's seed (recorded; specs already carry their own seeds).
-    specs : sequence of frozen dataclasses with an ``index`` attribute, in index order.
-    renderer : callable spec -> Sample, importable (pickled to workers).
-    skipped : sources dropped at plan time by ``--skip-bad`` (recorded in the manifest).
+    specs : sequence
+        Frozen dataclasses with ``index`` and ``source`` attributes, in index order.
+    renderer : callable
+        ``renderer(spec, worker) -> Sample``, importable (pickled to workers).
+    options : RunOptions
+        Where and how to run.
+    skipped : sequence of dict
+        Sources dropped at plan time by ``--skip-bad`` (recorded in the manifest).
 
-    Returns the final :class:`Manifest`.
+    Returns
+    -------
+    Manifest
+        The final manifest, also saved as ``manifest.json``.
     """
     out = Path(options.out)
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression)
     manifest = _prepare_out(out, manifest, options.overwrite)
+    shards = _Plan(specs, options.shard_size)
     with _locked(out):
-        for stale in out.glob("*.tmp-*"):  # left by a killed run; never a finished file
-            stale.unlink()
-        planned_skips = [dict(s) for s in skipped]
-        manifest.skipped = planned_skips + [s for s in manifest.skipped if "sample" in s]
-        recorded = {s["index"]: s for s in manifest.shards}
-        manifest.shards = []
-        todo = []
-        for k in range(manifest.n_shards):
-            path = out / shard_name(k)
-            entry = _existing_shard_entry(path, manifest, k, recorded.get(k))
-            if entry is None:
-                path.unlink(missing_ok=True)
-                todo.append(k)
-            else:
-                manifest.shards.append(entry)
-        kept = {e["index"] for e in manifest.shards}
-        manifest.skipped = [s for s in manifest.skipped
-                            if "sample" not in s or s["sample"] // options.shard_size in kept]
-        manifest.complete = False
+        _remove_temporaries(out)
+        todo, kept = _resume(out, manifest, skipped)
         manifest.save(out)
-
-        size = options.shard_size
-
-        def shard_specs(k):
-            return specs[k * size:(k + 1) * size]
-
-        def needs_redo(entry) -> bool:
-            # --skip-bad drops a whole source: a shard written before a bad frame of
-            # one of its sources was found elsewhere is made again without it, so
-            # the result depends only on which sources are bad, not on the order
-            # in which work finished (or on where an earlier run was killed).
-            bad = {s["source"] for s in manifest.skipped if "sample" in s}
-            sources = {spec.source for spec in shard_specs(entry["index"])}
-            return bool((sources & bad) - set(entry.get("excluded", ())))
-
-        todo += [e["index"] for e in manifest.shards if needs_redo(e)]
-        counted = set(kept)
-        done = sum(len(shard_specs(k)) for k in kept)
+        todo += _needing_redo(manifest, shards)
+        done = sum(len(shards.shard(k)) for k in kept)
         live = _LiveProgress(_progress(len(specs), done, options.quiet, kind), out, done)
-        context, n_jobs, threads = _parallel(options)
         try:
-            with context:
-                while todo:
-                    exclude = frozenset(s["source"] for s in manifest.skipped if "sample" in s)
-                    tasks = (joblib.delayed(_render_shard)(
-                        renderer, shard_specs(k), out / shard_name(k), kind, config, manifest.fingerprint,
-                        k, options.compression, options.skip_bad, exclude, threads) for k in todo)
-                    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
-                                              batch_size=1, pre_dispatch="2*n_jobs")(tasks)
-                    for entry, shard_skips in results:
-                        manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
-                        manifest.shards.append(entry)
-                        manifest.skipped.extend(shard_skips)
-                        manifest.save(out)
-                        if entry["index"] not in counted:
-                            counted.add(entry["index"])
-                            live.done += len(shard_specs(entry["index"]))
-                            live.show()
-                    todo = [e["index"] for e in manifest.shards if needs_redo(e)]
+            _render_all(todo, manifest, shards, renderer, options, out, live, counted=set(kept))
         finally:
             live.finish()
-            for stale in out.glob("*.tmp-*"):
-                stale.unlink(missing_ok=True)
-        manifest.shards.sort(key=lambda e: e["index"])
-        # One entry per bad source: the reason found at its first sample.
-        first = {}
-        for entry in sorted(manifest.skipped, key=lambda s: (s.get("sample", -1), s["source"])):
-            first.setdefault(entry["source"], entry)
-        manifest.skipped = list(first.values())
-        manifest.complete = True
-        manifest.save(out)
+            _remove_temporaries(out)
+        _finish(manifest, out)
     return manifest
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Delete files a killed run left under temporary names (never a finished file)."""
+    for stale in out.glob(f"*{TMP_MARK}*"):
+        stale.unlink(missing_ok=True)
+
+
+def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tuple[list[int], set[int]]:
+    """Keep every finished shard on disk that belongs to this run; list the others.
+
+    Returns ``(todo, kept)``: shard indices to make, and those kept. The
+    manifest's skip list becomes the plan-time skips plus the render-time
+    skips recorded in kept shards.
+    """
+    manifest.skipped = [dict(s) for s in planned_skips] + [s for s in manifest.skipped if "sample" in s]
+    recorded = {s["index"]: s for s in manifest.shards}
+    manifest.shards = []
+    todo = []
+    for k in range(manifest.n_shards):
+        path = out / shard_name(k)
+        entry = _existing_shard_entry(path, manifest, k, recorded.get(k))
+        if entry is None:
+            path.unlink(missing_ok=True)
+            todo.append(k)
+        else:
+            manifest.shards.append(entry)
+    kept = {e["index"] for e in manifest.shards}
+    manifest.skipped = [s for s in manifest.skipped
+                        if "sample" not in s or s["sample"] // manifest.shard_size in kept]
+    manifest.complete = False
+    return todo, kept
+
+
+def _bad_sources(manifest: Manifest) -> frozenset:
+    """Sources found bad while rendering (``--skip-bad``)."""
+    return frozenset(s["source"] for s in manifest.skipped if "sample" in s)
+
+
+def _needing_redo(manifest: Manifest, shards: _Plan) -> list[int]:
+    """Finished shards that hold samples of a source found bad since they were made.
+
+    --skip-bad drops a whole source: a shard written before a bad frame of one
+    of its sources was found elsewhere is made again without it, so the result
+    depends only on which sources are bad, not on the order in which work
+    finished (or on where an earlier run was killed).
+    """
+    bad = _bad_sources(manifest)
+    redo = []
+    for entry in manifest.shards:
+        sources = {spec.source for spec in shards.shard(entry["index"])}
+        if (sources & bad) - set(entry.get("excluded", ())):
+            redo.append(entry["index"])
+    return redo
+
+
+def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Renderer,
+                options: RunOptions, out: Path, live: "_LiveProgress", counted: set[int]) -> None:
+    """Render the shards in ``todo`` on the backend, recording each as it finishes.
+
+    Repeats for the shards that a source found bad during the round makes
+    stale (:func:`_needing_redo`) until there are none.
+    """
+    context, n_jobs, threads = _parallel(options)
+    with context:
+        while todo:
+            exclude = _bad_sources(manifest)
+            tasks = (joblib.delayed(_render_shard)(
+                renderer, shards.shard(k), out / shard_name(k), manifest.kind, manifest.config,
+                manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads)
+                for k in todo)
+            results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
+                                      batch_size=1, pre_dispatch="2*n_jobs")(tasks)
+            for entry, shard_skips in results:
+                manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
+                manifest.shards.append(entry)
+                manifest.skipped.extend(shard_skips)
+                manifest.save(out)
+                if entry["index"] not in counted:
+                    counted.add(entry["index"])
+                    live.done += len(shards.shard(entry["index"]))
+                    live.show()
+            todo = _needing_redo(manifest, shards)
+
+
+def _finish(manifest: Manifest, out: Path) -> None:
+    """Sort the shards, keep one skip entry per bad source, mark complete, save."""
+    manifest.shards.sort(key=lambda e: e["index"])
+    # One entry per bad source: the reason found at its first sample.
+    first = {}
+    for entry in sorted(manifest.skipped, key=lambda s: (s.get("sample", -1), s["source"])):
+        first.setdefault(entry["source"], entry)
+    manifest.skipped = list(first.values())
+    manifest.complete = True
+    manifest.save(out)

@@ -250,6 +250,51 @@ def path_max_speed(omega0, omega1, span: float, t0: float, t1: float) -> float:
 
 
 # -------------------------------------------------------------------- maps
+def equirect_pixel_affine(pano_hw: tuple[int, int], pad: int = PAD) -> tuple[float, float, float, float]:
+    """Pixel coordinates in a padded equirect image from a ray's angles.
+
+    ``x = sx atan2(d_x, d_z) + ox`` and ``y = sy acos(d_y) + oy`` with
+    ``sx = W / 2 pi``, ``ox = W / 2 - 0.5 + pad``, ``sy = H / pi`` and
+    ``oy = pad - 0.5`` (``d`` a unit world direction; :func:`direction_to_lonlat`
+    and :func:`lonlat_to_equirect` written as one scale and shift per axis).
+
+    Parameters
+    ----------
+    pano_hw : (int, int)
+        ``(H, W)`` of the panorama before padding.
+    pad : int
+        Pixels added on every side by :func:`pad_equirect`.
+
+    Returns
+    -------
+    sx, ox, sy, oy : float
+    """
+    ph, pw = pano_hw
+    return pw / (2.0 * np.pi), pw / 2.0 - 0.5 + pad, ph / np.pi, pad - 0.5
+
+
+def pixel_to_grid(scale: float, offset: float, n: int) -> tuple[float, float]:
+    """Fold the pixel -> normalized step into an affine map ``x = scale a + offset``.
+
+    ``torch.nn.functional.grid_sample`` with ``align_corners=True`` addresses
+    pixel ``x`` of an axis of ``n`` pixels as ``g = 2 x / (n - 1) - 1``, so
+    ``g = (2 scale / (n - 1)) a + (2 offset / (n - 1) - 1)``.
+
+    Parameters
+    ----------
+    scale, offset : float
+        The pixel-space map (see :func:`equirect_pixel_affine`).
+    n : int
+        Pixels along the axis of the (padded) image sampled.
+
+    Returns
+    -------
+    scale, offset : float
+        The same map in normalized coordinates.
+    """
+    return scale * 2 / (n - 1), offset * 2 / (n - 1) - 1
+
+
 class MapBuilder:
     """Builds ``cv2.remap`` maps from a camera to a padded equirect image.
 
@@ -273,13 +318,9 @@ class MapBuilder:
         h, w = self.size
         self.rays = camera_rays(self.size, float(fov_deg)).reshape(3, h, w)
         self.pano_hw = tuple(pano_hw)
-        ph, pw = self.pano_hw
         self._world = np.empty((3, h, w), dtype=np.float32)
         self._map_x = np.empty((h, w), dtype=np.float32)
-        self._sx = np.float32(pw / (2.0 * np.pi))
-        self._ox = np.float32(pw / 2.0 - 0.5 + pad)
-        self._sy = np.float32(ph / np.pi)
-        self._oy = np.float32(pad - 0.5)
+        self._sx, self._ox, self._sy, self._oy = map(np.float32, equirect_pixel_affine(self.pano_hw, pad))
 
     def __call__(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, for a world <- camera matrix."""

@@ -20,7 +20,6 @@ a whole sample at the end of a clip are dropped. See docs/highspeed.md.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
 from blursynth.seeds import sample_seed, source_rng
 from blursynth.shards import Manifest, Sample
-from blursynth.sources import Clip, VideoReader, decode_frame, discover
+from blursynth.sources.clips import Clip, VideoReader, decode_frame, discover
+from blursynth.worker import Worker
 
 KIND = "highspeed"
 # Frames decoded ahead by a worker's spare thread (held besides one exposure window).
@@ -171,37 +171,60 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
 
 
 # ------------------------------------------------------------------ render
-@functools.lru_cache(maxsize=1)
-def _video_reader(path: str, clip_id: str) -> VideoReader:
+class Decoder:
+    """A worker's background decoding thread and the decodes it carries from
+    one sample to the next (kept in the :class:`~blursynth.worker.Worker`)."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-decode")
+        self.carried: dict = {}
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.carried = {}
+
+
+def _video_reader(worker: Worker, path: str, clip_id: str) -> VideoReader:
     # One open video per worker: consecutive specs of a clip continue reading
     # where the last one stopped instead of re-decoding from the start.
-    return VideoReader(path, clip_id)
+    reader = worker.state("highspeed.video", lambda: VideoReader(path, clip_id))
+    if (reader.path, reader.clip_id) != (path, clip_id):
+        worker.drop("highspeed.video")
+        reader = worker.state("highspeed.video", lambda: VideoReader(path, clip_id))
+    return reader
 
 
-class _Frames:
-    """Frames of a spec's clip (absolute indices), decoded once each, in order."""
+class FrameStream:
+    """Frames of a spec's clip (absolute indices), decoded once each, in order.
 
-    def __init__(self, spec: HighspeedSpec):
-        self.spec = spec
-        self.video = _video_reader(spec.path, spec.source) if spec.clip_kind == "video" else None
+    Parameters
+    ----------
+    spec : HighspeedSpec
+        The sample whose clip is read.
+    worker : Worker
+        How many threads may decode, and where the open video and the decodes
+        ahead are kept between samples.
+    """
+
+    def __init__(self, spec: HighspeedSpec, worker: Worker):
+        self.spec, self.worker = spec, worker
+        self.video = _video_reader(worker, spec.path, spec.source) if spec.clip_kind == "video" else None
 
     def stream(self, indices: list[int]):
         """Yield the frames at ``indices`` in order.
 
-        When the worker has a spare CPU thread (``engine.worker_threads`` > 1), a
+        When the worker has a spare CPU thread (``worker.threads`` > 1), a
         background thread decodes up to ``READAHEAD`` frames ahead while the
         caller averages and writes, so decoding never waits for end-of-exposure
         work. It reads on into the first frames of the clip's next sample
-        (``spec.ahead``); those decodes carry over to the next ``render`` call in
-        this worker. Reads stay sequential (one thread), as videos need.
+        (``spec.ahead``); those decodes are kept in the worker for its next
+        ``render`` call. Reads stay sequential (one thread), as videos need.
         """
-        from blursynth import engine
-
-        if engine.worker_threads < 2:
+        if self.worker.threads < 2:
             for k in indices:
                 yield self.read(k)
             return
-        decoder = _decoder()
+        decoder = self.worker.state("highspeed.decoder", Decoder)
         carried, decoder.carried = decoder.carried, {}
         wanted = iter(indices + self.spec.ahead_indices)
         pending = deque()
@@ -222,6 +245,7 @@ class _Frames:
             yield future.result()
 
     def read(self, k: int) -> np.ndarray:
+        """Decode frame ``k`` of the clip (BGR uint8), checking its size."""
         spec = self.spec
         if self.video is not None:
             frame = self.video.read(k)
@@ -235,29 +259,31 @@ class _Frames:
         return frame
 
 
-class _Decoder:
-    """A worker process's background decoding thread and the decodes it carries
-    from one sample to the next."""
-
-    def __init__(self):
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-decode")
-        self.carried: dict = {}
-
-
-@functools.lru_cache(maxsize=1)
-def _decoder() -> _Decoder:
-    return _Decoder()
-
-
 def latent_offsets(tau: int, k: int) -> list[int]:
     """Offsets j of the K latent frames within an exposure (first and last included)."""
     return [i * (tau - 1) // (k - 1) for i in range(k)]
 
 
-def render(spec: HighspeedSpec) -> Sample:
-    """Render one sample (see the module docstring for the maths)."""
+def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
+    """Render one sample (see the module docstring for the maths).
+
+    Parameters
+    ----------
+    spec : HighspeedSpec
+        The sample; it alone decides the content.
+    worker : Worker, optional
+        Threads for decoding ahead and the state kept between samples (see
+        :mod:`blursynth.worker`); None renders serially on its own.
+
+    Returns
+    -------
+    Sample
+        ``blur``/``sharp`` uint8 RGB ``[L, H, W, 3]``, ``latent``
+        ``[L, K, H, W, 3]`` with ``--latent K``, and the meta fields of
+        docs/format.md.
+    """
     response = parse_response(spec.response)
-    frames = _Frames(spec)
+    frames = FrameStream(spec, worker or Worker())
     mid = (spec.tau - 1) // 2
     latent_at = {j: i for i, j in enumerate(latent_offsets(spec.tau, spec.latent))} if spec.latent else {}
     w, h = spec.resize or spec.size

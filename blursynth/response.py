@@ -136,15 +136,8 @@ class Response:
         index = cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
         return self.encode_table[index]
 
-    # Float64 reference versions of the curve, for tests and plots.
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return _FORWARD[self.name](np.asarray(x, dtype=np.float64))
-
     def __reduce__(self):  # pickle by name: tables rebuild in the worker
         return (parse_response, (self.name,))
-
-
-_FORWARD: dict[str, callable] = {}
 
 
 def _build(name: str, forward, inverse) -> Response:
@@ -152,7 +145,6 @@ def _build(name: str, forward, inverse) -> Response:
     decode = inverse(codes).astype(np.float32)
     q = np.arange(ENCODE_TABLE_SIZE, dtype=np.float64) / (ENCODE_TABLE_SIZE - 1)
     encode = np.clip(np.rint(255.0 * forward(q * q)), 0, 255).astype(np.uint8)
-    _FORWARD[name] = forward
     return Response(name, decode, encode)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +21,14 @@ import h5py
 import numpy as np
 
 from blursynth import __version__
+from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.errors import BlursynthError
+
+__all__ = [
+    "COMPRESSIONS", "FRAME_ARRAYS", "MANIFEST", "Manifest", "Sample", "ShardWriter", "atomic_write_bytes",
+    "canonical_json", "config_fingerprint", "describe", "file_sha256", "is_own_file", "iter_samples", "open_shard",
+    "read_meta", "shard_name", "verify",
+]
 
 SCHEMA = "blursynth/1"
 FORMAT_VERSION = 1
@@ -33,13 +39,14 @@ FRAME_ARRAYS = ("blur", "sharp", "latent")
 
 
 def shard_name(index: int) -> str:
+    """The file name of shard ``index``: ``shard-00003.h5``."""
     return f"shard-{index:05d}.h5"
 
 
 def is_own_file(name: str) -> bool:
-    """Files this module creates in ``--out`` (and may delete with ``--overwrite``)."""
-    return name == MANIFEST or (name.startswith("shard-") and (name.endswith(".h5") or ".h5.tmp-" in name)) \
-        or name.startswith(MANIFEST + ".tmp-")
+    """Whether ``name`` is a file this module creates in ``--out`` (and may delete with ``--overwrite``)."""
+    return name == MANIFEST or (name.startswith("shard-") and (name.endswith(".h5") or f".h5{TMP_MARK}" in name)) \
+        or name.startswith(MANIFEST + TMP_MARK)
 
 
 @dataclass
@@ -51,45 +58,13 @@ class Sample:
 
 
 def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: equal objects give equal strings."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def config_fingerprint(kind: str, config: dict) -> str:
+    """sha256 of the canonical JSON of ``kind`` and ``config``."""
     return hashlib.sha256(canonical_json({"kind": kind, "config": config}).encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 def _meta_array(values: list) -> np.ndarray:
@@ -107,8 +82,31 @@ def _meta_array(values: list) -> np.ndarray:
 class ShardWriter:
     """Write one shard of up to ``capacity`` samples; ``commit`` makes it visible.
 
+    Use it as a context manager: leaving the ``with`` block normally commits
+    the shard (the sha256 is then in :attr:`digest`), leaving it by an exception
+    removes the temporary file, and a block that called :meth:`abort` itself
+    leaves nothing behind either::
+
+        with ShardWriter(path, kind=..., config=..., fingerprint=..., shard_index=k,
+                         capacity=len(samples)) as writer:
+            for sample in samples:
+                writer.append(sample)
+        writer.digest
+
     Frame datasets get one chunk per frame, so a reader taking one frame (or a
     crop of it) decompresses only that frame.
+
+    Parameters
+    ----------
+    path : Path
+        Final path of the shard (``shard-NNNNN.h5``); the data goes to
+        :func:`blursynth.atomic.tmp_path` of it until the commit.
+    kind, config, fingerprint, shard_index
+        Recorded in the file's attributes (see docs/format.md).
+    capacity : int
+        Most samples the shard will hold.
+    compression : {"none", "lzf", "gzip"}
+        HDF5 filter for the frame arrays.
     """
 
     def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
@@ -116,10 +114,11 @@ class ShardWriter:
         if compression not in COMPRESSIONS:
             raise BlursynthError(f"--compression {compression}: expected one of {', '.join(COMPRESSIONS)}")
         self.path = Path(path)
-        self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = tmp_path(self.path)
         self.capacity = capacity
         self.compression = None if compression == "none" else compression
         self.count = 0
+        self.digest: str | None = None
         self._meta: dict[str, list] = {}
         self._file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
         attrs = self._file.attrs
@@ -130,6 +129,15 @@ class ShardWriter:
         attrs["fingerprint"] = fingerprint
         attrs["shard_index"] = shard_index
         attrs["blursynth_version"] = __version__
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self._file.id.valid:
+            self.commit()
+        else:
+            self.abort()
 
     def _dataset(self, name: str, frames: np.ndarray) -> h5py.Dataset:
         if name in self._file:
@@ -147,6 +155,7 @@ class ShardWriter:
         )
 
     def append(self, sample: Sample) -> None:
+        """Add one sample: its frame arrays (uint8) and one value per meta field."""
         if self.count >= self.capacity:
             raise RuntimeError("shard is full")
         for name, frames in sample.arrays.items():
@@ -179,11 +188,10 @@ class ShardWriter:
             self._file.attrs["samples"] = self.count
             self._file.flush()
             self._file.close()
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+            fsync_file(self.tmp)
             digest = file_sha256(self.tmp)
-            os.replace(self.tmp, self.path)
-            _fsync_dir(self.path.parent)
+            publish(self.tmp, self.path)
+            self.digest = digest
             return digest
         finally:
             self.abort()
@@ -284,8 +292,48 @@ def iter_samples(out: Path) -> Iterator[Sample]:
                 yield Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
 
 
+def describe(out: Path) -> dict:
+    """A summary of a dataset (the ``info`` command).
+
+    Parameters
+    ----------
+    out : Path
+        The dataset folder.
+
+    Returns
+    -------
+    dict
+        ``kind``, ``complete``, ``samples`` (written), ``planned``, ``shards``,
+        ``skipped`` (count), ``sample_shape`` (per frame array, from the first
+        shard), ``seed`` and ``config``; JSON-serializable.
+    """
+    manifest = Manifest.load(out)
+    shapes = {}
+    if manifest.shards:
+        with open_shard(Path(out) / manifest.shards[0]["file"]) as f:
+            shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+    return {
+        "kind": manifest.kind, "complete": manifest.complete,
+        "samples": sum(s["samples"] for s in manifest.shards), "planned": manifest.n_samples,
+        "shards": len(manifest.shards), "skipped": len(manifest.skipped), "sample_shape": shapes,
+        "seed": manifest.seed, "config": manifest.config,
+    }
+
+
 def verify(out: Path) -> list[str]:
-    """Check every shard against the manifest; return a list of problems (empty: fine)."""
+    """Check every shard against the manifest.
+
+    Parameters
+    ----------
+    out : Path
+        The dataset folder.
+
+    Returns
+    -------
+    list of str
+        One line per problem (an incomplete run, a missing or modified shard);
+        empty when the dataset is fine.
+    """
     manifest = Manifest.load(out)
     problems = []
     if not manifest.complete:

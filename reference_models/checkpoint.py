@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from reference_models.registry import create_model
 
 __all__ = ["CHECKPOINT", "CHECKPOINT_FORMAT", "WEIGHTS", "build_model", "load_checkpoint",

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex
-from reference_models.metrics import psnr, ssim, to_uint8_range
+from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
 from reference_models.runtime import autocast, resolve_device
 from reference_models.split import (
     default_split_file, load_split, sample_across_sources, split_sources_of,
@@ -196,8 +196,9 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
     BlursynthError
         For a bad option, a missing split, or a split holding sources the run trained on.
     """
-    if crop is not None and crop < 1:
-        raise BlursynthError(f"--crop {crop}: must be a positive size in pixels")
+    if crop is not None and crop < SSIM_WINDOW:
+        raise BlursynthError(f"--crop {crop}: must be at least {SSIM_WINDOW} pixels "
+                             f"(SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)")
     if max_samples is not None and max_samples < 1:
         raise BlursynthError(f"--max-samples {max_samples}: must be at least 1")
     run = Path(run)

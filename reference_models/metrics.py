@@ -12,8 +12,6 @@ that is the same set of values), and the mean over the colour channels.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -148,9 +146,3 @@ class SSIM(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return ssim(x, y, self.data_range, self.window, self.sigma).mean()
-
-
-def mean_finite(values) -> float:
-    """Mean of a list of PSNRs, ignoring infinities (identical images); NaN if none is finite."""
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else float("nan")

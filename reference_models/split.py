@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
+from blursynth.shards import Manifest
 
 SPLIT_FORMAT = "blursynth-split/1"
 SPLIT_FILE = "split.json"

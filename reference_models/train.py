@@ -48,13 +48,14 @@ import torch
 import torch.distributed as dist
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from reference_models.checkpoint import (
     CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
 )
 from reference_models.curves import plot_training
 from reference_models.data import ShardIndex, StreamSampler, seed_worker
 from reference_models.evaluate import evaluate_model
+from reference_models.metrics import SSIM_WINDOW
 from reference_models.runtime import Distributed, autocast
 from reference_models.split import (
     SPLIT_FILE, default_split_file, load_split, make_split, sample_across_sources,
@@ -144,7 +145,7 @@ class TrainConfig:
             "val_samples": self.val_samples >= 0, "seed": self.seed >= 0,
             "patch": self.patch is None or self.patch == 0 or self.patch >= 8,
             "clip_len": self.clip_len is None or self.clip_len >= 1,
-            "val_crop": self.val_crop is None or self.val_crop >= 1,
+            "val_crop": self.val_crop is None or self.val_crop >= SSIM_WINDOW,
             "time_budget": self.time_budget_s is None or (finite(self.time_budget_s) and self.time_budget_s > 0),
         }
         for name, ok in checks.items():
@@ -186,6 +187,41 @@ def _trim_log(path: Path, step: int) -> None:
         except ValueError:
             pass  # a line cut by the kill
     atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+def _available_memory(device: str) -> int | None:
+    """Bytes free for a training step on ``device`` (None when unknown)."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _activation_bytes(task: ModelTask, model: torch.nn.Module, item: dict, config: TrainConfig) -> int:
+    """Bytes autograd keeps for the backward pass of one item (measured on the CPU)."""
+    from torch.autograd.graph import saved_tensors_hooks
+
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    batch = {k: v.unsqueeze(0) if torch.is_tensor(v) else torch.as_tensor([v]) for k, v in item.items()}
+    device = next(model.parameters()).device
+    model.to("cpu")
+    try:
+        with saved_tensors_hooks(pack, lambda t: t):
+            task.loss(model, batch, config)
+    finally:
+        model.to(device)
+    return total
 
 
 def _duration(seconds: float) -> str:
@@ -361,6 +397,7 @@ class Trainer:
             self.val_dataset = task.dataset(self.index, pick, model=self.model,
                                             clip_len=None, patch=None, augment=False, flip=False,
                                             seed=config.seed)
+        self._check_memory()
         self.steps_per_epoch = math.ceil(len(self.dataset) / (config.batch * env.world))
         self.start = int(self.ckpt["step"]) if self.ckpt else 0
         sampler = StreamSampler(len(self.dataset), config.seed, start=self.start * config.batch * env.world,
@@ -370,6 +407,24 @@ class Trainer:
                                  generator=torch.Generator().manual_seed(config.seed),
                                  pin_memory=self.device.startswith("cuda"), persistent_workers=False,
                                  prefetch_factor=2 if config.workers else None)
+
+    def _check_memory(self) -> None:
+        """Refuse a --batch whose step cannot fit in memory, with the estimate (issue: --batch 100000)."""
+        batch = self.config.batch
+        item = self.dataset[(0, 0)]
+        item_bytes = sum(4 * v.numel() for v in item.values() if torch.is_tensor(v))  # as float32
+        available = _available_memory(self.device)
+        if available is None or 8 * batch * item_bytes < available / 4:
+            return  # far from the limit: not worth a measurement
+        per_item = item_bytes + _activation_bytes(self.task, self.model, item, self.config)
+        need = batch * per_item
+        if need > available:
+            gib = 2 ** 30
+            raise BlursynthError(
+                f"--batch {batch}: one training step needs about {need / gib:.1f} GiB "
+                f"({per_item / 2 ** 20:.1f} MiB per sample at --patch {self.config.patch} "
+                f"--clip-len {self.config.clip_len}), more than the {available / gib:.1f} GiB available "
+                f"on {self.device}; use a smaller --batch or --patch")
 
     def _build_optimizer(self) -> None:
         config, model = self.config, self.model

@@ -191,18 +191,17 @@ def test_config_errors(kwargs, match):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_frame_stream_with_and_without_readahead(tmp_path, monkeypatch, threads):
-    from blursynth import engine
-    from blursynth.highspeed import HighspeedConfig, _Frames, plan
-    from blursynth.sources import discover
+def test_frame_stream_with_and_without_readahead(tmp_path, threads):
+    from blursynth.highspeed import FrameStream, HighspeedConfig, plan
+    from blursynth.sources.clips import discover
+    from blursynth.worker import Worker
 
     frames = random_frames(20, seed=30)
     write_frames(tmp_path / "c", frames)
     clips, _ = discover([tmp_path / "c"])
     spec = plan(HighspeedConfig(src=(str(tmp_path / "c"),), tau=(3,), T=(4,), seq_len=2), clips)[0][1]
-    monkeypatch.setattr(engine, "worker_threads", threads)
     indices = [spec.start, spec.start + 2, spec.start + 5]
-    got = list(_Frames(spec).stream(indices))
+    got = list(FrameStream(spec, Worker(threads)).stream(indices))
     for k, frame in zip(indices, got):
         np.testing.assert_array_equal(frame[..., ::-1], frames[k])  # BGR from the decoder
 

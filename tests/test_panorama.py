@@ -15,10 +15,9 @@ import quaternion
 from scipy.spatial.transform import Rotation
 
 from blursynth import geometry as g
-from blursynth.panorama import (
-    BUILTIN_DIR, PanoramaConfig, TorchViews, _CpuViews, builtin_panoramas, load_panorama, plan, render,
-    render_view,
-)
+from blursynth.panorama import CpuViews, PanoramaConfig, plan, render, render_view
+from blursynth.panorama.torch_render import TorchViews
+from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
 from blursynth.seeds import sample_rng
 from blursynth.shards import Manifest, iter_samples, verify
 
@@ -171,7 +170,7 @@ def test_torch_grid_sample_path_agrees_with_cv2_path(small_pano):
           g.euler_to_quat(1.0, 0.2, -0.4)]
     rots = g.rotation_matrix(np.array(qs))
     keep = [True, False, True, True]
-    cpu_total, cpu_kept = _CpuViews(pano, size, fov).render(rots, keep)
+    cpu_total, cpu_kept = CpuViews(pano, size, fov).render(rots, keep)
     torch_total, torch_kept = TorchViews(pano, size, fov, device="cpu").render(rots, keep)
     np.testing.assert_allclose(torch_total, cpu_total, atol=1e-3)
     assert cpu_kept.keys() == torch_kept.keys() == {0, 2, 3}
@@ -482,7 +481,7 @@ def test_skip_bad_lists_the_bad_and_renders_the_rest(tmp_path, bad_panoramas, sm
 
 def test_discovery_ids_and_duplicates(tmp_path, small_pano):
     from blursynth.errors import BlursynthError
-    from blursynth.panorama import discover
+    from blursynth.sources.panoramas import discover
 
     (tmp_path / "a" / "sub").mkdir(parents=True)
     (tmp_path / "a" / ".hidden").mkdir()

@@ -45,7 +45,7 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(0.7 * tex + 0.3 * fine, 0, 1)
 
 
-def render_tiny(spec: TinySpec) -> Sample:
+def render_tiny(spec: TinySpec, worker=None) -> Sample:
     """Renderer for engine.run: texture of the source, motion and blur of the sample."""
     big = SIZE + 2 * MARGIN
     source_rng = np.random.default_rng([int(spec.source.split("-")[1])])

@@ -54,6 +54,23 @@ def test_abort_removes_the_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_with_block_commits_on_success_and_removes_everything_on_error(tmp_path):
+    header = dict(kind="t", config={}, fingerprint="f", shard_index=0, capacity=2)
+    with ShardWriter(tmp_path / "ok.h5", **header) as writer:
+        writer.append(sample(0))
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.h5"]
+    assert writer.digest == hashlib.sha256((tmp_path / "ok.h5").read_bytes()).hexdigest()
+    with pytest.raises(KeyError):
+        with ShardWriter(tmp_path / "bad.h5", **header) as writer:
+            writer.append(sample(1))
+            raise KeyError("a renderer failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.h5"] and writer.digest is None
+    with ShardWriter(tmp_path / "dropped.h5", **header) as writer:  # aborted inside the block: nothing left
+        writer.append(sample(2))
+        writer.abort()
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.h5"]
+
+
 def test_mismatched_sample_shape_is_a_clear_error(tmp_path):
     writer = ShardWriter(tmp_path / "s.h5", kind="t", config={}, fingerprint="f", shard_index=0, capacity=2)
     writer.append(sample(0))

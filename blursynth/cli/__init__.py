@@ -1,40 +1,11 @@
 """The ``blursynth`` command: a thin skin over the library.
 
-Each command lives in its own module and only parses options into a config
-and calls the library.
+Each command group lives in its own module, parses options into a config and
+calls the library; the root group is :mod:`blursynth.cli.root`. Importing this
+package registers every command.
 """
 
-import click
+from blursynth.cli import data, highspeed, panorama, reference  # noqa: F401  (they register their commands)
+from blursynth.cli.root import main
 
-from blursynth import __version__
-from blursynth.cli.common import Group
-
-
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="blursynth")
-def main():
-    """Synthesize and curate motion-blur training data.
-
-    \b
-    blursynth sample DIR              write the built-in synthetic 240 fps clip
-    blursynth highspeed --src DIR     high-speed video -> blur/sharp pairs (Kim et al. 2017)
-    blursynth panorama --n N          panorama rotation blur (Argaw et al. 2021)
-    blursynth verify DATASET          check shards against their checksums
-    blursynth train-reference dtb --data DIR --out RUN   train a reference deblurring model
-    blursynth eval-reference RUN --data DIR              PSNR/SSIM of output vs blurry input
-    blursynth split DATASET / validate DATASET           split by source / does it teach deblurring?
-    blursynth demo                    all of it on the built-in samples
-    """
-
-
-def _register():
-    import importlib
-    for name in ("data", "highspeed", "panorama", "reference"):
-        try:
-            importlib.import_module(f"blursynth.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"blursynth.cli.{name}":
-                raise
-
-
-_register()
+__all__ = ["main"]

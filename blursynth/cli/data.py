@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from blursynth.cli import main
+from blursynth.cli.root import main
 from blursynth.cli.common import Size
 from blursynth.errors import BlursynthError
 
@@ -32,7 +32,9 @@ def sample(out, frames, size, seed, video):
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def verify(dataset):
     """Check every shard of DATASET against the checksums in its manifest."""
-    problems = __import__("blursynth.shards", fromlist=["verify"]).verify(dataset)
+    from blursynth.shards import verify as verify_dataset
+
+    problems = verify_dataset(dataset)
     for problem in problems:
         click.echo(f"{dataset}: {problem}", err=True)
     if problems:
@@ -44,19 +46,9 @@ def verify(dataset):
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def info(dataset):
     """Summarize DATASET: kind, sample count, frame shapes, config (JSON on stdout)."""
-    from blursynth.shards import Manifest, open_shard
+    from blursynth.shards import describe
 
-    manifest = Manifest.load(dataset)
-    shapes = {}
-    if manifest.shards:
-        with open_shard(dataset / manifest.shards[0]["file"]) as f:
-            shapes = {name: list(f[name].shape[1:]) for name in ("blur", "sharp", "latent") if name in f}
-    click.echo(json.dumps({
-        "kind": manifest.kind, "complete": manifest.complete,
-        "samples": sum(s["samples"] for s in manifest.shards), "planned": manifest.n_samples,
-        "shards": len(manifest.shards), "skipped": len(manifest.skipped), "sample_shape": shapes,
-        "seed": manifest.seed, "config": manifest.config,
-    }, indent=1))
+    click.echo(json.dumps(describe(dataset), indent=1))
 
 
 @main.command()
@@ -80,31 +72,6 @@ def demo(out, workers):
     Makes the synthetic 240 fps clip, a highspeed dataset from it, a panorama
     dataset from the bundled panoramas, a contact sheet of each, and verifies both.
     """
-    from blursynth.engine import RunOptions
-    from blursynth.highspeed import HighspeedConfig
-    from blursynth.highspeed import synthesize as synthesize_highspeed
-    from blursynth.preview import contact_sheet
-    from blursynth.shards import verify as verify_dataset
-    from blursynth.synthetic import write_sample_clip
+    from blursynth.demo import run_demo
 
-    clip = out / "clip"
-    if not clip.exists():
-        write_sample_clip(clip)
-    jobs = [("highspeed", lambda o: synthesize_highspeed(
-        HighspeedConfig(src=(str(clip),), tau=(7, 9, 11), latent=3, repeats=4), o))]
-    try:
-        from blursynth.panorama import PanoramaConfig
-        from blursynth.panorama import synthesize as synthesize_panorama
-        jobs.append(("panorama", lambda o: synthesize_panorama(PanoramaConfig(n=24, latent=3), o)))
-    except ImportError:  # pragma: no cover - the panorama pipeline ships with the package
-        pass
-    for name, job in jobs:
-        dataset = out / name
-        click.echo(f"== {name} -> {dataset}", err=True)
-        manifest = job(RunOptions(out=dataset, workers=workers, overwrite=True))
-        contact_sheet(dataset, out / f"{name}.png")
-        problems = verify_dataset(dataset)
-        if problems:
-            raise BlursynthError(f"{dataset}: {problems[0]}")
-        click.echo(f"   {sum(s['samples'] for s in manifest.shards)} samples, checksums ok, "
-                   f"preview {out / (name + '.png')}", err=True)
+    run_demo(out, workers, log=lambda line: click.echo(line, err=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from blursynth.cli import main
+from blursynth.cli.root import main
 from blursynth.cli.common import NumberList, Size, make_run_options, recipe_option, report, run_options
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from blursynth.cli import main
+from blursynth.cli.root import main
 from blursynth.cli.common import recipe_option
 
 _DATA = click.Path(exists=True, file_okay=False, path_type=Path)

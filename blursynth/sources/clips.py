@@ -1,4 +1,4 @@
-"""High-speed video sources: find clips, probe them, and stream their frames.
+"""High-speed clips: find them, probe them, and read their frames.
 
 ``--src`` takes any mix of
 
@@ -9,13 +9,12 @@
 
 A clip's id is its path relative to the ``--src`` root it was found under (for a
 folder or file given directly: its name), POSIX-style, so ids are stable across
-machines. Probing reads only image headers (Pillow) or container properties, so
+machines (:mod:`blursynth.sources.discovery`). Probing reads only image headers (Pillow) or container properties, so
 planning never decodes pixels; every frame is decoded during rendering only.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ import cv2
 import numpy as np
 
 from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.sources.discovery import discover as discover_sources
+from blursynth.sources.discovery import relative_id, walk
 
 FRAME_EXTS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
@@ -100,59 +101,51 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
     return Clip(clip_id, str(path), "video", n, (w, h))
 
 
-def _walk(root: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
-    """(folder, frame names, video names) for every folder under ``root``, sorted."""
-    for folder, dirs, files in os.walk(root, onerror=None, followlinks=True):
-        dirs.sort()
-        frames = [f for f in files if Path(f).suffix.lower() in FRAME_EXTS and not f.startswith(".")]
-        videos = sorted(f for f in files if Path(f).suffix.lower() in VIDEO_EXTS and not f.startswith("."))
-        yield Path(folder), frames, videos
+def _candidates(root: Path):
+    """``(id, probe)`` of every clip under one ``--src`` entry (see :mod:`.discovery`)."""
+    if root.is_file():
+        if root.suffix.lower() not in VIDEO_EXTS:
+            raise BlursynthError(f"--src {root}: not a video ({', '.join(sorted(VIDEO_EXTS))}) or a folder")
+        return [(root.name, lambda r=root: _probe_video(r, r.name))]
+    found = []
+    for folder, rel, files in walk(root):
+        frames = [f for f in files if Path(f).suffix.lower() in FRAME_EXTS]
+        videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTS]
+        if frames:
+            base = root.name if rel == "." else rel
+            found.append((base, lambda f=folder, b=base, n=frames: _probe_frames(f, b, n)))
+        for video in videos:
+            vid = relative_id(rel, video)
+            found.append((vid, lambda p=folder / video, v=vid: _probe_video(p, v)))
+    return found
 
 
 def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[list[Clip], list[dict]]:
     """Find and probe every clip under ``sources``.
 
-    Returns ``(clips, skipped)``; ``skipped`` lists unusable clips (with
-    ``skip_bad``) as ``{"source": id, "reason": ...}``. Without ``skip_bad`` the
-    first unusable clip raises :class:`BadSourceError`.
+    Parameters
+    ----------
+    sources : iterable of str or Path
+        The ``--src`` entries: videos, frame folders or trees of them.
+    skip_bad : bool
+        List unusable clips instead of raising.
+
+    Returns
+    -------
+    clips : list of Clip
+        Sorted by id.
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per unusable clip (``skip_bad``).
+
+    Raises
+    ------
+    BadSourceError
+        The first unusable clip, without ``skip_bad``.
     """
-    sources = [Path(s) for s in sources]
-    if not sources:
-        raise BlursynthError("--src: no source given")
-    found: list[tuple[str, callable]] = []
-    for root in sources:
-        if not root.exists():
-            raise BlursynthError(f"--src {root}: no such file or folder")
-        if root.is_file():
-            if root.suffix.lower() not in VIDEO_EXTS:
-                raise BlursynthError(f"--src {root}: not a video ({', '.join(sorted(VIDEO_EXTS))}) or a folder")
-            found.append((root.name, lambda r=root: _probe_video(r, r.name)))
-            continue
-        for folder, frames, videos in _walk(root):
-            rel = folder.relative_to(root).as_posix()
-            base = root.name if rel == "." else rel
-            if frames:
-                found.append((base, lambda f=folder, b=base, n=frames: _probe_frames(f, b, n)))
-            for video in videos:
-                vid = video if rel == "." else f"{rel}/{video}"
-                found.append((vid, lambda p=folder / video, v=vid: _probe_video(p, v)))
-    if not found:
-        raise BlursynthError(
-            f"--src {' '.join(map(str, sources))}: no frames ({', '.join(sorted(FRAME_EXTS))}) "
-            f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found")
-    ids = [cid for cid, _ in found]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise BlursynthError(f"--src: two sources give the same clip id {dupes[0]!r}; pass their common parent instead")
-    clips, skipped = [], []
-    for cid, probe in sorted(found, key=lambda item: item[0]):
-        try:
-            clips.append(probe())
-        except BadSourceError as exc:
-            if not skip_bad:
-                raise
-            skipped.append({"source": exc.source, "reason": exc.reason})
-    return clips, skipped
+    return discover_sources(
+        list(sources), _candidates, noun="clip", skip_bad=skip_bad,
+        nothing_found=(f"no frames ({', '.join(sorted(FRAME_EXTS))}) "
+                       f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
 
 
 # --------------------------------------------------------------- decoding

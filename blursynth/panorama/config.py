@@ -1,0 +1,68 @@
+"""What a panorama dataset is made of: :class:`PanoramaConfig` (Argaw et al. 2021)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from blursynth.config import SourceConfig
+from blursynth.errors import BlursynthError
+from blursynth.response import parse_response
+from blursynth.sources.panoramas import default_sources
+
+KIND = "panorama"
+
+
+@dataclass(frozen=True)
+class PanoramaConfig(SourceConfig):
+    """Everything that determines the content of a panorama dataset.
+
+    Angles are in degrees; ``size`` is ``(H, W)``. ``frames_per_degree=None``
+    derives the frame count from ``max_step`` (see :func:`frames_per_radian`).
+    """
+
+    src: tuple[str, ...] = field(default_factory=default_sources)
+    n: int = 100
+    size: tuple[int, int] = (256, 256)
+    fov: float = 60.0
+    max_pitch: float = 30.0
+    max_rotation: float = 10.0
+    max_step: float = 1.0
+    frames_per_degree: float | None = None
+    latent: int = 3
+    seq_len: int = 1
+    duty: float = 1.0
+    response: str = "srgb"
+    gamma: float = 2.2
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self):
+        def bad(option, value, why):
+            raise BlursynthError(f"--{option} {value}: {why}")
+
+        if not self.src:
+            raise BlursynthError("--src: give at least one panorama or folder")
+        if self.n < 1:
+            bad("n", self.n, "must be at least 1")
+        if len(self.size) != 2 or min(self.size) < 1:
+            bad("size", "x".join(map(str, self.size)), "must be two positive integers HxW")
+        if not 0 < self.fov < 180:
+            bad("fov", self.fov, "the horizontal field of view must be between 0 and 180 degrees (exclusive)")
+        if not 0 <= self.max_pitch <= 90:
+            bad("max-pitch", self.max_pitch, "must be between 0 and 90 degrees")
+        if not 0 < self.max_rotation <= 180:
+            bad("max-rotation", self.max_rotation, "must be greater than 0 and at most 180 degrees")
+        if not self.max_step > 0 or not math.isfinite(self.max_step):
+            bad("max-step", self.max_step, "must be a positive number of pixels")
+        if self.frames_per_degree is not None and not (0 < self.frames_per_degree < math.inf):
+            bad("frames-per-degree", self.frames_per_degree, "must be positive")
+        if self.latent < 0:
+            bad("latent", self.latent, "must be 0 (none) or more")
+        if self.seq_len < 1:
+            bad("seq-len", self.seq_len, "must be at least 1")
+        if not 0 < self.duty <= 1:
+            bad("duty", self.duty, "the exposed fraction of a frame interval must be in (0, 1]")
+        if self.device not in ("cpu", "cuda"):
+            bad("device", self.device, "expected cpu or cuda")
+        parse_response(self.response, self.gamma)  # validates --response/--gamma

@@ -1,0 +1,154 @@
+"""Plan: config + checked panoramas -> one frozen :class:`PanoramaSpec` per sample.
+
+Every random draw of sample ``i`` comes from its own stream
+``sample_rng(seed, i)`` (:mod:`blursynth.seeds`), so a spec does not depend on
+the other samples, on the number of workers, or on the order of rendering.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import quaternion
+
+from blursynth import geometry
+from blursynth.errors import BlursynthError
+from blursynth.panorama.config import PanoramaConfig
+from blursynth.seeds import sample_rng, sample_seed
+from blursynth.sources.panoramas import Panorama, discover
+
+
+def working_width(width: int, size: tuple[int, int], fov: float) -> int:
+    """Width a panorama is resampled to before rendering.
+
+    A panorama finer than the camera (more than ``2 pi f`` pixels around, ``f``
+    the focal length) is first area-averaged, in linear light, to ``2 ceil(pi f)``
+    pixels: bilinear sampling of a much finer image would alias. Coarser ones
+    are used as they are.
+    """
+    target = 2 * math.ceil(math.pi * geometry.focal_length(size[1], fov))
+    return min(width, target)
+
+
+@dataclass(frozen=True)
+class PanoramaSpec:
+    """One sample: a camera path over one panorama and how to render it.
+
+    Quaternions are ``(w, x, y, z)``; ``omega0``/``omega1`` are rotation
+    vectors in radians per frame interval, in the camera frame of ``q_start``.
+    """
+
+    index: int
+    seed: int
+    source: str
+    path: str
+    kind: str
+    pano_width: int
+    size: tuple[int, int]
+    fov: float
+    yaw_deg: float
+    pitch_deg: float
+    q_start: tuple[float, float, float, float]
+    omega0: tuple[float, float, float]
+    omega1: tuple[float, float, float]
+    seq_len: int
+    duty: float
+    n_frames: tuple[int, ...]  # frames averaged into each of the seq_len blurred frames
+    latent: int
+    response: str
+    device: str
+
+    @property
+    def span(self) -> float:
+        """Time over which ``dr/dt`` goes from ``omega0`` to ``omega1``."""
+        return float(self.seq_len)
+
+    def orientation(self, t):
+        """Camera orientation at time ``t`` (frame intervals; an array gives an array)."""
+        return geometry.path_orientation(geometry.from_wxyz(self.q_start), self.omega0, self.omega1,
+                                         self.span, t)
+
+    def rotations(self, j: int, offsets) -> np.ndarray:
+        """float32 ``[n, 3, 3]`` world <- camera matrices at fractions ``offsets`` of exposure ``j``."""
+        times = j + self.duty * np.array([float(o) for o in offsets], dtype=np.float64)
+        return geometry.rotation_matrix(self.orientation(times))
+
+
+def frames_per_radian(config: PanoramaConfig) -> float:
+    """``k`` of ``n = 1 + max(1, ceil(k theta))``.
+
+    ``--frames-per-degree`` gives it directly; otherwise ``k = M / max_step``
+    with ``M`` the largest image speed of any rotation
+    (:func:`blursynth.geometry.max_flow_per_radian`), so that no pixel moves
+    more than ``--max-step`` pixels between consecutive frames.
+    """
+    if config.frames_per_degree is not None:
+        return config.frames_per_degree * 180.0 / math.pi
+    return geometry.max_flow_per_radian(config.size, config.fov) / config.max_step
+
+
+def n_frames_for(angle: float, k: float) -> int:
+    """Frames that sample a rotation of ``angle`` radians with ``k`` frames per radian.
+
+    ``n - 1`` gaps of at most ``1 / k`` radians each: ``n = 1 + max(1, ceil(k angle))``.
+    """
+    steps = math.ceil(k * angle - 1e-9)
+    return 1 + max(1, steps)
+
+
+def _euler_rotvec(angles_deg) -> np.ndarray:
+    dq = geometry.canonical(geometry.euler_to_quat(*np.radians(angles_deg)))
+    return quaternion.as_rotation_vector(dq)
+
+
+def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) -> PanoramaSpec:
+    """The spec of sample ``index``: every random draw comes from ``sample_rng(seed, index)``.
+
+    Draw order: yaw in [-180, 180), pitch in [-max_pitch, max_pitch], three
+    Euler angles of ``omega0`` then three of ``omega1``, each uniform in
+    [-max_rotation, max_rotation] (``omega1`` is drawn always and used only
+    when ``seq_len > 1``).
+    """
+    rng = sample_rng(config.seed, index)
+    yaw = float(rng.uniform(-180.0, 180.0))
+    pitch = float(rng.uniform(-config.max_pitch, config.max_pitch))
+    euler0 = rng.uniform(-config.max_rotation, config.max_rotation, size=3)
+    euler1 = rng.uniform(-config.max_rotation, config.max_rotation, size=3)
+    omega0 = _euler_rotvec(euler0)
+    omega1 = _euler_rotvec(euler1) if config.seq_len > 1 else omega0
+    q_start = geometry.euler_to_quat(math.radians(yaw), math.radians(pitch), 0.0)
+    span, duty = float(config.seq_len), config.duty
+    n_frames = tuple(
+        n_frames_for(duty * geometry.path_max_speed(omega0, omega1, span, j, j + duty), k)
+        for j in range(config.seq_len))
+    return PanoramaSpec(
+        index=index, seed=sample_seed(config.seed, index), source=pano.id, path=pano.path, kind=pano.kind,
+        pano_width=working_width(pano.size[0], config.size, config.fov), size=tuple(config.size),
+        fov=float(config.fov), yaw_deg=yaw, pitch_deg=pitch,
+        q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
+        omega0=tuple(float(v) for v in omega0), omega1=tuple(float(v) for v in omega1),
+        seq_len=config.seq_len, duty=float(duty), n_frames=n_frames, latent=config.latent,
+        response=config.response_name, device=config.device)
+
+
+def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
+         skip_bad: bool = False) -> tuple[list[PanoramaSpec], list[dict]]:
+    """Config (+ checked panoramas) -> ``(specs, skipped)``, specs in index order.
+
+    Without ``panoramas`` the sources are found with :func:`discover`.
+    Sample ``i`` of ``N`` uses panorama ``floor(i S / N)`` of the ``S`` usable
+    ones (sorted by id): consecutive samples share a panorama, so a worker
+    rendering one shard decodes few panoramas.
+    """
+    skipped: list[dict] = []
+    if panoramas is None:
+        panoramas, skipped = discover(config.src, skip_bad=skip_bad)
+    if not panoramas:
+        first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
+        raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")
+    k = frames_per_radian(config)
+    s = len(panoramas)
+    specs = [plan_sample(config, i, panoramas[i * s // config.n], k) for i in range(config.n)]
+    return specs, skipped

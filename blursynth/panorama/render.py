@@ -1,0 +1,172 @@
+"""Render: one :class:`~blursynth.panorama.plan.PanoramaSpec` -> blur, sharp and latent frames.
+
+Every frame is one bilinear lookup of the linear panorama (cached per worker,
+:func:`blursynth.sources.panoramas.load_panorama`) through maps built from the
+rotated camera rays (:class:`blursynth.geometry.MapBuilder`), accumulated in
+float32 linear light and encoded once through the response curve. The
+lookups run on OpenCV (:class:`CpuViews`) or, with ``--device cuda``, on torch
+(:class:`blursynth.panorama.torch_render.TorchViews`).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from blursynth import geometry
+from blursynth.panorama.plan import PanoramaSpec
+from blursynth.response import parse_response
+from blursynth.shards import Sample
+from blursynth.sources.panoramas import load_panorama
+from blursynth.worker import Worker
+
+# Median luminance of the sharp frame after exposure (a mid-grey card).
+MIDDLE_GREY = 0.18
+
+
+def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: float) -> np.ndarray:
+    """One pinhole view of a padded linear panorama: float32 ``[H, W, C]``.
+
+    ``pano`` is a :func:`load_panorama` array (or any image padded by
+    :func:`blursynth.geometry.pad_equirect`); sampling is bilinear.
+    """
+    hw = (pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD)
+    map_x, map_y = geometry.MapBuilder(size, fov, hw)(geometry.rotation_matrix(q))
+    return cv2.remap(pano, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class CpuViews:
+    """``cv2.remap`` renderer reusing its map and frame buffers."""
+
+    def __init__(self, pano: np.ndarray, size: tuple[int, int], fov: float):
+        self.pano = pano
+        hw = (pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD)
+        self.maps = geometry.MapBuilder(size, fov, hw)
+        self.frame = np.empty((*size, pano.shape[2]), np.float32)
+
+    def render(self, rotations: np.ndarray, keep: list[bool]):
+        """Sum of the views of ``rotations`` ``[n, 3, 3]`` and a copy of the ones with ``keep``."""
+        total = np.zeros_like(self.frame)
+        kept = {}
+        for i, rotation in enumerate(rotations):
+            map_x, map_y = self.maps(rotation)
+            cv2.remap(self.pano, map_x, map_y, cv2.INTER_LINEAR, dst=self.frame,
+                      borderMode=cv2.BORDER_REPLICATE)
+            cv2.add(total, self.frame, dst=total)
+            if keep[i]:
+                kept[i] = self.frame.copy()
+        return total, kept
+
+
+def _views(spec: PanoramaSpec, pano: np.ndarray, worker: Worker):
+    """The renderer of ``spec``'s device; on a GPU, kept by the worker between samples."""
+    if spec.device == "cpu":
+        return CpuViews(pano, spec.size, spec.fov)
+    from blursynth.panorama.torch_render import TorchViews
+
+    # Keep the panorama on the device between samples (the numpy array is
+    # held too, so its id stays unique while the entry lives).
+    cache = worker.state("panorama.torch_views", dict)
+    key = (id(pano), spec.size, spec.fov, spec.device)
+    if key not in cache:
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        cache[key] = (pano, TorchViews(pano, spec.size, spec.fov, spec.device))
+    return cache[key][1]
+
+
+def exposure_of(sharp_luma: np.ndarray) -> float:
+    """Exposure that maps the median luminance of the sharp frame(s) to 0.18."""
+    median = float(np.median(sharp_luma))
+    if median <= 0:
+        median = float(np.mean(sharp_luma))
+    return MIDDLE_GREY / median if median > 0 else 1.0
+
+
+def _offsets(count: int) -> list[Fraction]:
+    """``count`` evenly spaced fractions of the exposure, ends included (one: the middle)."""
+    if count == 1:
+        return [Fraction(1, 2)]
+    return [Fraction(i, count - 1) for i in range(count)]
+
+
+def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
+    """Render one sample (see the module docstring and docs/panorama.md).
+
+    Parameters
+    ----------
+    spec : PanoramaSpec
+        The sample; it alone decides the content.
+    worker : Worker, optional
+        Where a GPU renderer is kept between samples (see
+        :mod:`blursynth.worker`); None renders on its own.
+
+    Returns
+    -------
+    Sample
+        ``blur``/``sharp`` uint8 ``[L, H, W, 3]``, ``latent`` ``[L, K, H, W, 3]``
+        and the meta fields of docs/format.md.
+    """
+    response = parse_response(spec.response)
+    pano = load_panorama(spec.path, spec.kind, spec.response, spec.pano_width, spec.source)
+    views = _views(spec, pano, worker or Worker())
+    h, w = spec.size
+    L, K = spec.seq_len, spec.latent
+    half = Fraction(1, 2)
+
+    # Pass 1: the sharp mid-exposure frames, which also set the exposure.
+    sharp_rot = np.stack([spec.rotations(j, [half])[0] for j in range(L)])
+    _, sharp_lin = views.render(sharp_rot, [True] * L)
+    if spec.kind == "hdr":
+        exposure = exposure_of(np.stack([sharp_lin[j][..., 3] for j in range(L)]))
+    else:
+        exposure = 1.0
+
+    blur = np.empty((L, h, w, 3), np.uint8)
+    sharp = np.empty_like(blur)
+    latent = np.empty((L, K, h, w, 3), np.uint8) if K else None
+    q0s, q1s, qmid, angles = [], [], [], []
+    for j in range(L):
+        n = spec.n_frames[j]
+        blur_offsets = [Fraction(i, n - 1) for i in range(n)]
+        latent_offsets = _offsets(K) if K else []
+        # Render each distinct time once: latent frames usually fall on blur frames.
+        keep = [o in latent_offsets for o in blur_offsets]
+        extra = [o for o in latent_offsets if o not in blur_offsets and o != half]
+        total, kept = views.render(spec.rotations(j, blur_offsets), keep)
+        frames = {o: kept[i] for i, o in enumerate(blur_offsets) if i in kept}
+        frames[half] = sharp_lin[j]
+        if extra:
+            _, more = views.render(spec.rotations(j, extra), [True] * len(extra))
+            frames.update({o: more[i] for i, o in enumerate(extra)})
+        # The average in linear light; its 1/n and the exposure fold into the encoder's scale.
+        blur[j] = response.encode(total[..., :3], scale=exposure / n)
+        sharp[j] = response.encode(sharp_lin[j][..., :3], scale=exposure)
+        for m, o in enumerate(latent_offsets):
+            latent[j, m] = sharp[j] if o == half else response.encode(frames[o][..., :3], scale=exposure)
+        q0 = spec.orientation(j)
+        q1 = spec.orientation(j + spec.duty)
+        q0s.append(geometry.as_wxyz(q0))
+        q1s.append(geometry.as_wxyz(q1))
+        qmid.append(geometry.as_wxyz(spec.orientation(j + spec.duty / 2)))
+        angles.append(math.degrees(geometry.angle_between(q0, q1)))
+
+    def per_frame(values):
+        arr = np.asarray(values)
+        return arr[0] if L == 1 else arr
+
+    arrays = {"blur": blur, "sharp": sharp}
+    if latent is not None:
+        arrays["latent"] = latent
+    meta = {
+        "index": spec.index, "seed": spec.seed, "source": spec.source, "hdr": int(spec.kind == "hdr"),
+        "q0": per_frame(q0s), "q1": per_frame(q1s), "q_sharp": per_frame(qmid),
+        "angle_deg": per_frame(angles), "n_frames": per_frame(spec.n_frames),
+        "yaw_deg": spec.yaw_deg, "pitch_deg": spec.pitch_deg,
+        "omega0": np.asarray(spec.omega0), "omega1": np.asarray(spec.omega1),
+        "fov_deg": spec.fov, "focal_px": geometry.focal_length(w, spec.fov), "exposure": float(exposure),
+    }
+    return Sample(arrays, meta)

@@ -1,0 +1,118 @@
+"""The one source walker: ids, duplicates, probing and the skip list.
+
+Both pipelines find their sources the same way. Each ``--src`` entry is a file
+or a folder searched recursively (symbolic links followed, hidden files and
+folders ignored, folders visited in sorted order). A source's id is its path
+relative to the entry it was found under, POSIX-style, so ids are stable across
+machines; a file given directly is known by its name. What counts as a source
+(a frame folder, a video, a panorama) and how it is checked is the caller's
+part: a :class:`Candidates` function lists ``(id, probe)`` pairs for one
+``--src`` entry, and each ``probe`` returns the checked source or raises
+:class:`~blursynth.errors.BadSourceError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from blursynth.errors import BadSourceError, BlursynthError
+
+T = TypeVar("T")
+Probe = Callable[[], T]
+Candidates = Callable[[Path], Iterable[tuple[str, Probe]]]
+
+
+def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """Every folder under ``root`` with its visible files, in a stable order.
+
+    Parameters
+    ----------
+    root : Path
+        A folder.
+
+    Yields
+    ------
+    folder : Path
+        The folder.
+    rel : str
+        Its path relative to ``root``, POSIX-style (``"."`` for ``root``).
+    files : list of str
+        Names of the files in it that do not start with ``.``, sorted.
+    """
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        folder = Path(folder)
+        yield folder, folder.relative_to(root).as_posix(), sorted(f for f in files if not f.startswith("."))
+
+
+def relative_id(rel: str, name: str) -> str:
+    """The id of ``name`` in the folder ``rel`` (as :func:`walk` yields it)."""
+    return name if rel == "." else f"{rel}/{name}"
+
+
+def duplicate_ids(ids: Iterable[str]) -> list[str]:
+    """The ids that occur more than once, sorted (linear in the number of ids)."""
+    return sorted(i for i, n in Counter(ids).items() if n > 1)
+
+
+def discover(sources: Sequence[str | Path], candidates: Candidates, *, nothing_found: str,
+             noun: str, skip_bad: bool = False) -> tuple[list, list[dict]]:
+    """Find and probe every source under ``sources``.
+
+    Parameters
+    ----------
+    sources : sequence of str or Path
+        The ``--src`` entries.
+    candidates : callable
+        ``candidates(root)`` lists ``(id, probe)`` for one existing entry
+        (typically through :func:`walk`); it raises
+        :class:`~blursynth.errors.BlursynthError` for an entry that cannot hold
+        sources (e.g. a file of the wrong type).
+    nothing_found : str
+        What the error says was not found when no entry holds a candidate.
+    noun : str
+        What a source is called in the duplicate-id error (``"clip"``, ``"panorama"``).
+    skip_bad : bool
+        Leave unusable sources out and list them, instead of raising.
+
+    Returns
+    -------
+    found : list
+        The probed sources, sorted by id.
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per unusable source (``skip_bad``).
+
+    Raises
+    ------
+    BlursynthError
+        No entries, an entry that does not exist, nothing found, or two
+        candidates with the same id.
+    BadSourceError
+        The first unusable source, without ``skip_bad``.
+    """
+    roots = [Path(s) for s in sources]
+    if not roots:
+        raise BlursynthError("--src: no source given")
+    found: list[tuple[str, Probe]] = []
+    for root in roots:
+        if not root.exists():
+            raise BlursynthError(f"--src {root}: no such file or folder")
+        found.extend(candidates(root))
+    if not found:
+        raise BlursynthError(f"--src {' '.join(map(str, roots))}: {nothing_found}")
+    dupes = duplicate_ids(cid for cid, _ in found)
+    if dupes:
+        raise BlursynthError(
+            f"--src: two {noun}s have the same id {dupes[0]!r}; pass their common parent instead")
+    probed, skipped = [], []
+    for _, probe in sorted(found, key=lambda item: item[0]):
+        try:
+            probed.append(probe())
+        except BadSourceError as exc:
+            if not skip_bad:
+                raise
+            skipped.append({"source": exc.source, "reason": exc.reason})
+    return probed, skipped

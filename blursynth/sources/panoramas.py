@@ -1,0 +1,239 @@
+"""Equirectangular panoramas: find them, check them, read them, cache them.
+
+``--src`` takes panorama files and folders searched recursively (see
+:mod:`blursynth.sources.discovery`); a panorama's id is its path relative to
+the folder given. Supported files:
+
+* 8-bit ``.jpg``/``.jpeg``/``.png`` (``kind="ldr"``): display-referred, taken
+  to linear light through the response curve (``--response``);
+* ``.hdr`` (Radiance), ``.pfm`` and ``.exr`` (``kind="hdr"``): linear radiance,
+  which must be finite and non-negative.
+
+Every panorama must be 2:1 (equirectangular). :func:`load_panorama` gives the
+linear, resampled and padded array a renderer samples, decoded once per worker
+process and kept in a small cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth import geometry
+from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.response import parse_response
+from blursynth.sources.discovery import discover as discover_sources
+from blursynth.sources.discovery import relative_id, walk
+
+BUILTIN_DIR = Path(__file__).parent.parent / "data" / "panoramas"
+LDR_EXTS = frozenset({".jpg", ".jpeg", ".png"})
+HDR_EXTS = frozenset({".hdr", ".pfm", ".exr"})
+# Rec. 709 / sRGB luminance of linear RGB.
+LUMA = (0.2126, 0.7152, 0.0722)
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def builtin_panoramas() -> list[Path]:
+    """The panoramas shipped with the package (two CC0 scenes, each as .jpg and .hdr)."""
+    return sorted(p for p in BUILTIN_DIR.iterdir() if p.suffix.lower() in LDR_EXTS | HDR_EXTS)
+
+
+def default_sources() -> tuple[str, ...]:
+    """The default ``--src``: one rendition per built-in scene, the linear .hdr.
+
+    Both renditions of a scene would be two sources with the same content, and a
+    train/test split by source would then see the same scene on both sides.
+    """
+    return tuple(str(p) for p in builtin_panoramas() if p.suffix.lower() == ".hdr")
+
+
+@dataclass(frozen=True)
+class Panorama:
+    """One usable panorama: id (path relative to its --src root), file, kind, size (W, H)."""
+
+    id: str
+    path: str
+    kind: str  # "ldr" (8-bit, through the response curve) | "hdr" (linear radiance)
+    size: tuple[int, int]
+
+
+def kind_of(path: Path) -> str | None:
+    """``"ldr"``, ``"hdr"`` or None (not a panorama file), by the file's extension."""
+    ext = path.suffix.lower()
+    return "ldr" if ext in LDR_EXTS else "hdr" if ext in HDR_EXTS else None
+
+
+def _read_exr(path: Path, source_id: str) -> np.ndarray:
+    try:
+        import OpenEXR  # noqa: F401
+    except ImportError:
+        raise BadSourceError(source_id, f"{path}: reading .exr needs the OpenEXR Python bindings "
+                                        "(pip install 'blursynth[exr]'), or convert it to .hdr/.pfm") from None
+    try:
+        if hasattr(OpenEXR, "File"):  # OpenEXR >= 3.3
+            with OpenEXR.File(str(path)) as exr:
+                channels = exr.channels()
+                if "RGB" in channels:
+                    rgb = np.asarray(channels["RGB"].pixels, dtype=np.float32)
+                else:
+                    rgb = np.stack([np.asarray(channels[c].pixels, dtype=np.float32) for c in "RGB"], axis=-1)
+        else:  # the classic InputFile API
+            import Imath
+            exr = OpenEXR.InputFile(str(path))
+            window = exr.header()["dataWindow"]
+            w, h = window.max.x - window.min.x + 1, window.max.y - window.min.y + 1
+            pt = Imath.PixelType(Imath.PixelType.FLOAT)
+            rgb = np.stack([np.frombuffer(exr.channel(c, pt), np.float32).reshape(h, w) for c in "RGB"], axis=-1)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise BadSourceError(source_id, f"{path}: not a readable RGB OpenEXR image ({exc})") from None
+    return np.ascontiguousarray(rgb)
+
+
+def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
+    """Decode a panorama: uint8 RGB (``kind="ldr"``) or float32 RGB radiance (``"hdr"``).
+
+    Raises :class:`BadSourceError` when the file cannot be decoded, is not 2:1,
+    or (HDR) holds NaN, infinite or negative values.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".exr":
+        image = _read_exr(path, source_id)
+    else:
+        flags = cv2.IMREAD_COLOR if kind == "ldr" else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR
+        image = cv2.imread(str(path), flags)
+        if image is None:
+            raise BadSourceError(source_id, f"{path}: not a readable image")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if kind == "hdr":
+            image = image.astype(np.float32, copy=False)
+    check_panorama(image, path, source_id)
+    return image
+
+
+def check_panorama(image: np.ndarray, path, source_id: str) -> None:
+    """Raise :class:`BadSourceError` unless ``image`` is a usable 2:1 panorama."""
+    h, w = image.shape[:2]
+    _check_shape(w, h, path, source_id)
+    if image.dtype.kind == "f":
+        finite = np.isfinite(image)
+        if not finite.all():
+            raise BadSourceError(source_id, f"{path}: {int(image.size - finite.sum())} values are NaN or "
+                                            "infinite; HDR radiance must be finite")
+        low = float(image.min())
+        if low < 0:
+            raise BadSourceError(source_id, f"{path}: {int((image < 0).sum())} values are negative "
+                                            f"(down to {low:g}); HDR radiance must be >= 0")
+
+
+def _check_shape(w: int, h: int, path, source_id: str) -> None:
+    if h < 2:
+        raise BadSourceError(source_id, f"{path}: {w}x{h} is too small for a panorama")
+    if w != 2 * h:
+        raise BadSourceError(source_id, f"{path}: {w}x{h} is not an equirectangular panorama "
+                                        "(the width must be twice the height)")
+
+
+def probe(path: str | Path, source_id: str) -> Panorama:
+    """Check one panorama file; 8-bit files by their header, HDR files fully.
+
+    An HDR file is decoded once here so that NaN or negative radiance stops the
+    run before anything is written.
+    """
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "ldr":
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+        except (OSError, UnidentifiedImageError, ValueError):
+            raise BadSourceError(source_id, f"{path}: not a readable image") from None
+        _check_shape(w, h, path, source_id)
+    else:
+        image = read_image(path, "hdr", source_id)
+        h, w = image.shape[:2]
+    return Panorama(source_id, str(path), kind, (w, h))
+
+
+def _candidates(root: Path):
+    """``(id, probe)`` of every panorama under one ``--src`` entry."""
+    if root.is_file():
+        if kind_of(root) is None:
+            raise BlursynthError(f"--src {root}: not a panorama image ({_EXTS}) or a folder")
+        return [(root.name, lambda: probe(root, root.name))]
+    return [(pid, lambda p=folder / name, i=pid: probe(p, i))
+            for folder, rel, files in walk(root)
+            for name in files if kind_of(Path(name)) is not None
+            for pid in [relative_id(rel, name)]]
+
+
+_EXTS = ", ".join(sorted(LDR_EXTS | HDR_EXTS))
+
+
+def discover(sources, skip_bad: bool = False) -> tuple[list[Panorama], list[dict]]:
+    """Find and check every panorama under ``sources`` (files or folders, searched recursively).
+
+    Parameters
+    ----------
+    sources : iterable of str or Path
+        The ``--src`` entries.
+    skip_bad : bool
+        List unusable panoramas instead of raising.
+
+    Returns
+    -------
+    panoramas : list of Panorama
+        Sorted by id (the path relative to the folder given; a file given
+        directly: its name).
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per unusable panorama (``skip_bad``).
+
+    Raises
+    ------
+    BadSourceError
+        The first unusable panorama, without ``skip_bad``.
+    """
+    return discover_sources(list(sources), _candidates, noun="panorama", skip_bad=skip_bad,
+                            nothing_found=f"no panoramas ({_EXTS}) found")
+
+
+def _linear_rgbl(image: np.ndarray, kind: str, response_name: str, width: int) -> np.ndarray:
+    """Linear float32 [H, W, 4]: RGB plus luminance (exposure needs it; remap is fastest on 4 channels)."""
+    linear = parse_response(response_name).linearize(image) if kind == "ldr" else image
+    if linear.shape[1] != width:
+        linear = cv2.resize(linear, (width, width // 2), interpolation=cv2.INTER_AREA)
+    luma = linear @ np.asarray(LUMA, dtype=np.float32)
+    return np.concatenate([linear, luma[..., None]], axis=-1).astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _padded(path: str, stamp: tuple[int, int], source_id: str, kind: str, response_name: str,
+            width: int) -> np.ndarray:
+    rgbl = _linear_rgbl(read_image(path, kind, source_id), kind, response_name, width)
+    padded = geometry.pad_equirect(rgbl)
+    padded.setflags(write=False)
+    return padded
+
+
+def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
+                  source_id: str | None = None) -> np.ndarray:
+    """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
+
+    Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`) and padded by
+    :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
+    keyed by path, modification time and size, so a worker decodes a panorama
+    once for all the samples it renders from it.
+    """
+    path = str(path)
+    source_id = source_id or Path(path).name
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BadSourceError(source_id, f"{path}: cannot read ({exc.strerror})") from None
+    return _padded(path, (st.st_mtime_ns, st.st_size), source_id, kind, response_name, int(width))

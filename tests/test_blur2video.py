@@ -22,6 +22,8 @@ from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import LatentDataset, PairDataset, ShardIndex, to_float
 from reference_models.train import TrainConfig, train
 
+REPO = Path(__file__).resolve().parents[1]
+
 VARIANTS = [n for n in list_models() if n.startswith("blur2video")]
 TINY = {"width_mult": 0.25}
 FLAGS = {"blur2video": (True, True), "blur2video_ftn_stn": (False, False),
@@ -83,9 +85,11 @@ def test_registry_holds_the_ablation_variants():
         create_model("blur2video", loss="pml+pt")
 
 
-@pytest.mark.parametrize("name", VARIANTS)
-@pytest.mark.parametrize("frames", [1, 3, 7])
-@pytest.mark.parametrize("size", [(16, 16), (17, 23)])
+SHAPE_CASES = [("blur2video", k, size) for k in (1, 3, 7) for size in ((16, 16), (17, 23))] + \
+    [(name, 3, (17, 23)) for name in VARIANTS if name != "blur2video"]
+
+
+@pytest.mark.parametrize("name,frames,size", SHAPE_CASES)
 def test_output_shapes_odd_and_even(name, frames, size):
     model = _tiny(name, frames=frames)
     h, w = size
@@ -293,6 +297,13 @@ def test_learning_rate_halves_after_epochs_40_and_60():
     assert task.learning_rate(config, 60 * spe, spe) == 5e-5
     assert task.learning_rate(config, 80 * spe, spe) == 5e-5
     assert {"batch": 8, "patch": 256, "lr": 1e-4}.items() <= task.defaults.items()
+
+
+def test_gopro7_recipe_gives_the_high_speed_setting():
+    from blursynth.cli.common import load_recipe
+    from blursynth.cli.reference import train_reference
+    recipe = load_recipe(REPO / "recipes" / "argaw2021_gopro7_train.toml", train_reference)
+    assert (recipe["batch"], recipe["patch"], recipe["lr"], recipe["lr_decay"]) == (4, 256, 1e-4, 0.5)
 
 
 # ---------------------------------------------------------------------- data

@@ -74,13 +74,14 @@ def warp(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     if dx.shape != (b, h, w) or dy.shape != (b, h, w):
         raise ValueError(f"dx and dy must be [{b}, {h}, {w}], got {tuple(dx.shape)} and {tuple(dy.shape)}")
-    dx, dy = dx.to(x.dtype), dy.to(x.dtype)
-    ys = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
-    xs = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
+    # Positions in float32 even under bf16 autocast (bf16 cannot tell pixel 1001 from 1002).
+    dx, dy = dx.float(), dy.float()
+    ys = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
     px = (xs + dx).clamp(0, w - 1)
     py = (ys + dy).clamp(0, h - 1)
     x0f, y0f = px.detach().floor(), py.detach().floor()
-    wx, wy = px - x0f, py - y0f
+    wx, wy = (px - x0f).to(x.dtype), (py - y0f).to(x.dtype)
     x0, y0 = x0f.long(), y0f.long()
     x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
     flat = x.reshape(b, c, h * w)
@@ -326,16 +327,16 @@ class Blur2Video(nn.Module):
     * **kernel sizes**: 3×3 convolutions, 4×4 stride-2 deconvolutions (exact 2×
       upsampling, cropped to the skip's size for odd sizes), 1×1 fusion after
       the five dense convolutions;
-    * **widths**: encoder ``widths`` = (32, 64, 96, 128, 128) for E_1..E_5;
-      decoder features ``decoder_widths`` = (24, 32, 64, 96, 128) at levels
-      0..4 with growth rate half the width; chosen for CPU-scale checks as much
-      as for quality (``width_mult`` scales all of them);
+    * **widths**: encoder ``widths`` = (32, 48, 64, 96, 128) for E_1..E_5;
+      decoder features ``decoder_widths`` = (16, 32, 48, 64, 96) at levels
+      0..4, dense growth rate a quarter of the width; chosen so that the full
+      model trains on the CPU at small sizes (``width_mult`` scales them all);
     * **activation**: LeakyReLU(0.2), no normalization;
     * **images**: each scale's image is the blurred input at that scale plus a
       conv3×3 of the block's feature, and that conv starts at 0.1× its default
       initialization, so an untrained model outputs (nearly) the blurred image for
       every frame — the baseline it must beat — instead of noise;
-    * **refining block**: three conv3×3 (``refine`` = 32 channels) on
+    * **refining block**: three conv3×3 (16 channels) on
       concat(full-scale image, last feature), added to the image;
     * **STN**: an affine transform (6 parameters, relative to the identity, in
       normalized coordinates), regressed by two stride-2 convs, a global average

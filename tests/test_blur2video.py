@@ -128,6 +128,20 @@ def test_untrained_model_outputs_about_the_blurred_image():
     assert (out - blur.unsqueeze(1)).abs().mean() < 0.05
 
 
+def test_bf16_autocast_on_cpu():
+    model = _tiny(frames=3)
+    batch = {"blur": torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8),
+             "latent": torch.randint(0, 256, (1, 3, 3, 32, 32), dtype=torch.uint8)}
+    with torch.no_grad():
+        ref = model(to_float(batch["blur"]))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(to_float(batch["blur"]))
+    assert (low.float() - ref).abs().max() < 0.05
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model.task.loss(model, batch, None)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
 # ------------------------------------------------------------------- warping
 def test_identity_stn_returns_its_input_exactly():
     x = torch.rand(2, 5, 13, 21)

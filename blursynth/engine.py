@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import functools
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,6 +25,7 @@ import joblib
 
 from blursynth.atomic import TMP_MARK, file_sha256
 from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import MANIFEST, Manifest, Sample, ShardWriter, is_own_file, open_shard, shard_name
 from blursynth.worker import Worker
 
@@ -35,8 +35,35 @@ Renderer = Callable[[object, Worker], Sample]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run (never what to make): none of these changes the output bytes
-    except ``shard_size`` and ``compression``, which are part of the identity."""
+    """How to run (never what to make).
+
+    None of these changes the output bytes except ``shard_size`` and
+    ``compression``, which are part of the dataset's identity.
+
+    Attributes
+    ----------
+    out : Path
+        The dataset folder (``--out``).
+    shard_size : int
+        Samples per shard file.
+    compression : {"none", "lzf", "gzip"}
+        HDF5 filter for frame arrays.
+    workers : int, optional
+        Worker processes (default: all cores; on Dask: all workers).
+    backend : {"loky", "dask"}
+        Local processes or an existing Dask cluster.
+    scheduler : str, optional
+        The Dask scheduler address (``backend="dask"``).
+    overwrite : bool
+        Replace a different dataset in ``out``.
+    skip_bad : bool
+        Leave unusable sources out and list them in the manifest.
+    quiet : bool
+        No progress bar.
+    threads_per_worker : int, optional
+        Threads a renderer may use (:class:`blursynth.worker.Worker`); default
+        cores // workers, 1 on Dask.
+    """
 
     out: Path
     shard_size: int = 32
@@ -79,7 +106,7 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     cv2.setNumThreads(1)
     worker = _process_worker(threads)
     skipped, excluded = [], set(exclude)
-    progress = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}.progress")  # read by the parent's bar
+    progress = progress_file(path)  # read by the parent's bar
     header = dict(kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
                   capacity=len(specs), compression=compression)
     try:
@@ -190,51 +217,6 @@ def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
     return manifest
 
 
-def _progress(total: int, initial: int, quiet: bool, desc: str):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=quiet, unit="sample", desc=desc,
-                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-
-class _LiveProgress:
-    """Moves the bar per sample, not per shard: workers write the sample count of
-    the shard they are making to ``shard-NNNNN.h5.tmp-PID.progress``; a thread
-    here adds those counts to the finished shards' samples twice a second."""
-
-    def __init__(self, bar, out: Path, done: int):
-        import threading
-
-        self.bar, self.out, self.done = bar, out, done
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        if not bar.disable:
-            self._thread.start()
-
-    def _partial(self) -> int:
-        total = 0
-        for p in self.out.glob("shard-*.progress"):
-            try:
-                total += int(p.read_text() or 0)
-            except (OSError, ValueError):  # gone or half-written: next poll
-                pass
-        return total
-
-    def _poll(self):
-        while not self._stop.wait(0.5):
-            self.show(self._partial())
-
-    def show(self, partial: int = 0):
-        self.bar.n = min(self.bar.total, self.done + partial)
-        self.bar.refresh()
-
-    def finish(self):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.show()
-        self.bar.close()
-
-
 def _check_reachable(address: str) -> None:
     """Fail fast (and in one line) when nothing listens at a tcp:// scheduler address."""
     import socket
@@ -277,6 +259,7 @@ class _Plan:
         self.specs, self.size = specs, size
 
     def shard(self, k: int) -> Sequence:
+        """The specs of shard ``k``."""
         return self.specs[k * self.size:(k + 1) * self.size]
 
 
@@ -323,7 +306,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         manifest.save(out)
         todo += _needing_redo(manifest, shards)
         done = sum(len(shards.shard(k)) for k in kept)
-        live = _LiveProgress(_progress(len(specs), done, options.quiet, kind), out, done)
+        live = LiveProgress(progress_bar(len(specs), done, options.quiet, kind), out, done)
         try:
             _render_all(todo, manifest, shards, renderer, options, out, live, counted=set(kept))
         finally:
@@ -388,7 +371,7 @@ def _needing_redo(manifest: Manifest, shards: _Plan) -> list[int]:
 
 
 def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Renderer,
-                options: RunOptions, out: Path, live: "_LiveProgress", counted: set[int]) -> None:
+                options: RunOptions, out: Path, live: LiveProgress, counted: set[int]) -> None:
     """Render the shards in ``todo`` on the backend, recording each as it finishes.
 
     Repeats for the shards that a source found bad during the round makes

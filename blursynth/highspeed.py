@@ -119,16 +119,31 @@ class HighspeedSpec:
 
     @property
     def span(self) -> int:
+        """Source frames the sample covers: ``(L - 1) T + tau``."""
         return (self.seq_len - 1) * self.T + self.tau
 
     @property
     def ahead_indices(self) -> list[int]:
+        """Indices of the frames of the clip's next sample that are decoded ahead."""
         following = self.start + self.seq_len * self.T
         return list(range(following, following + self.ahead))
 
 
 def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[int, int]:
-    """(tau, T) of one clip and repeat, from a stream keyed by the clip id."""
+    """``(tau, T)`` of one clip and repeat, from a stream keyed by the clip id.
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+    clip_id : str
+        The clip's id; the draw does not depend on the other clips.
+    repeat : int
+        Which pass over the clip (``--repeats``).
+
+    Returns
+    -------
+    tau, T : int
+    """
     rng = source_rng(config.seed, clip_id, repeat)
     tau = int(rng.choice(config.tau))
     if config.T == "auto":
@@ -141,7 +156,27 @@ def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[i
 
 
 def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
-    """Pure: config + probed clips -> (specs, skipped). Specs are in index order."""
+    """Pure: config + probed clips -> ``(specs, skipped)``, specs in index order.
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+    clips : list of Clip
+        The probed clips (:func:`blursynth.sources.clips.discover`).
+    skip_bad : bool
+        List clips too short for one sample instead of raising.
+
+    Returns
+    -------
+    specs : list of HighspeedSpec
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per clip too short.
+
+    Raises
+    ------
+    BadSourceError
+        A clip too short for one sample, without ``skip_bad``.
+    """
     specs, skipped = [], []
     for clip in clips:
         for repeat in range(config.repeats):
@@ -180,6 +215,7 @@ class Decoder:
         self.carried: dict = {}
 
     def close(self):
+        """Stop the decoding thread and drop the decodes carried."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.carried = {}
 
@@ -260,7 +296,19 @@ class FrameStream:
 
 
 def latent_offsets(tau: int, k: int) -> list[int]:
-    """Offsets j of the K latent frames within an exposure (first and last included)."""
+    """Offsets ``j`` of the ``K`` latent frames within an exposure (first and last included).
+
+    Parameters
+    ----------
+    tau : int
+        Frames in the exposure.
+    k : int
+        Latent frames, ``K >= 2`` with ``K - 1`` dividing ``tau - 1``.
+
+    Returns
+    -------
+    list of int
+    """
     return [i * (tau - 1) // (k - 1) for i in range(k)]
 
 
@@ -325,7 +373,24 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
 
 
 def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
-    """Discover, plan, render and write a whole dataset (the ``highspeed`` command)."""
+    """Discover, plan, render and write a whole dataset (the ``highspeed`` command).
+
+    Parameters
+    ----------
+    config : HighspeedConfig
+        What to make.
+    options : RunOptions
+        Where and how to run.
+
+    Returns
+    -------
+    Manifest
+
+    Raises
+    ------
+    BlursynthError
+        No usable clip, or clips of different sizes without ``--resize``.
+    """
     clips, skipped = discover(config.src, skip_bad=options.skip_bad)
     try:
         specs, too_short = plan(config, clips, skip_bad=options.skip_bad)

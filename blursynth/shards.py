@@ -63,7 +63,20 @@ def canonical_json(obj: Any) -> str:
 
 
 def config_fingerprint(kind: str, config: dict) -> str:
-    """sha256 of the canonical JSON of ``kind`` and ``config``."""
+    """sha256 of the canonical JSON of ``kind`` and ``config``.
+
+    Parameters
+    ----------
+    kind : str
+        Dataset kind.
+    config : dict
+        JSON-serializable.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
     return hashlib.sha256(canonical_json({"kind": kind, "config": config}).encode()).hexdigest()
 
 
@@ -209,6 +222,28 @@ class ShardWriter:
 # ----------------------------------------------------------------- manifest
 @dataclass
 class Manifest:
+    """``manifest.json``: what a dataset is and which shards hold it (docs/format.md).
+
+    Attributes
+    ----------
+    kind : str
+    config : dict
+        The resolved config that determines the content.
+    seed : int
+    n_samples : int
+        Samples planned.
+    shard_size : int
+    compression : str
+    shards : list of dict
+        ``{"index", "file", "samples", "sha256"}`` per finished shard (and
+        ``"excluded"`` sources, with ``--skip-bad``).
+    skipped : list of dict
+        Sources left out and why.
+    complete : bool
+        Whether the run finished.
+    version : str
+        The blursynth version that wrote it.
+    """
     kind: str
     config: dict
     seed: int
@@ -222,10 +257,12 @@ class Manifest:
 
     @property
     def n_shards(self) -> int:
+        """Shards the plan is cut into."""
         return -(-self.n_samples // self.shard_size) if self.n_samples else 0
 
     @property
     def fingerprint(self) -> str:
+        """sha256 of the kind and :meth:`identity`; recorded in every shard."""
         return config_fingerprint(self.kind, self.identity())
 
     def identity(self) -> dict:
@@ -234,6 +271,7 @@ class Manifest:
                 "compression": self.compression, "n_samples": self.n_samples}
 
     def to_json(self) -> dict:
+        """The JSON object written to ``manifest.json``."""
         return {
             "format": SCHEMA, "format_version": FORMAT_VERSION, "kind": self.kind,
             "blursynth_version": self.version, "seed": self.seed, "config": self.config,
@@ -245,10 +283,18 @@ class Manifest:
         }
 
     def save(self, out: Path) -> None:
+        """Replace ``out/manifest.json`` atomically (:func:`blursynth.atomic.atomic_write_bytes`)."""
         atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(self.to_json(), indent=1) + "\n").encode())
 
     @classmethod
     def load(cls, out: Path) -> "Manifest":
+        """Read ``out/manifest.json``.
+
+        Raises
+        ------
+        BlursynthError
+            No manifest, an unreadable one, or another format.
+        """
         path = Path(out) / MANIFEST
         try:
             data = json.loads(path.read_text())
@@ -272,6 +318,7 @@ def open_shard(path: Path) -> h5py.File:
 
 
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
+    """The ``meta`` group of an open shard: one array per field, strings decoded."""
     out = {}
     for key, ds in shard["meta"].items():
         arr = ds[()]

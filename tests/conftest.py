@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny clips written to tmp folders and a CLI runner."""
+"""Shared test helpers: tiny clips written to tmp folders, one CLI runner, one
+one-line-error assertion. Oracles (independent computations) are in oracles.py."""
 
 from __future__ import annotations
 
@@ -42,18 +43,34 @@ def random_frames(n: int, h: int = 12, w: int = 20, seed: int = 0) -> list[np.nd
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
 
 
+def run_cli(*args):
+    """Run a ``blursynth`` command in-process; returns click's result (stdout and stderr in ``output``)."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
 def run_ok(*args):
-    """Run a blursynth command in-process and require success (returns the click result)."""
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    """:func:`run_cli` that requires success."""
+    result = run_cli(*args)
     assert result.exit_code == 0, result.output
     return result
 
 
 @pytest.fixture
 def cli():
-    runner = CliRunner()
+    """:func:`run_cli` as a fixture."""
+    return run_cli
 
-    def invoke(*args):
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
-    return invoke
+def assert_one_line_error(result, *words):
+    """A user error: non-zero exit, exactly one line of output, no traceback, naming ``words``."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def no_partial_output(out: Path) -> bool:
+    """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
+    return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")

@@ -14,23 +14,9 @@ import numpy as np
 import pytest
 
 from blursynth.shards import Manifest, file_sha256, iter_samples
-from conftest import random_frames, write_frames
+from conftest import assert_one_line_error, no_partial_output, random_frames, write_frames
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def no_partial_output(out: Path) -> bool:
-    return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
-
-
-def assert_one_line_error(result, *needles):
-    assert result.exit_code != 0
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert "Traceback" not in result.output
-    error = [line for line in lines if line.startswith("blursynth: error:") or line.startswith("Error:")]
-    assert len(error) == 1, result.output
-    for needle in needles:
-        assert needle in error[0], (needle, error[0])
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ import io
 import pytest
 from tqdm import tqdm
 
-from blursynth.engine import RunOptions, _LiveProgress
+from blursynth.engine import RunOptions
 from blursynth.errors import BlursynthError
+from blursynth.progress import LiveProgress
 
 
 def test_live_progress_adds_in_flight_samples(tmp_path):
@@ -15,12 +16,12 @@ def test_live_progress_adds_in_flight_samples(tmp_path):
     (tmp_path / "shard-00003.h5.tmp-13.progress").write_text("")  # being rewritten: counts 0
     (tmp_path / "notes.progress").write_text("100")  # not ours
     bar = tqdm(total=40, file=io.StringIO())
-    live = _LiveProgress(bar, tmp_path, done=10)
-    assert live._partial() == 8
-    live.show(live._partial())
+    live = LiveProgress(bar, tmp_path, done=10)
+    assert live.in_flight() == 8
+    live.show(live.in_flight())
     assert bar.n == 18
     live.done += 32
-    live.show(live._partial())
+    live.show(live.in_flight())
     assert bar.n == 40  # never past the total
     live.finish()
 

@@ -206,6 +206,26 @@ def test_frame_stream_with_and_without_readahead(tmp_path, threads):
         np.testing.assert_array_equal(frame[..., ::-1], frames[k])  # BGR from the decoder
 
 
+def test_a_worker_kept_between_samples_changes_no_byte(tmp_path):
+    """Decodes carried from one render call to the next (a worker with a spare
+    thread) give the same samples as rendering each spec on its own."""
+    from blursynth.highspeed import HighspeedConfig, plan, render
+    from blursynth.sources.clips import discover
+    from blursynth.worker import Worker
+
+    write_frames(tmp_path / "c", random_frames(40, seed=31))
+    write_video(tmp_path / "v.avi", random_frames(40, seed=32))
+    clips, _ = discover([tmp_path / "c", tmp_path / "v.avi"])
+    specs, _ = plan(HighspeedConfig(src=("c", "v.avi"), tau=(3,), T=(4,), seq_len=2), clips)
+    assert len(specs) > 4 and any(spec.ahead for spec in specs)
+    worker = Worker(threads=2)
+    for spec in specs:
+        kept, alone = render(spec, worker), render(spec)
+        for name in alone.arrays:
+            np.testing.assert_array_equal(kept.arrays[name], alone.arrays[name])
+        assert kept.meta == alone.meta
+
+
 def test_mp4_and_frame_folder_mixed(tmp_path):
     """A lossy mp4 beside a frame folder: the oracle decodes the mp4 itself."""
     frames = random_frames(20, h=32, w=48, seed=40)

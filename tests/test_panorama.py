@@ -20,23 +20,13 @@ from blursynth.panorama.torch_render import TorchViews
 from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
 from blursynth.seeds import sample_rng
 from blursynth.shards import Manifest, iter_samples, verify
+from conftest import assert_one_line_error, no_partial_output
+from oracles import srgb_decode_8bit, srgb_encode_8bit
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ helpers
-def srgb_encode(x):
-    """IEC 61966-2-1, written out: linear [0, 1] -> 8-bit code."""
-    x = np.clip(np.asarray(x, dtype=np.float64), 0, 1)
-    v = np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-    return np.rint(255 * v)
-
-
-def srgb_decode(code):
-    v = np.asarray(code, dtype=np.float64) / 255
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
 def psnr(a, b, peak=255.0):
     return 10 * math.log10(peak ** 2 / float(np.mean((np.asarray(a, np.float64) - b) ** 2)))
 
@@ -80,20 +70,6 @@ def world_rays(q, size, fov):
 
 def q_of(wxyz):
     return quaternion.from_float_array(np.asarray(wxyz, dtype=np.float64))
-
-
-def no_partial_output(out: Path) -> bool:
-    return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
-
-
-def assert_one_line_error(result, *needles):
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("blursynth: error:") or line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
 
 
 # --------------------------------------------------------------- geometry
@@ -251,11 +227,11 @@ def test_blur_is_the_average_of_independently_rendered_frames(small_pano):
         frames = [render_view(pano, quaternion.slerp_evaluate(q0, q1, i / (n - 1)), size, fov)[..., :3]
                   for i in range(n)]
         mean = np.mean(np.asarray(frames, dtype=np.float64), axis=0)
-        assert np.abs(blur.astype(int) - srgb_encode(mean)).max() <= 1
+        assert np.abs(blur.astype(int) - srgb_encode_8bit(mean)).max() <= 1
         mid = render_view(pano, quaternion.slerp_evaluate(q0, q1, 0.5), size, fov)[..., :3]
-        assert np.abs(sharp.astype(int) - srgb_encode(mid)).max() <= 1
-        assert np.abs(latent[0].astype(int) - srgb_encode(frames[0])).max() <= 1
-        assert np.abs(latent[2].astype(int) - srgb_encode(frames[-1])).max() <= 1
+        assert np.abs(sharp.astype(int) - srgb_encode_8bit(mid)).max() <= 1
+        assert np.abs(latent[0].astype(int) - srgb_encode_8bit(frames[0])).max() <= 1
+        assert np.abs(latent[2].astype(int) - srgb_encode_8bit(frames[-1])).max() <= 1
         np.testing.assert_array_equal(latent[1], sharp)
         assert sample.meta["exposure"] == 1.0 and sample.meta["hdr"] == 0
         # the blurred image really is blurred: less detail than the sharp frame
@@ -281,7 +257,7 @@ def test_hdr_lights_saturate_into_streaks_within_range(tmp_path):
     assert blur.dtype == np.uint8 and sharp.dtype == np.uint8
     # exposure: the median luminance (0.5 everywhere but the light) goes to 0.18
     assert sample.meta["exposure"] == pytest.approx(0.18 / 0.5, rel=1e-4)
-    grey = srgb_encode(0.18)
+    grey = srgb_encode_8bit(0.18)
     assert np.abs(blur[0, 0].astype(int) - grey).max() <= 1 and np.abs(sharp[0, 0].astype(int) - grey).max() <= 1
     # the light's track across the exposure, projected by hand
     track = []
@@ -304,7 +280,7 @@ def test_exposure_of_real_hdr_puts_the_median_at_middle_grey():
     specs, _ = plan(config)
     for spec in specs:
         sample = render(spec)
-        linear = srgb_decode(sample.arrays["sharp"][0])
+        linear = srgb_decode_8bit(sample.arrays["sharp"][0])
         luma = linear @ np.array([0.2126, 0.7152, 0.0722])
         assert np.median(luma) == pytest.approx(0.18, abs=0.01)
         assert sample.meta["hdr"] == 1 and sample.meta["exposure"] > 0
@@ -334,8 +310,8 @@ def test_sequence_mode_follows_the_documented_motion(small_pano):
             n = int(meta["n_frames"][j])
             frames = [render_view(pano, q_at(j + D * i / (n - 1)), size, fov)[..., :3] for i in range(n)]
             mean = np.mean(np.asarray(frames, dtype=np.float64), axis=0)
-            assert np.abs(sample.arrays["blur"][j].astype(int) - srgb_encode(mean)).max() <= 1
-            assert np.abs(sample.arrays["latent"][j, 1].astype(int) - srgb_encode(frames[-1])).max() <= 1
+            assert np.abs(sample.arrays["blur"][j].astype(int) - srgb_encode_8bit(mean)).max() <= 1
+            assert np.abs(sample.arrays["latent"][j, 1].astype(int) - srgb_encode_8bit(frames[-1])).max() <= 1
             # angular velocity changes smoothly: it varies linearly in r, so consecutive exposures differ little
         assert not np.allclose(w0, w1)
 
@@ -511,5 +487,5 @@ def test_latent_counts(small_pano, k):
         pano = load_panorama(small_pano, "ldr", "srgb", spec.pano_width)
         first = render_view(pano, q_of(sample.meta["q0"]), (16, 24), spec.fov)[..., :3]
         last = render_view(pano, q_of(sample.meta["q1"]), (16, 24), spec.fov)[..., :3]
-        assert np.abs(latent[0, 0].astype(int) - srgb_encode(first)).max() <= 1
-        assert np.abs(latent[0, -1].astype(int) - srgb_encode(last)).max() <= 1
+        assert np.abs(latent[0, 0].astype(int) - srgb_encode_8bit(first)).max() <= 1
+        assert np.abs(latent[0, -1].astype(int) - srgb_encode_8bit(last)).max() <= 1

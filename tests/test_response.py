@@ -1,21 +1,13 @@
-"""Response curves: LUT decode/encode against float64 formulas written here."""
+"""Response curves: LUT decode/encode against float64 formulas (sRGB: tests/oracles.py)."""
 
 import numpy as np
 import pytest
 
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
+from oracles import srgb_decode, srgb_encode
 
 CODES = np.arange(256, dtype=np.uint8)
-
-
-def srgb_encode(x):
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
-def srgb_decode(v):
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
 FORMULAS = {

@@ -20,7 +20,12 @@ from blursynth.errors import BlursynthError
 
 
 class Group(click.Group):
-    """A click group that turns :class:`BlursynthError` into one line and exit 1."""
+    """A click group whose errors are one line: ``blursynth: error: ...``.
+
+    A :class:`BlursynthError` exits with status 1; a usage error found by
+    click (a bad option value, an unknown option or command) exits with 2, as
+    click's own handler would, but on one line that names the help to read.
+    """
 
     def invoke(self, ctx):
         try:
@@ -28,6 +33,10 @@ class Group(click.Group):
         except BlursynthError as exc:
             click.echo(f"blursynth: error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"blursynth: error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
+            ctx.exit(exc.exit_code)
 
 
 def load_recipe(path: str | Path, command: click.Command) -> dict:

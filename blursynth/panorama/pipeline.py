@@ -11,7 +11,13 @@ from blursynth.shards import Manifest
 
 
 def check_device(device: str) -> None:
-    """Fail before planning when ``--device cuda`` cannot work here."""
+    """Fail before planning when ``--device cuda`` cannot work here.
+
+    Raises
+    ------
+    BlursynthError
+        No torch, or no CUDA device visible to it.
+    """
     if device == "cuda":
         try:
             import torch
@@ -22,7 +28,19 @@ def check_device(device: str) -> None:
 
 
 def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
-    """Discover, plan, render and write a whole dataset (the ``panorama`` command)."""
+    """Discover, plan, render and write a whole dataset (the ``panorama`` command).
+
+    Parameters
+    ----------
+    config : PanoramaConfig
+        What to make.
+    options : RunOptions
+        Where and how to run.
+
+    Returns
+    -------
+    Manifest
+    """
     check_device(config.device)
     specs, skipped = plan(config, skip_bad=options.skip_bad)
     return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)

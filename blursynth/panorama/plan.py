@@ -27,6 +27,19 @@ def working_width(width: int, size: tuple[int, int], fov: float) -> int:
     the focal length) is first area-averaged, in linear light, to ``2 ceil(pi f)``
     pixels: bilinear sampling of a much finer image would alias. Coarser ones
     are used as they are.
+
+    Parameters
+    ----------
+    width : int
+        The panorama's width in pixels.
+    size : (int, int)
+        ``(H, W)`` of the camera.
+    fov : float
+        Horizontal field of view in degrees.
+
+    Returns
+    -------
+    int
     """
     target = 2 * math.ceil(math.pi * geometry.focal_length(size[1], fov))
     return min(width, target)
@@ -71,7 +84,20 @@ class PanoramaSpec:
                                          self.span, t)
 
     def rotations(self, j: int, offsets) -> np.ndarray:
-        """float32 ``[n, 3, 3]`` world <- camera matrices at fractions ``offsets`` of exposure ``j``."""
+        """World <- camera matrices at fractions ``offsets`` of exposure ``j``.
+
+        Parameters
+        ----------
+        j : int
+            The exposure (frame) of the sequence, 0-based.
+        offsets : sequence of Fraction or float
+            Times within the exposure, 0 (start) to 1 (end of the exposed ``duty``).
+
+        Returns
+        -------
+        ndarray
+            float32 ``[n, 3, 3]``.
+        """
         times = j + self.duty * np.array([float(o) for o in offsets], dtype=np.float64)
         return geometry.rotation_matrix(self.orientation(times))
 
@@ -93,6 +119,18 @@ def n_frames_for(angle: float, k: float) -> int:
     """Frames that sample a rotation of ``angle`` radians with ``k`` frames per radian.
 
     ``n - 1`` gaps of at most ``1 / k`` radians each: ``n = 1 + max(1, ceil(k angle))``.
+
+    Parameters
+    ----------
+    angle : float
+        Largest rotation within the exposure, radians.
+    k : float
+        Frames per radian (:func:`frames_per_radian`).
+
+    Returns
+    -------
+    int
+        At least 2 (the two ends of the exposure).
     """
     steps = math.ceil(k * angle - 1e-9)
     return 1 + max(1, steps)
@@ -110,6 +148,20 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
     Euler angles of ``omega0`` then three of ``omega1``, each uniform in
     [-max_rotation, max_rotation] (``omega1`` is drawn always and used only
     when ``seq_len > 1``).
+
+    Parameters
+    ----------
+    config : PanoramaConfig
+    index : int
+        The sample's index in the dataset.
+    pano : Panorama
+        The panorama it looks at.
+    k : float
+        Frames per radian (:func:`frames_per_radian`).
+
+    Returns
+    -------
+    PanoramaSpec
     """
     rng = sample_rng(config.seed, index)
     yaw = float(rng.uniform(-180.0, 180.0))
@@ -137,10 +189,29 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
          skip_bad: bool = False) -> tuple[list[PanoramaSpec], list[dict]]:
     """Config (+ checked panoramas) -> ``(specs, skipped)``, specs in index order.
 
-    Without ``panoramas`` the sources are found with :func:`discover`.
     Sample ``i`` of ``N`` uses panorama ``floor(i S / N)`` of the ``S`` usable
     ones (sorted by id): consecutive samples share a panorama, so a worker
     rendering one shard decodes few panoramas.
+
+    Parameters
+    ----------
+    config : PanoramaConfig
+    panoramas : list of Panorama, optional
+        The checked sources; without them they are found with
+        :func:`blursynth.sources.panoramas.discover`.
+    skip_bad : bool
+        With ``panoramas`` None: list unusable panoramas instead of raising.
+
+    Returns
+    -------
+    specs : list of PanoramaSpec
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per unusable panorama.
+
+    Raises
+    ------
+    BlursynthError
+        No usable panorama.
     """
     skipped: list[dict] = []
     if panoramas is None:

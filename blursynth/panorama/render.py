@@ -28,10 +28,24 @@ MIDDLE_GREY = 0.18
 
 
 def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: float) -> np.ndarray:
-    """One pinhole view of a padded linear panorama: float32 ``[H, W, C]``.
+    """One pinhole view of a padded linear panorama.
 
-    ``pano`` is a :func:`load_panorama` array (or any image padded by
-    :func:`blursynth.geometry.pad_equirect`); sampling is bilinear.
+    Parameters
+    ----------
+    pano : ndarray
+        A :func:`~blursynth.sources.panoramas.load_panorama` array (or any image
+        padded by :func:`blursynth.geometry.pad_equirect`).
+    q : np.quaternion
+        World <- camera orientation.
+    size : (int, int)
+        ``(H, W)`` of the camera.
+    fov : float
+        Horizontal field of view in degrees.
+
+    Returns
+    -------
+    ndarray
+        float32 ``[H, W, C]``, sampled bilinearly.
     """
     hw = (pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD)
     map_x, map_y = geometry.MapBuilder(size, fov, hw)(geometry.rotation_matrix(q))
@@ -39,7 +53,17 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
 
 
 class CpuViews:
-    """``cv2.remap`` renderer reusing its map and frame buffers."""
+    """``cv2.remap`` renderer reusing its map and frame buffers.
+
+    Parameters
+    ----------
+    pano : ndarray
+        float32 ``[H + 2, W + 2, C]``, a padded linear panorama.
+    size : (int, int)
+        ``(H, W)`` of the camera.
+    fov : float
+        Horizontal field of view in degrees.
+    """
 
     def __init__(self, pano: np.ndarray, size: tuple[int, int], fov: float):
         self.pano = pano
@@ -48,7 +72,22 @@ class CpuViews:
         self.frame = np.empty((*size, pano.shape[2]), np.float32)
 
     def render(self, rotations: np.ndarray, keep: list[bool]):
-        """Sum of the views of ``rotations`` ``[n, 3, 3]`` and a copy of the ones with ``keep``."""
+        """Sum of the views of ``rotations`` and a copy of the ones marked in ``keep``.
+
+        Parameters
+        ----------
+        rotations : ndarray
+            ``[n, 3, 3]`` world <- camera matrices.
+        keep : list of bool
+            Which views to return besides the sum.
+
+        Returns
+        -------
+        total : ndarray
+            float32 ``[H, W, C]``, the sum of the ``n`` views.
+        kept : dict of int to ndarray
+            The kept views by position in ``rotations``.
+        """
         total = np.zeros_like(self.frame)
         kept = {}
         for i, rotation in enumerate(rotations):

@@ -63,7 +63,11 @@ class TorchViews:
         return out.reshape(-1, len(rotations), h, w).permute(1, 2, 3, 0)  # [B, H, W, C]
 
     def render(self, rotations: np.ndarray, keep: list[bool]):
-        """Sum of the views of ``rotations`` ``[n, 3, 3]`` and a copy of the ones with ``keep``."""
+        """Sum of the views of ``rotations`` and a copy of the ones marked in ``keep``.
+
+        The same contract as :meth:`blursynth.panorama.render.CpuViews.render`;
+        the results are copied back to the CPU.
+        """
         torch = self.torch
         h, w = self.size
         total = torch.zeros((h, w, self.pano.shape[1]), dtype=torch.float32, device=self.device)

@@ -9,8 +9,9 @@
 
 A clip's id is its path relative to the ``--src`` root it was found under (for a
 folder or file given directly: its name), POSIX-style, so ids are stable across
-machines (:mod:`blursynth.sources.discovery`). Probing reads only image headers (Pillow) or container properties, so
-planning never decodes pixels; every frame is decoded during rendering only.
+machines (:mod:`blursynth.sources.discovery`). Probing reads only image headers
+(Pillow) or container properties, so planning never decodes pixels; every frame
+is decoded during rendering only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,21 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip: a folder of ordered frames or a video file."""
+    """One clip: a folder of ordered frames or a video file.
+
+    Attributes
+    ----------
+    id : str
+        Path relative to its ``--src`` root, POSIX-style.
+    path : str
+        The folder or video file.
+    kind : {"frames", "video"}
+    n_frames : int
+    size : (int, int)
+        ``(W, H)`` of every frame.
+    files : tuple of str
+        Frame file names in order (``kind == "frames"``).
+    """
 
     id: str
     path: str
@@ -150,7 +165,24 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[lis
 
 # --------------------------------------------------------------- decoding
 def decode_frame(path: str | Path, clip_id: str) -> np.ndarray:
-    """Decode one frame file to uint8 BGR [H, W, 3]; a bad file raises BadSourceError."""
+    """Decode one frame file to uint8 BGR ``[H, W, 3]``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The image file.
+    clip_id : str
+        The clip's id, named in errors.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    BadSourceError
+        The file cannot be read or decoded.
+    """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
@@ -166,6 +198,13 @@ class VideoReader:
 
     Seeking by ``CAP_PROP_POS_FRAMES`` is not frame-exact for every codec, so
     a reader only moves forward; going back reopens the file.
+
+    Parameters
+    ----------
+    path : str
+        The video file.
+    clip_id : str
+        The clip's id, named in errors.
     """
 
     def __init__(self, path: str, clip_id: str):
@@ -182,6 +221,13 @@ class VideoReader:
         self._next = 0
 
     def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` (0-based), uint8 BGR ``[H, W, 3]``.
+
+        Raises
+        ------
+        BadSourceError
+            The video ends before ``index`` or the frame cannot be decoded.
+        """
         if self._cap is None or index < self._next:
             self._open()
         while self._next < index:
@@ -195,6 +241,7 @@ class VideoReader:
         return frame
 
     def close(self):
+        """Release the open file (the next :meth:`read` reopens it)."""
         if self._cap is not None:
             self._cap.release()
             self._cap = None

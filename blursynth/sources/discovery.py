@@ -49,7 +49,20 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
 
 
 def relative_id(rel: str, name: str) -> str:
-    """The id of ``name`` in the folder ``rel`` (as :func:`walk` yields it)."""
+    """The id of file ``name`` in the folder ``rel`` (as :func:`walk` yields them).
+
+    Parameters
+    ----------
+    rel : str
+        The folder, relative to its ``--src`` root (``"."`` for the root).
+    name : str
+        The file name.
+
+    Returns
+    -------
+    str
+        ``rel/name``, or ``name`` in the root.
+    """
     return name if rel == "." else f"{rel}/{name}"
 
 

@@ -98,8 +98,25 @@ def _read_exr(path: Path, source_id: str) -> np.ndarray:
 def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
     """Decode a panorama: uint8 RGB (``kind="ldr"``) or float32 RGB radiance (``"hdr"``).
 
-    Raises :class:`BadSourceError` when the file cannot be decoded, is not 2:1,
-    or (HDR) holds NaN, infinite or negative values.
+    Parameters
+    ----------
+    path : str or Path
+        A .jpg/.png, .hdr, .pfm or .exr file (.exr needs the OpenEXR bindings).
+    kind : {"ldr", "hdr"}
+        How to decode it (see :func:`kind_of`).
+    source_id : str
+        The panorama's id, named in errors.
+
+    Returns
+    -------
+    ndarray
+        ``[H, W, 3]`` RGB, uint8 or float32.
+
+    Raises
+    ------
+    BadSourceError
+        The file cannot be decoded, is not 2:1, or (HDR) holds NaN, infinite or
+        negative values.
     """
     path = Path(path)
     if path.suffix.lower() == ".exr":
@@ -117,7 +134,17 @@ def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
 
 
 def check_panorama(image: np.ndarray, path, source_id: str) -> None:
-    """Raise :class:`BadSourceError` unless ``image`` is a usable 2:1 panorama."""
+    """Raise :class:`BadSourceError` unless ``image`` is a usable 2:1 panorama.
+
+    Parameters
+    ----------
+    image : ndarray
+        ``[H, W, C]``; float images must hold finite, non-negative radiance.
+    path : str or Path
+        The file it came from, named in the error.
+    source_id : str
+        The panorama's id.
+    """
     h, w = image.shape[:2]
     _check_shape(w, h, path, source_id)
     if image.dtype.kind == "f":
@@ -144,6 +171,22 @@ def probe(path: str | Path, source_id: str) -> Panorama:
 
     An HDR file is decoded once here so that NaN or negative radiance stops the
     run before anything is written.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    source_id : str
+        Its id (the path relative to its ``--src`` folder).
+
+    Returns
+    -------
+    Panorama
+
+    Raises
+    ------
+    BadSourceError
+        The file is unreadable, not 2:1, or holds bad radiance.
     """
     path = Path(path)
     kind = kind_of(path)
@@ -225,10 +268,28 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
                   source_id: str | None = None) -> np.ndarray:
     """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
 
-    Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`) and padded by
-    :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
-    keyed by path, modification time and size, so a worker decodes a panorama
-    once for all the samples it renders from it.
+    Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`)
+    and padded by :func:`blursynth.geometry.pad_equirect`. Kept in a small
+    per-process cache keyed by path, modification time and size, so a worker
+    decodes a panorama once for all the samples it renders from it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The panorama file.
+    kind : {"ldr", "hdr"}
+        How to decode it.
+    response_name : str
+        The response curve that takes 8-bit files to linear light.
+    width : int
+        Width to resample to (area averaging, in linear light).
+    source_id : str, optional
+        The id named in errors (default: the file name).
+
+    Returns
+    -------
+    ndarray
+        Read-only; shared by every caller in this process.
     """
     path = str(path)
     source_id = source_id or Path(path).name

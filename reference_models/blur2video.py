@@ -25,7 +25,6 @@ loss, schedule (Sec. 5) and the order rule of the evaluation together.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -57,17 +56,23 @@ def warp(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     that a zero displacement returns the input exactly (``grid_sample``'s
     normalized coordinates round, and mix neighbours by ~1e-7).
 
-    Args:
-        x: [B, C, H, W].
-        dx, dy: displacements in pixels, [B, H, W].
+    Parameters
+    ----------
+    x : torch.Tensor
+        [B, C, H, W].
+    dx, dy : torch.Tensor
+        Displacements in pixels, [B, H, W].
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         [B, C, H, W], differentiable in ``x``, ``dx`` and ``dy``.
 
-    Example:
-        >>> x = torch.rand(1, 2, 5, 6)
-        >>> torch.equal(warp(x, torch.zeros(1, 5, 6), torch.zeros(1, 5, 6)), x)
-        True
+    Examples
+    --------
+    >>> x = torch.rand(1, 2, 5, 6)
+    >>> torch.equal(warp(x, torch.zeros(1, 5, 6), torch.zeros(1, 5, 6)), x)
+    True
     """
     if x.ndim != 4:
         raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
@@ -108,8 +113,17 @@ def affine_displacement(theta: torch.Tensor, h: int, w: int) -> tuple[torch.Tens
     ``theta`` means the same motion at every level of the pyramid (what Eq. 4
     compares).
 
-    Returns:
-        dx, dy: [B, h, w] in pixels.
+    Parameters
+    ----------
+    theta : torch.Tensor
+        [B, 6].
+    h, w : int
+        Grid size.
+
+    Returns
+    -------
+    dx, dy : torch.Tensor
+        [B, h, w] in pixels.
     """
     if theta.ndim != 2 or theta.shape[1] != 6:
         raise ValueError(f"theta must be [B, 6], got {tuple(theta.shape)}")
@@ -347,28 +361,39 @@ class Blur2Video(nn.Module):
       normalized units (±10 % of the level's width and height);
     * **warping**: bilinear, border-clamped, on pixel coordinates (:func:`warp`).
 
-    Args:
-        frames: K, latent frames predicted (odd; 1 = the middle-frame network
-            alone, a single-image deblurrer). ``None``: 3 until the training data
-            says otherwise (:meth:`Blur2VideoTask.dataset` sets K from the dataset).
-        local_warp: FTN includes LW (FTN[STN+LW]); otherwise STN only.
-        image_transformer: use the ITN.
-        width_mult: multiply every channel count (rounded, at least 4).
-        max_flow: LW flow bound (normalized units).
-        loss: which terms of Eq. 6: ``"pml"``, ``"pml+tcl"`` or ``"pml+tcl+pt"``.
-        lambda_tc, lambda_p: λ_tc and λ_p of Eq. 6.
-        level_weights: Eq. 3's weights for [refined, level 0, …, level 4].
+    Parameters
+    ----------
+    frames : int or None
+        K, latent frames predicted (odd; 1 = the middle-frame network alone, a
+        single-image deblurrer). ``None``: 3 until the training data says
+        otherwise (:meth:`Blur2VideoTask.dataset` sets K from the dataset).
+    local_warp : bool
+        FTN includes LW (FTN[STN+LW]); otherwise STN only.
+    image_transformer : bool
+        Use the ITN.
+    width_mult : float
+        Multiply every channel count (rounded, at least 4).
+    max_flow : float
+        LW flow bound (normalized units).
+    loss : str
+        Which terms of Eq. 6: ``"pml"``, ``"pml+tcl"`` or ``"pml+tcl+pt"``.
+    lambda_tc, lambda_p : float
+        λ_tc and λ_p of Eq. 6.
+    level_weights : sequence of float
+        Eq. 3's weights for [refined, level 0, …, level 4].
 
-    Shape:
-        forward: B [B, 3, H, W] → [B, K, 3, H, W]; with ``details=True`` a dict
-        ``{"pyramid": list of [B, K, 3, h_s, w_s] for s = refined, level 0..4,
-        "theta": [B, K − 1, 5, 6] FTN transforms (None for K = 1),
-        "theta_itn": [B, K − 1, 5, 6] or None}``.
+    Notes
+    -----
+    ``forward(B)``: [B, 3, H, W] → [B, K, 3, H, W]; with ``details=True`` a dict
+    ``{"pyramid": list of [B, K, 3, h_s, w_s] for s = refined, level 0..4,
+    "theta": [B, K − 1, 5, 6] FTN transforms (None for K = 1),
+    "theta_itn": [B, K − 1, 5, 6] or None}``.
 
-    Example:
-        >>> model = Blur2Video(frames=3, width_mult=0.25)
-        >>> model(torch.rand(2, 3, 33, 40)).shape
-        torch.Size([2, 3, 3, 33, 40])
+    Examples
+    --------
+    >>> model = Blur2Video(frames=3, width_mult=0.25)
+    >>> model(torch.rand(2, 3, 33, 40)).shape
+    torch.Size([2, 3, 3, 33, 40])
     """
 
     sample_kind = "latent"
@@ -503,13 +528,24 @@ def photometric_loss(pred: Sequence[torch.Tensor], target: torch.Tensor,
                      weights: Sequence[float]) -> torch.Tensor:
     r"""Multi-scale photometric loss (Eq. 3): Σ_s w_s · mean |Î^s − I^s|.
 
-    Args:
-        pred: images per scale, ``pred[0]`` the refined full-scale output, then
-            levels 0..4 ([..., 3, h_s, w_s], level l at ⌈H/2^l⌉).
-        target: the ground truth at full scale [..., 3, H, W]; level l of it is
-            its l-th bilinear halving (:func:`pyramid`).
-        weights: w_s for each entry of ``pred``.
+    Parameters
+    ----------
+    pred : sequence of torch.Tensor
+        Images per scale, ``pred[0]`` the refined full-scale output, then
+        levels 0..4 ([..., 3, h_s, w_s], level l at ⌈H/2^l⌉).
+    target : torch.Tensor
+        The ground truth at full scale [..., 3, H, W]; level l of it is its
+        l-th bilinear halving (:func:`pyramid`).
+    weights : sequence of float
+        w_s for each entry of ``pred``.
 
+    Returns
+    -------
+    torch.Tensor
+        fp32 scalar.
+
+    Notes
+    -----
     The norm is L1 (mean absolute error per pixel and channel). With L1 for both
     this term and the penalty (Eq. 5), and λ_p below the full-scale weight, the
     true frame stays the per-pixel minimum of the combined loss.
@@ -535,8 +571,15 @@ def transformation_consistency_loss(theta: torch.Tensor) -> torch.Tensor:
     levels' estimates should agree. L1 over the 6 parameters, averaged over the
     batch, the frames, the 4 pairs of adjacent levels and the parameters.
 
-    Args:
-        theta: [B, F, L, 6] (F transformed frames, L levels).
+    Parameters
+    ----------
+    theta : torch.Tensor
+        [B, F, L, 6] (F transformed frames, L levels).
+
+    Returns
+    -------
+    torch.Tensor
+        fp32 scalar.
     """
     if theta.ndim != 4 or theta.shape[2] < 2:
         raise ValueError(f"theta must be [B, F, L >= 2, P], got {tuple(theta.shape)}")
@@ -552,8 +595,15 @@ def penalty_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     the tie between the sequence and its reverse that an average cannot tell
     apart. The SAD is averaged per pixel so that the term is in [−1, 0].
 
-    Args:
-        pred, target: [B, K, 3, H, W].
+    Parameters
+    ----------
+    pred, target : torch.Tensor
+        [B, K, 3, H, W].
+
+    Returns
+    -------
+    torch.Tensor
+        fp32 scalar (0 for K = 1).
     """
     if pred.shape != target.shape or pred.ndim != 5:
         raise ValueError(f"pred and target must be the same [B, K, 3, H, W], got {tuple(pred.shape)} "
@@ -599,10 +649,14 @@ def better_order(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     the better one. "Better" is the higher mean PSNR over the sequence's frames
     (each frame clipped to [0, 1]); a tie keeps the ground-truth order.
 
-    Args:
-        output, target: [B, N, 3, H, W].
+    Parameters
+    ----------
+    output, target : torch.Tensor
+        [B, N, 3, H, W].
 
-    Returns:
+    Returns
+    -------
+    torch.Tensor
         [B, N, 3, H, W]: each sample's frames in the order that scores better.
     """
     if output.shape != target.shape or output.ndim != 5:

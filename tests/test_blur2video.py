@@ -6,10 +6,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from conftest import run_ok

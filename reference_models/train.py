@@ -62,7 +62,8 @@ from reference_models.split import (
 )
 from reference_models.task import ModelTask, task_of
 
-__all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "resolve_defaults", "train"]
+__all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "default_run_folder", "resolve_defaults",
+           "resolve_paths", "train"]
 
 LOG = "log.jsonl"
 CONFIG = "config.json"
@@ -596,8 +597,51 @@ class Trainer:
                 "elapsed_s": time.monotonic() - self.t0, "run": str(self.out)}
 
 
+def default_run_folder(model: str, resume: bool = False, root: str | Path = "runs") -> Path:
+    """``runs/<model>``, or ``runs/<model>-2``, ``-3``, … when that is taken.
+
+    With ``resume``, the last of those that holds a checkpoint (the run to continue).
+    """
+    root = Path(root)
+    names = [model] + [f"{model}-{k}" for k in range(2, 10_000)]
+    taken = []
+    for name in names:
+        if not (root / name).exists():
+            break
+        taken.append(root / name)
+    if resume:
+        held = [c for c in taken if (c / CHECKPOINT).exists()]
+        if held:
+            return held[-1]
+    for c in taken:
+        if c.is_dir() and not any(c.iterdir()):
+            return c
+    if len(taken) == len(names):
+        raise BlursynthError(f"{root}: no free run folder for {model}; pass --out")
+    return root / names[len(taken)]
+
+
+def resolve_paths(config: TrainConfig, log=None) -> TrainConfig:
+    """Fill ``data`` (the built-in sample dataset of the model's kind) and ``out`` (``runs/<model>``)."""
+    from reference_models.sample_data import sample_dataset
+
+    log = log or (lambda msg: None if config.quiet else print(msg, file=sys.stderr))
+    changes = {}
+    if config.data is None:
+        kind = task_of(build_model(config.model, config.model_args)).sample_kind
+        changes["data"] = str(sample_dataset(kind, log))
+    if config.out is None:
+        changes["out"] = str(default_run_folder(config.model, config.resume))
+        log(f"run folder: {changes['out']} (pass --out to choose)")
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def train(config: TrainConfig) -> dict:
     """Train ``config.model`` on ``config.data`` into ``config.out``; return the final metrics.
+
+    ``data=None`` trains on the built-in sample dataset suited to the model
+    (:mod:`reference_models.sample_data`); ``out=None`` writes to
+    ``runs/<model>`` (``runs/<model>-2``, … when taken).
 
     Returns
     -------
@@ -613,8 +657,10 @@ def train(config: TrainConfig) -> dict:
         For bad options, a dataset the model cannot learn from, or a diverged loss.
     """
     with Distributed(config.device) as env:
-        if env.world > 1:  # every rank must agree on the run folder
-            box = [config.out]
+        if env.main:
+            config = resolve_paths(config)
+        if env.world > 1:  # every rank must agree on the data and the run folder
+            box = [config.data, config.out]
             dist.broadcast_object_list(box, src=0)
-            config = dataclasses.replace(config, out=box[0])
+            config = dataclasses.replace(config, data=box[0], out=box[1])
         return Trainer(config, env).fit()

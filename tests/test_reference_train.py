@@ -9,18 +9,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from blursynth.cli import main
 from blursynth.cli.common import load_recipe
 from blursynth.errors import BlursynthError
 from blursynth.shards import iter_samples
+from conftest import run_cli
 from reference_models import create_model
+from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
+from reference_models.dtb import DTBTask, weight_penalty
 from reference_models.evaluate import evaluate
 from reference_models.split import make_split
-from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
-from reference_models.dtb import DTBTask, weight_penalty
 from reference_models.train import TrainConfig, resolve_defaults, train
 from test_reference_datasets import make_tiny_dataset
 
@@ -187,9 +186,7 @@ def test_recipe_gives_the_paper_schedule():
     assert (recipe["lr_decay"], recipe["lr_decay_every"], recipe["weight_reg"]) == (0.96, 10_000, 1e-5)
 
 
-def _cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
+_cli = run_cli
 
 
 def test_cli_train_eval_split_validate(data, tmp_path):

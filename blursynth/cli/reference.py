@@ -101,8 +101,11 @@ def _minutes(name: str, value: float | None) -> float | None:
 @main.command("train-reference")
 @click.argument("model")
 @recipe_option
-@click.option("--data", required=True, type=_DATA, help="Dataset folder (manifest.json + shards).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--data", type=_DATA, default=None,
+              help="Dataset folder (manifest.json + shards) [default: the built-in sample dataset suited "
+                   "to MODEL, made on first use and cached in $BLURSYNTH_CACHE or ~/.cache/blursynth].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder [default: runs/MODEL, or runs/MODEL-2, ... when taken].")
 @click.option("--steps", type=int, default=10_000, show_default=True, help="Training steps (paper: 300k).")
 @training_options
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -120,7 +123,9 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
     """Train a reference MODEL (see docs/models.md) on a dataset.
 
     \b
-    Writes OUT/checkpoint.pt, OUT/model.pt, OUT/log.jsonl, OUT/config.json.
+    blursynth train-reference dtb        trains on the built-in sample dataset into runs/dtb
+    Writes OUT/checkpoint.pt, OUT/model.pt, OUT/log.jsonl, OUT/config.json (+ OUT/split.json
+    when DATA has no split), OUT/curves.png.
     Multi-GPU: torchrun --nproc_per_node G $(which blursynth) train-reference ...
     """
     from blursynth.errors import BlursynthError
@@ -129,7 +134,8 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
 
     if not is_model(model):
         raise BlursynthError(f"model {model!r} is unknown; choose one of {', '.join(_model_names())}")
-    config = TrainConfig(data=str(data), out=str(out), model=model,
+    config = TrainConfig(data=None if data is None else str(data), out=None if out is None else str(out),
+                         model=model,
                          model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),
                          compile=compile_, time_budget_s=_minutes("--time-budget", time_budget), **kw)
     result = train(config)

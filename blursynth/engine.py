@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,8 +43,9 @@ class RunOptions:
 
     Attributes
     ----------
-    out : Path
-        The dataset folder (``--out``).
+    out : Path, optional
+        The dataset folder (``--out``); None: :func:`default_out` of the kind,
+        ``./highspeed-out`` or ``./panorama-out``.
     shard_size : int
         Samples per shard file.
     compression : {"none", "lzf", "gzip"}
@@ -65,7 +67,7 @@ class RunOptions:
         cores // workers, 1 on Dask.
     """
 
-    out: Path
+    out: Path | None = None
     shard_size: int = 32
     compression: str = "none"
     workers: int | None = None
@@ -252,15 +254,46 @@ def _parallel(options: RunOptions):
     return contextlib.nullcontext(), n_jobs, options.threads_per_worker or max(1, cores // n_jobs)
 
 
+def default_out(kind: str) -> Path:
+    """The dataset folder of a run without ``--out``: ``./KIND-out`` in the current folder."""
+    return Path(f"{kind}-out")
+
+
+def _announce(out: Path, options: RunOptions) -> None:
+    """Say where the data goes, once the folder is known to be usable."""
+    if options.out is None:
+        print(f"blursynth: writing to {out}/ (the default; pass --out DIR to choose)", file=sys.stderr)
+    elif not options.quiet:
+        print(f"blursynth: writing to {out}/", file=sys.stderr)
+
+
 class _Plan:
-    """The specs cut into shards of ``size`` consecutive specs."""
+    """The specs cut into shards of at most ``size`` consecutive specs.
+
+    A shard holds one frame size: a new shard also starts where a spec's
+    ``frame_size`` (when specs have one) differs from the previous spec's. The
+    pipeline orders its specs so that equal sizes are consecutive.
+    """
 
     def __init__(self, specs: Sequence, size: int):
         self.specs, self.size = specs, size
+        starts, previous = [], object()
+        for i, spec in enumerate(specs):
+            key = getattr(spec, "frame_size", None)
+            if not starts or key != previous or i - starts[-1] >= size:
+                starts.append(i)
+            previous = key
+        self.starts = starts
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every shard but the last holds exactly ``size`` specs."""
+        return self.starts == list(range(0, len(self.specs), self.size))
 
     def shard(self, k: int) -> Sequence:
         """The specs of shard ``k``."""
-        return self.specs[k * self.size:(k + 1) * self.size]
+        end = self.starts[k + 1] if k + 1 < len(self.starts) else len(self.specs)
+        return self.specs[self.starts[k]:end]
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
@@ -295,14 +328,18 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     Manifest
         The final manifest, also saved as ``manifest.json``.
     """
-    out = Path(options.out)
-    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
-                        shard_size=options.shard_size, compression=options.compression)
-    manifest = _prepare_out(out, manifest, options.overwrite)
+    out = default_out(kind) if options.out is None else Path(options.out)
     shards = _Plan(specs, options.shard_size)
+    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
+                        shard_size=options.shard_size, compression=options.compression,
+                        shard_starts=None if shards.uniform else shards.starts)
+    manifest = _prepare_out(out, manifest, options.overwrite)
+    _announce(out, options)
     with _locked(out):
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
+        if kept and not options.quiet:
+            print(f"blursynth: resuming: {len(kept)} of {manifest.n_shards} shards done", file=sys.stderr)
         manifest.save(out)
         todo += _needing_redo(manifest, shards)
         done = sum(len(shards.shard(k)) for k in kept)
@@ -343,7 +380,7 @@ def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tup
             manifest.shards.append(entry)
     kept = {e["index"] for e in manifest.shards}
     manifest.skipped = [s for s in manifest.skipped
-                        if "sample" not in s or s["sample"] // manifest.shard_size in kept]
+                        if "sample" not in s or manifest.shard_of(s["sample"]) in kept]
     manifest.complete = False
     return todo, kept
 
@@ -382,7 +419,7 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
         while todo:
             exclude = _bad_sources(manifest)
             tasks = (joblib.delayed(_render_shard)(
-                renderer, shards.shard(k), out / shard_name(k), manifest.kind, manifest.config,
+                renderer, shards.shard(k), out.absolute() / shard_name(k), manifest.kind, manifest.config,
                 manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads)
                 for k in todo)
             results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",

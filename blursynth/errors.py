@@ -20,3 +20,21 @@ class BadSourceError(BlursynthError):
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+
+    def __reduce__(self):
+        # Rebuilt from (source, reason) when it crosses a process boundary (a
+        # worker's error reaches the parent as the same one-line error).
+        return type(self), (self.source, self.reason)
+
+
+class BlursynthWarning(UserWarning):
+    """Something a user should know that does not stop the run (a fallback, a doubtful
+    setting). The CLI prints it as one line; library callers see an ordinary warning.
+    The message starts with ``note:`` or ``warning:``."""
+
+
+def note(message: str) -> None:
+    """Emit ``message`` as a :class:`BlursynthWarning` (shown once per message)."""
+    import warnings
+
+    warnings.warn(message, BlursynthWarning, stacklevel=2)

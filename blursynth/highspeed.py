@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -30,11 +30,11 @@ import numpy as np
 
 from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, run
-from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.errors import BadSourceError, BlursynthError, note
 from blursynth.response import parse_response
 from blursynth.seeds import sample_seed, source_rng
 from blursynth.shards import Manifest, Sample
-from blursynth.sources.clips import Clip, VideoReader, decode_frame, discover
+from blursynth.sources.clips import Clip, VideoReader, decode_frame, discover, sample_fallback
 from blursynth.worker import Worker
 
 KIND = "highspeed"
@@ -48,18 +48,21 @@ class HighspeedConfig(SourceConfig):
 
     ``T`` is ``"auto"`` (uniform in tau..2tau-1, Kim et al. 2017), ``"tau"``
     (T = tau: no gap, as GoPro) or a tuple of periods drawn uniformly.
+    ``fps=None`` records each video's own frame rate (frame folders: 240).
+    ``resize`` is ``(W, H)``, or ``(W, None)`` / ``(None, H)`` to keep each
+    clip's aspect ratio (:func:`output_size`).
     """
 
     src: tuple[str, ...]
     tau: tuple[int, ...] = (7,)
     T: str | tuple[int, ...] = "auto"
-    fps: float = 240.0
+    fps: float | None = None
     repeats: int = 1
     seq_len: int = 1
     latent: int = 0
     response: str = "gamma"
     gamma: float = 2.2
-    resize: tuple[int, int] | None = None
+    resize: tuple[int | None, int | None] | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -89,8 +92,13 @@ class HighspeedConfig(SourceConfig):
             raise BlursynthError(f"--seq-len {self.seq_len}: must be at least 1")
         if self.repeats < 1:
             raise BlursynthError(f"--repeats {self.repeats}: must be at least 1")
-        if not self.fps > 0:
+        if self.fps is not None and not self.fps > 0:
             raise BlursynthError(f"--fps {self.fps}: must be positive")
+        if self.resize is not None:
+            if len(self.resize) != 2 or self.resize == (None, None) or \
+                    any(v is not None and v < 1 for v in self.resize):
+                shown = "x".join("" if v is None else str(v) for v in self.resize)
+                raise BlursynthError(f"--resize {shown}: expected WxH, Wx or xH with positive sizes")
         parse_response(self.response, self.gamma)  # validates --response/--gamma
 
 
@@ -116,6 +124,11 @@ class HighspeedSpec:
     fps: float
     repeat: int
     ahead: int = 0  # first frames of the same clip's next sample, decoded ahead (no effect on content)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(W, H) of the written frames; a shard holds one (see :func:`plan`)."""
+        return self.resize or self.size
 
     @property
     def span(self) -> int:
@@ -155,8 +168,39 @@ def draw_exposure(config: HighspeedConfig, clip_id: str, repeat: int) -> tuple[i
     return tau, T
 
 
+# Frame rate assumed for frame folders without --fps (GoPro and Kim et al. 2017 used 240 fps).
+DEFAULT_FPS = 240.0
+# Below this, averaging frames ghosts instead of blurring (see docs/highspeed.md).
+LOW_FPS = 120.0
+
+
+def output_size(resize: tuple[int | None, int | None] | None, size: tuple[int, int]) -> tuple[int, int] | None:
+    """(W, H) a clip of ``size`` is resized to, or None to keep it.
+
+    ``(W, None)`` and ``(None, H)`` keep the clip's aspect ratio (the other side
+    rounded to the nearest pixel); a size equal to the clip's is no resize.
+    """
+    if resize is None:
+        return None
+    w, h = resize
+    if h is None:
+        h = max(1, round(size[1] * w / size[0]))
+    elif w is None:
+        w = max(1, round(size[0] * h / size[1]))
+    return None if (w, h) == tuple(size) else (w, h)
+
+
+def clip_fps(config: HighspeedConfig, clip: Clip) -> float:
+    """The frame rate recorded for ``clip``: ``--fps``, else the video's own, else 240."""
+    return float(config.fps or clip.fps or DEFAULT_FPS)
+
+
 def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     """Pure: config + probed clips -> ``(specs, skipped)``, specs in index order.
+
+    Samples are grouped by the size of their frames, in the order in which each
+    size first occurs among the (sorted) clips, so that the engine can give each
+    shard one frame size; with one size this is the plain clip order.
 
     Parameters
     ----------
@@ -179,6 +223,8 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     """
     specs, skipped = [], []
     for clip in clips:
+        resize = output_size(config.resize, clip.size)
+        fps = clip_fps(config, clip)
         for repeat in range(config.repeats):
             tau, T = draw_exposure(config, clip.id, repeat)
             exposures = (clip.n_frames - tau) // T + 1 if clip.n_frames >= tau else 0
@@ -197,11 +243,16 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                 end = start + config.seq_len * T + ahead if ahead else start + span
                 index = len(specs)
                 specs.append(HighspeedSpec(
-                    index=index, seed=sample_seed(config.seed, index), source=clip.id, path=clip.path,
+                    index=index, seed=0, source=clip.id, path=clip.path,
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
-                    latent=config.latent, response=config.response_name, resize=config.resize,
-                    fps=config.fps, repeat=repeat, ahead=ahead))
+                    latent=config.latent, response=config.response_name, resize=resize,
+                    fps=fps, repeat=repeat, ahead=ahead))
+    order = {}
+    for spec in specs:
+        order.setdefault(spec.frame_size, len(order))
+    specs.sort(key=lambda spec: order[spec.frame_size])  # stable: clip order within a size
+    specs = [replace(spec, index=i, seed=sample_seed(config.seed, i)) for i, spec in enumerate(specs)]
     return specs, skipped
 
 
@@ -372,8 +423,30 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     return Sample(arrays, meta)
 
 
+def _notes(config: HighspeedConfig, clips: list[Clip]) -> None:
+    """One line each: a --resize that changes aspect ratios, sources below 120 fps."""
+    if config.resize is not None and None not in config.resize:
+        changed = [c for c in clips if abs(config.resize[0] * c.size[1] - config.resize[1] * c.size[0])
+                   > 0.01 * c.size[0] * config.resize[1]]
+        if changed:
+            c, (w, h) = changed[0], config.resize
+            note(f"note: --resize {w}x{h} changes the aspect ratio of {len(changed)} of {len(clips)} clips "
+                 f"(e.g. {c.id}: {c.size[0]}x{c.size[1]}); --resize {w}x or x{h} keeps it")
+    slow = [c for c in clips if clip_fps(config, c) < LOW_FPS]
+    if slow:
+        c = slow[0]
+        note(f"warning: {len(slow)} of {len(clips)} clips are below {LOW_FPS:g} fps (e.g. {c.id}: "
+             f"{clip_fps(config, c):g} fps); averaging frames that far apart ghosts instead of blurring "
+             "(GoPro and Kim et al. 2017 used 240 fps)")
+
+
 def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     """Discover, plan, render and write a whole dataset (the ``highspeed`` command).
+
+    When none of ``config.src`` exists, the built-in sample clip is used
+    instead, announced as a :class:`~blursynth.errors.BlursynthWarning` and
+    recorded as ``src_fallback`` in the manifest's config
+    (:func:`blursynth.sources.clips.sample_fallback`).
 
     Parameters
     ----------
@@ -389,9 +462,13 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     Raises
     ------
     BlursynthError
-        No usable clip, or clips of different sizes without ``--resize``.
+        No usable clip, or some but not all ``--src`` entries missing.
     """
-    clips, skipped = discover(config.src, skip_bad=options.skip_bad)
+    sources, fallback = sample_fallback(config.src)
+    if fallback:
+        note(fallback["note"])
+    clips, skipped = discover(sources, skip_bad=options.skip_bad)
+    _notes(config, clips)
     try:
         specs, too_short = plan(config, clips, skip_bad=options.skip_bad)
     except BadSourceError as exc:
@@ -400,13 +477,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     if not specs:
         first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
         raise BlursynthError(f"--src: no usable clip, every clip was skipped{first}")
-    if config.resize is None:
-        sizes = {}
-        for spec in specs:
-            sizes.setdefault(spec.size, spec.source)
-        if len(sizes) > 1:
-            (a, ida), (b, idb) = list(sizes.items())[:2]
-            raise BlursynthError(
-                f"--src: clips have different frame sizes ({ida}: {a[0]}x{a[1]}, {idb}: {b[0]}x{b[1]}); "
-                "pass --resize WxH")
-    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)
+    recorded = config.to_dict()
+    if fallback:
+        recorded["src_fallback"] = fallback
+    return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped)

@@ -11,6 +11,7 @@ leaves a dataset from which a re-run resumes.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -254,11 +255,22 @@ class Manifest:
     skipped: list[dict] = field(default_factory=list)
     complete: bool = False
     version: str = __version__
+    # First sample of each shard when shards are not all ``shard_size`` long
+    # (a new shard starts where the frame size changes); None: uniform shards.
+    shard_starts: list[int] | None = None
 
     @property
     def n_shards(self) -> int:
         """Shards the plan is cut into."""
+        if self.shard_starts is not None:
+            return len(self.shard_starts)
         return -(-self.n_samples // self.shard_size) if self.n_samples else 0
+
+    def shard_of(self, sample: int) -> int:
+        """The index of the shard that holds sample ``sample``."""
+        if self.shard_starts is None:
+            return sample // self.shard_size
+        return bisect.bisect_right(self.shard_starts, sample) - 1
 
     @property
     def fingerprint(self) -> str:
@@ -267,17 +279,21 @@ class Manifest:
 
     def identity(self) -> dict:
         """What must match for a re-run to resume instead of refusing."""
-        return {"config": self.config, "seed": self.seed, "shard_size": self.shard_size,
-                "compression": self.compression, "n_samples": self.n_samples}
+        identity = {"config": self.config, "seed": self.seed, "shard_size": self.shard_size,
+                    "compression": self.compression, "n_samples": self.n_samples}
+        if self.shard_starts is not None:
+            identity["shard_starts"] = self.shard_starts
+        return identity
 
     def to_json(self) -> dict:
         """The JSON object written to ``manifest.json``."""
+        layout = {} if self.shard_starts is None else {"shard_starts": self.shard_starts}
         return {
             "format": SCHEMA, "format_version": FORMAT_VERSION, "kind": self.kind,
             "blursynth_version": self.version, "seed": self.seed, "config": self.config,
             "fingerprint": self.fingerprint, "n_samples": self.n_samples,
             "shard_size": self.shard_size, "compression": self.compression,
-            "n_shards": self.n_shards, "complete": self.complete,
+            "n_shards": self.n_shards, **layout, "complete": self.complete,
             "samples_written": sum(s["samples"] for s in self.shards),
             "shards": sorted(self.shards, key=lambda s: s["index"]), "skipped": self.skipped,
         }
@@ -308,7 +324,7 @@ class Manifest:
                    n_samples=data["n_samples"], shard_size=data["shard_size"],
                    compression=data["compression"], shards=data["shards"],
                    skipped=data.get("skipped", []), complete=data["complete"],
-                   version=data.get("blursynth_version", "?"))
+                   version=data.get("blursynth_version", "?"), shard_starts=data.get("shard_starts"))
 
 
 # ------------------------------------------------------------------ reading
@@ -340,7 +356,7 @@ def iter_samples(out: Path) -> Iterator[Sample]:
 
 
 def describe(out: Path) -> dict:
-    """A summary of a dataset (the ``info`` command).
+    """A summary of a dataset, as a whole and per source (the ``info`` command).
 
     Parameters
     ----------
@@ -352,18 +368,44 @@ def describe(out: Path) -> dict:
     dict
         ``kind``, ``complete``, ``samples`` (written), ``planned``, ``shards``,
         ``skipped`` (count), ``sample_shape`` (per frame array, from the first
-        shard), ``seed`` and ``config``; JSON-serializable.
+        shard), ``frame_sizes`` (``"WxH"`` -> samples), ``bytes`` (shard files),
+        ``seed``, ``config`` and ``sources``: per source id, its ``samples``,
+        ``frame_sizes``, ``bytes`` (its share of each shard, by sample count:
+        frames of one shard all have one size) and, for highspeed data,
+        ``tau_T`` (``"tau/T"`` -> samples). JSON-serializable.
     """
     manifest = Manifest.load(out)
-    shapes = {}
-    if manifest.shards:
-        with open_shard(Path(out) / manifest.shards[0]["file"]) as f:
-            shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+    shapes, sizes, sources, total_bytes = {}, {}, {}, 0
+    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
+        path = Path(out) / entry["file"]
+        shard_bytes = path.stat().st_size
+        total_bytes += shard_bytes
+        with open_shard(path) as f:
+            if not shapes:
+                shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+            n = int(f.attrs["samples"])
+            if not n:
+                continue
+            size = f"{f['blur'].shape[3]}x{f['blur'].shape[2]}"
+            meta = read_meta(f)
+        sizes[size] = sizes.get(size, 0) + n
+        for row in range(n):
+            info = sources.setdefault(str(meta["source"][row]), {"samples": 0, "frame_sizes": {}, "bytes": 0})
+            info["samples"] += 1
+            info["frame_sizes"][size] = info["frame_sizes"].get(size, 0) + 1
+            info["bytes"] += shard_bytes / n
+            if "tau" in meta and "T" in meta:
+                key = f"{int(meta['tau'][row])}/{int(meta['T'][row])}"
+                hist = info.setdefault("tau_T", {})
+                hist[key] = hist.get(key, 0) + 1
+    for info in sources.values():
+        info["bytes"] = int(round(info["bytes"]))
     return {
         "kind": manifest.kind, "complete": manifest.complete,
         "samples": sum(s["samples"] for s in manifest.shards), "planned": manifest.n_samples,
         "shards": len(manifest.shards), "skipped": len(manifest.skipped), "sample_shape": shapes,
-        "seed": manifest.seed, "config": manifest.config,
+        "frame_sizes": sizes, "bytes": total_bytes, "seed": manifest.seed, "config": manifest.config,
+        "sources": dict(sorted(sources.items())),
     }
 
 

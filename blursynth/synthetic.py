@@ -99,3 +99,49 @@ def write_sample_clip(out: str | Path, n_frames: int = 96, size: tuple[int, int]
         if not cv2.imwrite(str(out / f"{t:06d}.png"), frame):
             raise BlursynthError(f"{out}: cannot write frames there")
     return out
+
+
+# The built-in clip as a --src fallback: frames as written by write_sample_clip's defaults.
+SAMPLE_CLIP = "sample-240fps"
+
+
+def cache_dir() -> Path:
+    """Where blursynth keeps what it makes once per user (the sample clip, the sample
+    datasets of ``train-reference``): ``$BLURSYNTH_CACHE``, else
+    ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth``."""
+    import os
+
+    if os.environ.get("BLURSYNTH_CACHE"):
+        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "blursynth"
+
+
+def cached_sample_clip() -> Path:
+    """The built-in 240 fps clip (96 frames of 320x180, seed 0) as a frame folder in
+    :func:`cache_dir`, written on first use.
+
+    The frames are written to a temporary folder and renamed into place, so the
+    folder is either complete or absent, and concurrent first uses are safe.
+    """
+    import shutil
+    import tempfile
+
+    final = cache_dir() / SAMPLE_CLIP
+    if final.is_dir():
+        return final
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{SAMPLE_CLIP}-", dir=final.parent))
+    except OSError as exc:
+        raise BlursynthError(f"{final.parent}: cannot write the built-in sample clip there ({exc.strerror}); "
+                             "set BLURSYNTH_CACHE to a writable folder") from None
+    try:
+        write_sample_clip(tmp)
+        tmp.rename(final)
+    except OSError:
+        if not final.is_dir():  # another process did not win the race: a real failure
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -66,7 +66,9 @@ class ShardIndex:
     manifest : Manifest
     refs : list of SampleRef, in global index order.
     seq_len : L, frames per sample.
-    height, width : frame size.
+    height, width : frame size; the smallest of the shards when shards differ
+        (blursynth writes one frame size per shard, docs/format.md).
+    sizes : dict of shard file name to (height, width).
     n_latent : K latent frames per blurred frame (0 if the dataset has none).
     runs : list of list of SampleRef
         Samples chained into runs of consecutive exposures (same source, same
@@ -80,6 +82,7 @@ class ShardIndex:
         keys: list[tuple | None] = []
         shape = None
         n_latent = 0
+        self.sizes: dict[str, tuple[int, int]] = {}
         for entry in sorted(self.manifest.shards, key=lambda s: s["index"]):
             path = self.root / entry["file"]
             try:
@@ -90,6 +93,7 @@ class ShardIndex:
                     if shape is None:
                         shape = f["blur"].shape[1:]
                         n_latent = f["latent"].shape[2] if "latent" in f else 0
+                    self.sizes[entry["file"]] = tuple(int(v) for v in f["blur"].shape[2:4])
                     n = int(f.attrs["samples"])
             except OSError as exc:
                 raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
@@ -102,7 +106,9 @@ class ShardIndex:
             keys.extend(chain)
         if not refs:
             raise BlursynthError(f"{self.root}: the dataset holds no samples")
-        self.seq_len, self.height, self.width = int(shape[0]), int(shape[1]), int(shape[2])
+        self.seq_len = int(shape[0])
+        self.height = min(h for h, _ in self.sizes.values())
+        self.width = min(w for _, w in self.sizes.values())
         self.n_latent = int(n_latent)
         self.refs, self.runs = _chain(refs, keys, self.seq_len)
 
@@ -216,8 +222,8 @@ class _ShardDataset(Dataset):
             f.close()
         self._files = {}
 
-    def _window(self, rng: np.random.Generator | None) -> tuple[slice, slice, bool, bool]:
-        h, w = self.index.height, self.index.width
+    def _window(self, rng: np.random.Generator | None, ref: SampleRef) -> tuple[slice, slice, bool, bool]:
+        h, w = self.index.sizes[ref.file]  # each shard has its own frame size
         if rng is None:
             if self.patch is None:
                 return slice(0, h), slice(0, w), False, False
@@ -327,7 +333,7 @@ class VideoClipDataset(_ShardDataset):
     def __getitem__(self, key) -> dict:
         item, rng = self._rng(key)
         ref = self.refs[item]
-        ys, xs, hf, vf = self._window(rng)
+        ys, xs, hf, vf = self._window(rng, ref)
         a, b = self._span(ref, rng)
         if self.clip_len is None:
             first, count = ref.offset - a, self.index.seq_len
@@ -354,7 +360,7 @@ class _FrameDataset(_ShardDataset):
         item, rng = self._rng(key)
         k, t = self.items[item]
         ref = self.refs[k]
-        ys, xs, hf, vf = self._window(rng)
+        ys, xs, hf, vf = self._window(rng, ref)
         f = self._file(ref.file)
         target = f[self.target]
         extra = (slice(None),) * (target.ndim - 5)  # the K axis of latent frames

@@ -29,20 +29,13 @@ from typing import Callable
 from blursynth.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.shards import Manifest
+from blursynth.synthetic import cache_dir  # the one per-user cache folder (also the --src fallback clip)
 
 __all__ = ["SAMPLE_VERSION", "cache_dir", "sample_dataset"]
 
 # Bump when the recipe of a sample dataset changes, so that old caches are not reused.
 SAMPLE_VERSION = 1
 N_CLIPS, CLIP_FRAMES, CLIP_SIZE = 3, 264, (256, 144)
-
-
-def cache_dir() -> Path:
-    """``$BLURSYNTH_CACHE``, else ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth``."""
-    if os.environ.get("BLURSYNTH_CACHE"):
-        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "blursynth"
 
 
 def _complete(root: Path) -> bool:

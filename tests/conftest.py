@@ -19,6 +19,20 @@ from click.testing import CliRunner
 from blursynth.cli import main
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Files blursynth caches per user (the built-in sample clip) go to a folder of this session."""
+    import os
+
+    old = os.environ.get("BLURSYNTH_CACHE")
+    os.environ["BLURSYNTH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("BLURSYNTH_CACHE", None)
+    else:
+        os.environ["BLURSYNTH_CACHE"] = old
+
+
 def write_frames(folder: Path, frames: list[np.ndarray], ext: str = ".png", name: str = "f{:d}") -> Path:
     """Write RGB uint8 frames as numbered files (numbers not zero-padded: ordering must be numeric)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -99,8 +99,8 @@ def test_no_import_cycles(package):
     assert cycle is None, f"import cycle in {package}: {' -> '.join(cycle)}"
 
 
-def readme_layout() -> set[str]:
-    """Paths under ``blursynth/`` listed in the README's Layout block (folders end in ``/``)."""
+def readme_layout(package: str) -> set[str]:
+    """Paths under ``package/`` listed in the README's Layout block (folders end in ``/``)."""
     text = (REPO / "README.md").read_text()
     block = text.split("## Layout", 1)[1].split("```", 2)[1]
     paths, parents = set(), []
@@ -110,18 +110,23 @@ def readme_layout() -> set[str]:
         depth = (len(line) - len(line.lstrip(" "))) // 2
         name = line.split()[0]
         parents = parents[:depth] + [name]
-        if parents[0] == "blursynth/" and depth:
+        if parents[0] == f"{package}/" and depth:
             paths.add("".join(parents[1:]))
     return paths
 
 
-def test_readme_layout_lists_every_module_and_nothing_else():
+# Packages whose README layout lists their modules one by one.
+LAYOUT_PACKAGES = ["blursynth", "reference_models"]
+
+
+@pytest.mark.parametrize("package", LAYOUT_PACKAGES)
+def test_readme_layout_lists_every_module_and_nothing_else(package):
     """Every module is listed, or sits in a listed folder without listed children."""
-    listed = readme_layout()
-    root = REPO / "blursynth"
-    assert listed, "no Layout block under blursynth/ in README.md"
+    listed = readme_layout(package)
+    root = REPO / package
+    assert listed, f"no Layout block under {package}/ in README.md"
     for entry in listed:
-        assert (root / entry).exists(), f"README.md lists blursynth/{entry}, which does not exist"
+        assert (root / entry).exists(), f"README.md lists {package}/{entry}, which does not exist"
     for path in root.rglob("*.py"):
         rel = path.relative_to(root).as_posix()
         if path.name == "__init__.py" and rel != "__init__.py":
@@ -131,4 +136,4 @@ def test_readme_layout_lists_every_module_and_nothing_else():
         covered = rel in listed or any(
             rel.startswith(folder) and not any(e != folder and e.startswith(folder) for e in listed)
             for folder in listed if folder.endswith("/"))
-        assert covered, f"blursynth/{rel} is not in README.md's Layout"
+        assert covered, f"{package}/{rel} is not in README.md's Layout"

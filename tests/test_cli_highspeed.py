@@ -33,7 +33,8 @@ def test_bad_inputs_each_give_one_line(tmp_path, clip, cli):
     # empty src folder, missing src
     (tmp_path / "empty").mkdir()
     assert_one_line_error(cli("highspeed", "--src", tmp_path / "empty", "--out", out), "no frames")
-    assert_one_line_error(cli("highspeed", "--src", tmp_path / "nope", "--out", out), "nope")
+    # one --src missing beside one that exists: a typo, not a first try (none existing: the sample clip)
+    assert_one_line_error(cli("highspeed", "--src", clip, "--src", tmp_path / "nope", "--out", out), "nope")
     # clip too short for one exposure
     short = write_frames(tmp_path / "short", random_frames(4))
     assert_one_line_error(cli("highspeed", "--src", short, "--tau", "7", "--out", out), "short", "too short")

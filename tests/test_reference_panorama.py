@@ -10,7 +10,7 @@ from reference_models.data import LatentDataset, ShardIndex, VideoClipDataset
 
 def test_panorama_sequences_train_and_evaluate(tmp_path):
     data = tmp_path / "pano"
-    run_ok("panorama", "--n", 6, "--size", "40x48", "--seq-len", 4, "--latent", 3, "--out", data,
+    run_ok("panorama", "--n", 6, "--size", "48x40", "--seq-len", 4, "--latent", 3, "--out", data,
          "--workers", 1, "-q")
     index = ShardIndex(data)
     assert (index.seq_len, index.height, index.width, index.n_latent) == (4, 40, 48, 3)

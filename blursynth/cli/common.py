@@ -12,11 +12,12 @@ flags win key by key).
 from __future__ import annotations
 
 import tomllib
+import warnings
 from pathlib import Path
 
 import click
 
-from blursynth.errors import BlursynthError
+from blursynth.errors import BlursynthError, BlursynthWarning
 
 
 class Group(click.Group):
@@ -25,18 +26,29 @@ class Group(click.Group):
     A :class:`BlursynthError` exits with status 1; a usage error found by
     click (a bad option value, an unknown option or command) exits with 2, as
     click's own handler would, but on one line that names the help to read.
+    Each :class:`~blursynth.errors.BlursynthWarning` is printed as one line.
     """
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except BlursynthError as exc:
-            click.echo(f"blursynth: error: {exc}", err=True)
-            ctx.exit(1)
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            click.echo(f"blursynth: error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
-            ctx.exit(exc.exit_code)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", BlursynthWarning)  # each distinct message once
+            warnings.showwarning = _show_note
+            try:
+                return super().invoke(ctx)
+            except BlursynthError as exc:
+                click.echo(f"blursynth: error: {exc}", err=True)
+                ctx.exit(1)
+            except click.UsageError as exc:
+                where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+                click.echo(f"blursynth: error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
+                ctx.exit(exc.exit_code)
+
+
+def _show_note(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, BlursynthWarning):
+        click.echo(f"blursynth: {message}", err=True)
+    else:
+        click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
 
 
 def load_recipe(path: str | Path, command: click.Command) -> dict:
@@ -114,22 +126,29 @@ class NumberList(click.ParamType):
 
 
 class Size(click.ParamType):
-    """``WxH`` -> (W, H)."""
+    """``WxH`` -> (W, H); with ``partial``, ``960x`` -> (960, None) and ``x540`` -> (None, 540)
+    (the missing side follows from each source's aspect ratio)."""
 
     name = "WxH"
 
-    def __init__(self, order="WxH"):
-        self.order = order
-        self.name = order
+    def __init__(self, partial: bool = False):
+        self.partial = partial
+        self.name = "WxH|Wx|xH" if partial else "WxH"
 
     def convert(self, value, param, ctx):
         if value is None or isinstance(value, tuple):
             return value
+        example = "960x540, 960x or x540" if self.partial else "960x540"
+        parts = str(value).lower().replace(" ", "").split("x")
         try:
-            a, b = (int(v) for v in str(value).lower().split("x"))
+            if len(parts) != 2:
+                raise ValueError
+            a, b = (int(v) if v else None for v in parts)
+            if (a is None or b is None) and not (self.partial and (a, b) != (None, None)):
+                raise ValueError
         except ValueError:
-            self.fail(f"{value!r} is not of the form {self.order} (e.g. 960x540)", param, ctx)
-        if a < 1 or b < 1:
+            self.fail(f"{value!r} is not of the form {self.name} (e.g. {example})", param, ctx)
+        if (a is not None and a < 1) or (b is not None and b < 1):
             self.fail(f"{value!r}: sizes must be positive", param, ctx)
         return (a, b)
 
@@ -137,8 +156,9 @@ class Size(click.ParamType):
 def run_options(func):
     """Options that say where and how to run, shared by the synthesis commands."""
     decorators = [
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                     help="Output dataset folder (manifest.json + shard-*.h5)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     show_default="./COMMAND-out, e.g. ./highspeed-out",
+                     help="Output dataset folder (manifest.json + shard-*.h5); re-running resumes there."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
         click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
         click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
@@ -157,7 +177,8 @@ def run_options(func):
 
 
 def make_run_options(kw: dict):
-    """Pop the run options out of a command's keyword arguments."""
+    """Pop the run options out of a command's keyword arguments (no ``--out``: the
+    engine's default folder, :func:`blursynth.engine.default_out`)."""
     from blursynth.engine import RunOptions
     keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
             "skip_bad", "quiet")
@@ -165,9 +186,17 @@ def make_run_options(kw: dict):
 
 
 def report(manifest, out) -> None:
-    """One summary line after a run."""
+    """The summary line after a run, after any note that must be repeated at the end."""
+    from blursynth.engine import default_out
+
+    out = default_out(manifest.kind) if out is None else out
+    fallback = manifest.config.get("src_fallback")
+    if fallback:
+        click.echo(f"blursynth: {fallback['note']}", err=True)
     written = sum(s["samples"] for s in manifest.shards)
-    msg = f"{written} samples in {len(manifest.shards)} shards -> {out}"
+    msg = f"{written} samples in {len(manifest.shards)} shards -> {out}/"
     if manifest.skipped:
         msg += f" ({len(manifest.skipped)} skipped, listed in manifest.json)"
+    size = sum((Path(out) / s["file"]).stat().st_size for s in manifest.shards if (Path(out) / s["file"]).exists())
+    msg += f", {size / 1e9:.2f} GB" if size >= 1e8 else f", {size / 1e6:.1f} MB"
     click.echo(msg, err=True)

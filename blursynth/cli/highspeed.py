@@ -25,7 +25,8 @@ class PeriodType(click.ParamType):
               help="Frames averaged per blurred frame (odd); one is drawn per clip, e.g. 7,9,11.")
 @click.option("--T", "T", type=PeriodType(), default="auto", show_default=True,
               help="Exposure period in frames: auto (uniform tau..2tau-1), tau (no gap), or a list.")
-@click.option("--fps", type=float, default=240.0, show_default=True, help="Frame rate of the source (recorded).")
+@click.option("--fps", type=float, default=None, show_default="a video's own frame rate, else 240",
+              help="Frame rate of the source (recorded in each sample; a warning below 120).")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Independent (tau, T) draws per clip.")
 @click.option("--seq-len", type=int, default=1, show_default=True,
               help="Consecutive blurred frames per sample (1: pairs; 13: Kim et al.'s sequences).")
@@ -34,18 +35,22 @@ class PeriodType(click.ParamType):
 @click.option("--response", default="gamma", show_default=True,
               help="Camera response: gamma, srgb, linear, or crf:FILE.")
 @click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
-@click.option("--resize", type=Size(), default=None, help="Output size WxH, area-resampled in linear light.")
+@click.option("--resize", type=Size(partial=True), default=None, show_default="each clip's own size",
+              help="Output size, area-resampled in linear light: WxH, or 960x / x540 to keep each clip's "
+                   "aspect ratio. Clips of different sizes go to different shards.")
 @run_options
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).
 
     Each blurred frame is paired with its sharp mid-exposure frame. Output: HDF5
-    shards + manifest.json in --out (see docs/format.md). Re-running the same
-    command resumes an interrupted run.
+    shards + manifest.json in --out (default ./highspeed-out; see docs/format.md).
+    Re-running the same command resumes an interrupted run. When no --src path
+    exists, the built-in 240 fps sample clip is used (with a note).
 
     \b
     Example:
-      blursynth sample clip/ && blursynth highspeed --src clip/ --tau 7,9,11 --out data/
+      blursynth highspeed --tau 7,9,11 --src gopro/
+      blursynth highspeed --recipe kim2017_dtb --src clips/ --out dtb-train/
     """
     from blursynth.highspeed import HighspeedConfig, synthesize
 

@@ -8,8 +8,9 @@ them with quaternion slerp, as many as the rotation is large, and average them
 into the blurred image. This module does that (see docs/panorama.md):
 
 * source: :mod:`blursynth.sources.panoramas` finds panoramas (8-bit jpg/png,
-  HDR .hdr/.pfm/.exr), checks them (2:1, readable, finite non-negative
-  radiance) and reads them;
+  HDR .hdr/.pfm/.exr), checks their headers (readable, 2:1) at plan time and
+  reads them in the worker (large JPEGs at 1/2 or 1/4 size; HDR radiance
+  checked finite and non-negative there);
 * config: :mod:`blursynth.panorama.config` (:class:`PanoramaConfig`);
 * plan: :mod:`blursynth.panorama.plan` draws each sample's orientation and
   motion from its own seed and fixes the number of frames so that no pixel

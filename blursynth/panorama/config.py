@@ -19,6 +19,8 @@ class PanoramaConfig(SourceConfig):
 
     Angles are in degrees; ``size`` is ``(H, W)``. ``frames_per_degree=None``
     derives the frame count from ``max_step`` (see :func:`frames_per_radian`).
+    ``per_panorama`` is the number of consecutive samples drawn from each
+    panorama used (see :func:`blursynth.panorama.plan.plan`).
     """
 
     src: tuple[str, ...] = field(default_factory=default_sources)
@@ -36,6 +38,7 @@ class PanoramaConfig(SourceConfig):
     gamma: float = 2.2
     device: str = "cpu"
     seed: int = 0
+    per_panorama: int = 1
 
     def __post_init__(self):
         def bad(option, value, why):
@@ -63,6 +66,8 @@ class PanoramaConfig(SourceConfig):
             bad("seq-len", self.seq_len, "must be at least 1")
         if not 0 < self.duty <= 1:
             bad("duty", self.duty, "the exposed fraction of a frame interval must be in (0, 1]")
+        if self.per_panorama < 1:
+            bad("per-panorama", self.per_panorama, "must be at least 1")
         if self.device not in ("cpu", "cuda"):
             bad("device", self.device, "expected cpu or cuda")
         parse_response(self.response, self.gamma)  # validates --response/--gamma

@@ -189,9 +189,11 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
          skip_bad: bool = False) -> tuple[list[PanoramaSpec], list[dict]]:
     """Config (+ checked panoramas) -> ``(specs, skipped)``, specs in index order.
 
-    Sample ``i`` of ``N`` uses panorama ``floor(i S / N)`` of the ``S`` usable
-    ones (sorted by id): consecutive samples share a panorama, so a worker
-    rendering one shard decodes few panoramas.
+    Samples come in groups of ``K = per_panorama`` consecutive ones (the last
+    group may be shorter); of ``G = ceil(N / K)`` groups, group ``g`` uses
+    panorama ``floor(g S / G)`` of the ``S`` usable ones (sorted by id). With
+    ``K = 1`` sample ``i`` uses panorama ``floor(i S / N)``. Consecutive samples
+    share a panorama, so a worker decodes it once for ``K`` (or more) renders.
 
     Parameters
     ----------
@@ -220,6 +222,7 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
         first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
         raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")
     k = frames_per_radian(config)
-    s = len(panoramas)
-    specs = [plan_sample(config, i, panoramas[i * s // config.n], k) for i in range(config.n)]
+    s, per = len(panoramas), config.per_panorama
+    groups = -(-config.n // per)
+    specs = [plan_sample(config, i, panoramas[(i // per) * s // groups], k) for i in range(config.n)]
     return specs, skipped

@@ -59,6 +59,7 @@ class Clip:
     n_frames: int
     size: tuple[int, int]  # (W, H)
     files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
+    fps: float | None = None  # the container's frame rate (videos that report one)
 
 
 def frame_number(name: str) -> int | None:
@@ -109,11 +110,12 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
     finally:
         cap.release()
     if n <= 0 or w <= 0 or h <= 0:
         raise BadSourceError(clip_id, f"{path}: the video reports no frames or no size")
-    return Clip(clip_id, str(path), "video", n, (w, h))
+    return Clip(clip_id, str(path), "video", n, (w, h), fps=round(fps, 3) if 0 < fps < 10_000 else None)
 
 
 def _candidates(root: Path):
@@ -161,6 +163,41 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[lis
         list(sources), _candidates, noun="clip", skip_bad=skip_bad,
         nothing_found=(f"no frames ({', '.join(sorted(FRAME_EXTS))}) "
                        f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
+
+
+def sample_fallback(sources: Iterable[str | Path]) -> tuple[tuple[str, ...], dict | None]:
+    """The ``--src`` entries to read, falling back to the built-in clip when none exists.
+
+    When *none* of ``sources`` exists (e.g. ``--src gopro/`` typed in an empty
+    folder), the built-in synthetic 240 fps clip
+    (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so the
+    advertised command runs as typed. When some exist and others do not, the
+    missing one is an error: that is a typo, not a first try.
+
+    Returns
+    -------
+    sources : tuple of str
+        What to read.
+    fallback : dict or None
+        ``{"missing": [...], "clip": path, "note": one line}`` when the built-in
+        clip replaced ``sources`` (recorded in the manifest), else None.
+    """
+    sources = tuple(str(s) for s in sources)
+    if not sources:
+        raise BlursynthError("--src: no source given")
+    missing = [s for s in sources if not Path(s).exists()]
+    if not missing:
+        return sources, None
+    if len(missing) < len(sources):
+        raise BlursynthError(f"--src {missing[0]}: no such file or folder")
+    from blursynth.synthetic import cached_sample_clip
+
+    clip = cached_sample_clip()
+    names = " ".join(missing)
+    verb = "does" if len(missing) == 1 else "do"
+    line = (f"note: {names} {verb} not exist; using the built-in 240 fps sample clip "
+            f"(blursynth sample) - point --src at your footage")
+    return (str(clip),), {"missing": missing, "clip": str(clip), "note": line}
 
 
 # --------------------------------------------------------------- decoding

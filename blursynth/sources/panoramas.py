@@ -9,9 +9,12 @@ the folder given. Supported files:
 * ``.hdr`` (Radiance), ``.pfm`` and ``.exr`` (``kind="hdr"``): linear radiance,
   which must be finite and non-negative.
 
-Every panorama must be 2:1 (equirectangular). :func:`load_panorama` gives the
-linear, resampled and padded array a renderer samples, decoded once per worker
-process and kept in a small cache.
+Every panorama must be 2:1 (equirectangular). Planning (:func:`discover`,
+:func:`probe`) reads only file headers (:mod:`blursynth.sources.headers`);
+the pixels are decoded and checked (HDR: finite, non-negative) by the worker
+that renders them. :func:`load_panorama` gives the linear, resampled and padded
+array a renderer samples, decoded once per worker process (large JPEGs at a
+reduced size, :func:`jpeg_reduction`) and kept in a small cache.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from blursynth import geometry
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
+from blursynth.sources import headers
 from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
 
@@ -95,7 +99,35 @@ def _read_exr(path: Path, source_id: str) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
+# The reduced JPEG decode must leave at least this many times the working
+# width, so that the linear-light area resampling that follows averages over
+# several of its pixels (docs/panorama.md, "Resolution": measured accuracy).
+REDUCED_MARGIN = 1.5
+
+
+def jpeg_reduction(width: int, target: int) -> int:
+    """The libjpeg scale-down ``r`` (4, 2 or 1) at which to decode a JPEG ``width`` wide.
+
+    libjpeg decodes a JPEG at 1/2 or 1/4 of its size by computing fewer output
+    samples of each 8x8 DCT block (``cv2.IMREAD_REDUCED_COLOR_r``), at a
+    fraction of the cost of a full decode. Those samples are averages in the
+    encoded (gamma) domain, not in linear light, and the area resampling to
+    ``target`` that follows can only average whole reduced pixels. So ``r`` is
+    the largest of 4 and 2 with ``ceil(width / r) >= REDUCED_MARGIN * target``
+    (1 if neither is): e.g. a 9104-wide SUN360 panorama and the default camera
+    (``target`` 1394) give 4. 1/8 is never used: its 8x8 block means differ
+    from linear-light means by too much on textured content (docs/panorama.md).
+    """
+    for r in (4, 2):
+        if -(-width // r) >= REDUCED_MARGIN * target:
+            return r
+    return 1
+
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
+
+
+def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) -> np.ndarray:
     """Decode a panorama: uint8 RGB (``kind="ldr"``) or float32 RGB radiance (``"hdr"``).
 
     Parameters
@@ -105,7 +137,10 @@ def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
     kind : {"ldr", "hdr"}
         How to decode it (see :func:`kind_of`).
     source_id : str
-        The panorama's id, named in errors.
+        The panorama's id, named in errors (and by ``--skip-bad``).
+    reduction : int
+        1, 2 or 4: decode a JPEG at that fraction of its size
+        (:func:`jpeg_reduction`); ignored for other files.
 
     Returns
     -------
@@ -115,20 +150,29 @@ def read_image(path: str | Path, kind: str, source_id: str) -> np.ndarray:
     Raises
     ------
     BadSourceError
-        The file cannot be decoded, is not 2:1, or (HDR) holds NaN, infinite or
-        negative values.
+        The file cannot be decoded, is not 2:1 (checked at full size), or (HDR)
+        holds NaN, infinite or negative values. This runs in the worker that
+        renders the panorama: planning reads only headers (:func:`probe`).
     """
     path = Path(path)
     if path.suffix.lower() == ".exr":
         image = _read_exr(path, source_id)
     else:
-        flags = cv2.IMREAD_COLOR if kind == "ldr" else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR
+        if kind == "ldr":
+            jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+            # EXIF orientation is ignored: the size checked from the header at
+            # plan time is then the size decoded here.
+            flags = (_REDUCED[reduction] if jpeg else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+        else:
+            flags = cv2.IMREAD_UNCHANGED  # OpenCV 5 cannot read a grey PFM as colour
         image = cv2.imread(str(path), flags)
         if image is None:
             raise BadSourceError(source_id, f"{path}: not a readable image")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         if kind == "hdr":
             image = image.astype(np.float32, copy=False)
+        elif jpeg and reduction > 1:
+            return image  # 2:1 was checked on the header; ceil(W / r) x ceil(H / r) need not be
     check_panorama(image, path, source_id)
     return image
 
@@ -139,7 +183,8 @@ def check_panorama(image: np.ndarray, path, source_id: str) -> None:
     Parameters
     ----------
     image : ndarray
-        ``[H, W, C]``; float images must hold finite, non-negative radiance.
+        ``[H, W, C]``; float images (HDR radiance) must hold finite,
+        non-negative values.
     path : str or Path
         The file it came from, named in the error.
     source_id : str
@@ -166,11 +211,51 @@ def _check_shape(w: int, h: int, path, source_id: str) -> None:
                                         "(the width must be twice the height)")
 
 
-def probe(path: str | Path, source_id: str) -> Panorama:
-    """Check one panorama file; 8-bit files by their header, HDR files fully.
+_HEADER_READERS = {".hdr": headers.radiance_size, ".pfm": headers.pfm_size}
 
-    An HDR file is decoded once here so that NaN or negative radiance stops the
-    run before anything is written.
+
+def image_size(path: str | Path, source_id: str) -> tuple[int, int]:
+    """``(width, height)`` of a panorama file from its header alone (no decoding).
+
+    ``.exr`` is the exception: it is decoded (see docs/panorama.md).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    source_id : str
+        Its id, named in errors.
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    BadSourceError
+        The header cannot be read (the reason names the file).
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == ".exr":
+        h, w = _read_exr(path, source_id).shape[:2]
+        return w, h
+    reader = _HEADER_READERS.get(ext, headers.raster_size)
+    try:
+        return reader(path)
+    except OSError as exc:
+        raise BadSourceError(source_id, f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        reason = str(exc) if reader is not headers.raster_size else "not a readable image"
+        raise BadSourceError(source_id, f"{path}: {reason}") from None
+
+
+def probe(path: str | Path, source_id: str) -> Panorama:
+    """Check one panorama file from its header: readable and 2:1.
+
+    Pixels are not decoded (except ``.exr``): NaN or negative HDR radiance is
+    found by the worker that loads the panorama (:func:`read_image`), so that
+    planning a large collection costs a few hundred bytes per file.
 
     Parameters
     ----------
@@ -186,22 +271,12 @@ def probe(path: str | Path, source_id: str) -> Panorama:
     Raises
     ------
     BadSourceError
-        The file is unreadable, not 2:1, or holds bad radiance.
+        The header is unreadable or the size is not 2:1.
     """
     path = Path(path)
-    kind = kind_of(path)
-    if kind == "ldr":
-        from PIL import Image, UnidentifiedImageError
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-        except (OSError, UnidentifiedImageError, ValueError):
-            raise BadSourceError(source_id, f"{path}: not a readable image") from None
-        _check_shape(w, h, path, source_id)
-    else:
-        image = read_image(path, "hdr", source_id)
-        h, w = image.shape[:2]
-    return Panorama(source_id, str(path), kind, (w, h))
+    w, h = image_size(path, source_id)
+    _check_shape(w, h, path, source_id)
+    return Panorama(source_id, str(path), kind_of(path), (w, h))
 
 
 def _candidates(root: Path):
@@ -246,20 +321,36 @@ def discover(sources, skip_bad: bool = False) -> tuple[list[Panorama], list[dict
                             nothing_found=f"no panoramas ({_EXTS}) found")
 
 
-def _linear_rgbl(image: np.ndarray, kind: str, response_name: str, width: int) -> np.ndarray:
-    """Linear float32 [H, W, 4]: RGB plus luminance (exposure needs it; remap is fastest on 4 channels)."""
+# RGB -> RGB + luminance in one pass (cv2.transform).
+_RGB_TO_RGBL = np.vstack([np.eye(3), [LUMA]]).astype(np.float32)
+
+
+def linear_rgbl(image: np.ndarray, kind: str, response_name: str, width: int) -> np.ndarray:
+    """Linear float32 ``[width / 2, width, 4]``: RGB plus luminance.
+
+    8-bit images are linearized through the response curve first; then the
+    image is area-averaged in linear light (``cv2.INTER_AREA``) to ``width``
+    when it is wider. Exposure needs the luminance, and ``cv2.remap`` is
+    faster on 4 float channels than on 3.
+    """
     linear = parse_response(response_name).linearize(image) if kind == "ldr" else image
-    if linear.shape[1] != width:
+    if linear.shape[1] != width or linear.shape[0] != width // 2:
         linear = cv2.resize(linear, (width, width // 2), interpolation=cv2.INTER_AREA)
-    luma = linear @ np.asarray(LUMA, dtype=np.float32)
-    return np.concatenate([linear, luma[..., None]], axis=-1).astype(np.float32, copy=False)
+    return cv2.transform(linear, _RGB_TO_RGBL)
+
+
+def _reduction(path: str, kind: str, width: int, source_id: str) -> int:
+    """libjpeg scale-down for a JPEG panorama much wider than ``width`` (1 otherwise)."""
+    if kind != "ldr" or Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        return 1
+    return jpeg_reduction(image_size(path, source_id)[0], width)
 
 
 @functools.lru_cache(maxsize=4)
 def _padded(path: str, stamp: tuple[int, int], source_id: str, kind: str, response_name: str,
             width: int) -> np.ndarray:
-    rgbl = _linear_rgbl(read_image(path, kind, source_id), kind, response_name, width)
-    padded = geometry.pad_equirect(rgbl)
+    image = read_image(path, kind, source_id, _reduction(path, kind, width, source_id))
+    padded = geometry.pad_equirect(linear_rgbl(image, kind, response_name, width))
     padded.setflags(write=False)
     return padded
 
@@ -268,10 +359,12 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
                   source_id: str | None = None) -> np.ndarray:
     """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
 
-    Resampled to ``width`` (see :func:`blursynth.panorama.plan.working_width`)
-    and padded by :func:`blursynth.geometry.pad_equirect`. Kept in a small
-    per-process cache keyed by path, modification time and size, so a worker
-    decodes a panorama once for all the samples it renders from it.
+    A JPEG at least three times as wide as ``width`` is decoded at 1/2 or 1/4
+    of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see
+    :func:`blursynth.panorama.plan.working_width`) and padded by
+    :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
+    keyed by path, modification time and size, so a worker decodes a panorama
+    once for all the samples it renders from it.
 
     Parameters
     ----------

@@ -1,4 +1,5 @@
-"""Every registered model through its task (loss, gradients, NaNs, output shapes); DTB's recurrence and blending."""
+"""Every registered model through its task (loss, gradients, NaNs, output shapes); the video
+models' clip shapes; DTB's recurrence and blending."""
 
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ from reference_models.dtb import DTBNet, DTBState
 from reference_models.train import TrainConfig, resolve_defaults
 
 TINY = {"blocks": 1, "width": 16, "feature_channels": 8}
-DTB_MODELS = ["dtb", "strcnn", "cnn"]
+# Small constructor arguments per model (models not listed get TINY).
+TINY_ARGS = {"fsta": {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}}
 
 
 def _tiny(name):
     torch.manual_seed(0)
-    return create_model(name, **TINY)
+    return create_model(name, **TINY_ARGS.get(name, TINY))
 
 
-def test_registry_lists_the_ablation():
-    assert {"dtb", "strcnn", "cnn"} <= set(list_models())
-    with pytest.raises(BlursynthError, match="unknown"):
-        create_model("nope")
+# Clip-in, clip-out models (blur2video maps one image to its latent frames: tests/test_blur2video.py).
+VIDEO_MODELS = [n for n in list_models() if not n.startswith("blur2video")]
 
 
 def _batch(kind: str, h: int = 32, w: int = 24) -> dict:
@@ -45,7 +45,7 @@ def _batch(kind: str, h: int = 32, w: int = 24) -> dict:
 def test_every_model_trains_through_its_task(name):
     """The contract: the task's loss reaches every parameter, finitely; outputs line up with targets."""
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, **TINY_ARGS.get(name, {}))
     task = task_of(model)
     batch = _batch(task.sample_kind)
     loss, terms = task.loss(model, batch, resolve_defaults(TrainConfig(), task))
@@ -63,7 +63,13 @@ def test_every_model_trains_through_its_task(name):
     assert len(task.position_names(output.shape[1])) == output.shape[1]
 
 
-@pytest.mark.parametrize("name", DTB_MODELS)
+def test_registry_lists_the_ablation():
+    assert {"dtb", "strcnn", "cnn"} <= set(list_models())
+    with pytest.raises(BlursynthError, match="unknown"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", VIDEO_MODELS)
 @pytest.mark.parametrize("size", [(16, 16), (17, 23), (9, 12)])
 def test_output_shapes_odd_and_even(name, size):
     model = _tiny(name)
@@ -71,17 +77,19 @@ def test_output_shapes_odd_and_even(name, size):
     clip = torch.rand(2, 5, 3, h, w)
     assert model(clip).shape == (2, 5 - 2 * model.context, 3, h, w)
     assert model(clip, pad=True).shape == (2, 5, 3, h, w)
-    latent, state = model.step(clip[:, :3])
-    assert latent.shape == (2, 3, h, w)
+    if isinstance(model, DTBNet):
+        latent, state = model.step(clip[:, :3])
+        assert latent.shape == (2, 3, h, w)
 
 
-@pytest.mark.parametrize("name", DTB_MODELS)
+@pytest.mark.parametrize("name", VIDEO_MODELS)
 def test_every_parameter_gets_a_gradient_and_no_nans(name):
     model = _tiny(name)
     clip = torch.rand(2, 5, 3, 12, 14)
     out = model(clip)
     assert torch.isfinite(out).all()
-    ((out - clip[:, 1:4]) ** 2).mean().backward()
+    m = model.context
+    ((out - clip[:, m:5 - m]) ** 2).mean().backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} gets no gradient"
         assert torch.isfinite(p.grad).all(), pname
@@ -121,7 +129,7 @@ def test_cnn_has_no_memory():
         torch.testing.assert_close(out[:, n - 1], alone, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", DTB_MODELS)
+@pytest.mark.parametrize("name", ["cnn", "dtb", "strcnn"])
 def test_online_steps_equal_the_whole_clip(name):
     model = _tiny(name).eval()
     clip = torch.rand(2, 7, 3, 11, 13)

@@ -19,5 +19,6 @@ def main():
     blursynth train-reference dtb --data DIR --out RUN   train a reference deblurring model
     blursynth eval-reference RUN --data DIR              PSNR/SSIM of output vs blurry input
     blursynth split DATASET / validate DATASET           split by source / does it teach deblurring?
+    blursynth export DATASET --format gopro --out DIR    the layouts trainers read (paired, lmdb, reds, bsd)
     blursynth demo                    all of it on the built-in samples
     """

@@ -1,0 +1,130 @@
+"""What every export layout shares: the context of a run, PNG encoding, file writes.
+
+A layout is an object with ``write(task, ctx)``, ``done(task, ctx)`` and
+``finish(tasks, ctx)``. Folder layouts (:class:`FolderLayout`) only say where
+each frame goes; the LMDB layout collects encoded frames and builds its
+databases at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blursynth.atomic import tmp_path
+from blursynth.errors import BlursynthError
+from blursynth.export.plan import Clip, Task
+from blursynth.shards import open_shard
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """Where and how a run exports (the same in every worker).
+
+    Attributes
+    ----------
+    dataset : the dataset folder.
+    out : the export folder ``DIR``; nothing is written outside it.
+    renditions : blurred frame arrays of the dataset, ``{array name: response name}``
+        in the dataset's order (the first is ``blur``).
+    input : the rendition used as the network input by single-input layouts.
+    png_level : zlib level of every PNG (``cv2.IMWRITE_PNG_COMPRESSION``).
+    """
+
+    dataset: Path
+    out: Path
+    renditions: dict[str, str]
+    input: str
+    png_level: int
+
+    def path(self, relative: str) -> Path:
+        """``out / relative``, refusing anything that would land outside ``out``."""
+        path = self.out / relative
+        if ".." in Path(relative).parts or Path(relative).is_absolute():
+            raise BlursynthError(f"--out {self.out}: refusing to write {relative!r} outside it")
+        return path
+
+
+def encode_png(rgb: np.ndarray, level: int) -> bytes:
+    """PNG bytes of an RGB uint8 frame (PNG stores RGB; OpenCV's encoder takes BGR)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 HxWx3 array
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name and rename it into place.
+
+    A file that exists under its final name is therefore complete, which is
+    what resume relies on. No fsync per file: a kill leaves no partial file,
+    a power cut may (``blursynth-export.json`` is fsync'd when the export ends).
+    """
+    tmp = tmp_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class FrameReader:
+    """Frames of one task's shards, each shard opened once (read-only, no locking)."""
+
+    def __init__(self, dataset: Path):
+        self.dataset = dataset
+        self._files: dict = {}
+
+    def frame(self, array: str, file: str, row: int, t: int) -> np.ndarray:
+        if file not in self._files:
+            self._files[file] = open_shard(self.dataset / file)
+        return self._files[file][array][row, t]
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FolderLayout:
+    """A layout of one PNG file per frame and array; subclasses say where each goes."""
+
+    name = ""
+    sides: tuple[str, ...] = ()
+
+    def files(self, clip: Clip, number: int, ctx: ExportContext) -> dict[str, str]:
+        """``{array name: path relative to out}`` of frame ``number`` of ``clip``."""
+        raise NotImplementedError
+
+    def done(self, task: Task, ctx: ExportContext) -> bool:
+        return all(ctx.path(rel).exists() for frame in task.frames
+                   for rel in self.files(task.clip, frame.number, ctx).values())
+
+    def write(self, task: Task, ctx: ExportContext) -> None:
+        made: set[Path] = set()
+        with FrameReader(ctx.dataset) as reader:
+            for frame in task.frames:
+                for array, rel in self.files(task.clip, frame.number, ctx).items():
+                    path = ctx.path(rel)
+                    if path.exists():  # written before a kill: complete (renamed into place)
+                        continue
+                    if path.parent not in made:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(path.parent)
+                    data = encode_png(reader.frame(array, frame.file, frame.row, frame.t), ctx.png_level)
+                    write_file(path, data)
+
+    def finish(self, tasks: list[Task], ctx: ExportContext) -> None:
+        """Nothing to assemble: every file is in place when its task ends."""

@@ -1,0 +1,193 @@
+"""Plan an export: which frames go to which split, clip and frame number.
+
+Pure functions from a dataset's index (``manifest.json`` and each shard's
+``meta/``, read through :mod:`blursynth.shards`) to a list of small, frozen
+tasks. A task is a run of frames of one clip; the writers turn each task into
+files. The plan depends only on the dataset, the split and the selection, never
+on the number of workers, so the exported bytes do not either.
+
+A *clip* is a run of samples that continue each other in time: samples of a
+highspeed clip with the same ``repeat`` whose exposures follow on
+(``start`` advances by L·T, see docs/highspeed.md), so that frame n+1 of an
+exported clip is the exposure after frame n, as in GoPro_Large or REDS. A
+sample that continues nothing (a panorama sample, or a highspeed sample after a
+gap left by a selection) starts a clip of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blursynth.errors import BlursynthError
+from blursynth.shards import Manifest, open_shard, read_meta
+
+# Frames per task: small enough to spread a short dataset over the workers and
+# to lose little on a kill, large enough that opening shards is amortized.
+TASK_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    """One sample as the planner sees it (read once from ``meta/``, no frames)."""
+
+    file: str
+    row: int
+    index: int
+    source: str
+    seq_len: int
+    repeat: int | None = None
+    start: int | None = None
+    T: int | None = None
+
+    def continues(self, prev: "SampleInfo") -> bool:
+        """Whether this sample's first exposure follows ``prev``'s last one."""
+        if None in (self.start, prev.start, prev.T, self.repeat):
+            return False
+        return (self.source == prev.source and self.repeat == prev.repeat and self.T == prev.T
+                and self.start == prev.start + prev.seq_len * prev.T)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Frame ``t`` of sample ``row`` in shard ``file``, exported as frame ``number`` of its clip."""
+
+    file: str
+    row: int
+    t: int
+    number: int
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Consecutive samples exported as one folder / sequence."""
+
+    split: str
+    name: str       # safe folder name (see :func:`safe_name`)
+    ordinal: int    # position of the clip within its split (REDS / BSD sequence numbers)
+    source: str
+    samples: tuple[SampleInfo, ...]
+
+    @property
+    def n_frames(self) -> int:
+        return sum(s.seq_len for s in self.samples)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A run of frames of one clip: the unit of parallel work and of resume."""
+
+    id: int
+    clip: Clip
+    frames: tuple[Frame, ...]
+
+
+def read_samples(dataset: str | Path) -> tuple[Manifest, list[SampleInfo]]:
+    """Every sample of ``dataset`` in global index order (meta only)."""
+    dataset = Path(dataset)
+    manifest = Manifest.load(dataset)
+    samples: list[SampleInfo] = []
+    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
+        path = dataset / entry["file"]
+        try:
+            with open_shard(path) as f:
+                meta = read_meta(f)
+                n = int(f.attrs["samples"])
+                if n and ("blur" not in f or "sharp" not in f):
+                    raise BlursynthError(f"{path}: no blur/sharp frames")
+                seq_len = int(f["blur"].shape[1]) if n else 0
+        except OSError as exc:
+            raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
+        if "source" not in meta:
+            raise BlursynthError(f"{path}: meta/source is missing")
+
+        def col(key, row):
+            return int(meta[key][row]) if key in meta and np.ndim(meta[key][row]) == 0 else None
+
+        index = meta.get("index", np.arange(len(samples), len(samples) + n))
+        samples.extend(SampleInfo(entry["file"], row, int(index[row]), str(meta["source"][row]), seq_len,
+                                  col("repeat", row), col("start", row), col("T", row)) for row in range(n))
+    samples.sort(key=lambda s: s.index)
+    return manifest, samples
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(name: str) -> str:
+    """A folder / key name made of ``[A-Za-z0-9_-]`` only.
+
+    Source ids can hold path separators (``sub/clip.mp4``) or ``..``: they must
+    not escape the export folder, and LMDB keys must not hold ``.``, which
+    BasicSR's meta_info reader takes as the start of the extension.
+    """
+    return _UNSAFE.sub("_", name).strip("_") or "clip"
+
+
+def _unique_names(sources: list[str]) -> dict[str, str]:
+    """Safe names for distinct sources; two sources that clean to one name get a hash suffix."""
+    base = {s: safe_name(s) for s in sources}
+    count: dict[str, int] = {}
+    for name in base.values():
+        count[name] = count.get(name, 0) + 1
+    return {s: b if count[b] == 1 else f"{b}-{hashlib.sha1(s.encode()).hexdigest()[:8]}"
+            for s, b in base.items()}
+
+
+def split_of_sources(sources: list[str], split_doc: dict | None) -> dict[str, str]:
+    """Split name of each source: from a split file's ``sources``, or all ``train``."""
+    if split_doc is None:
+        return {s: "train" for s in sources}
+    where = {s: name for name, members in split_doc["sources"].items() for s in members}
+    missing = sorted(set(sources) - set(where))
+    if missing:
+        raise BlursynthError(f"split file: source {missing[0]!r} is in no split; make a new split")
+    return {s: where[s] for s in sources}
+
+
+def plan_clips(samples: list[SampleInfo], splits: dict[str, str]) -> list[Clip]:
+    """Group samples (in index order) into clips and name them.
+
+    A clip's name is its source's safe name, with ``_NNN`` (the clip's number
+    among its source's clips) when the source gives more than one clip.
+    """
+    runs: list[list[SampleInfo]] = []
+    for sample in samples:
+        if runs and sample.continues(runs[-1][-1]):
+            runs[-1].append(sample)
+        else:
+            runs.append([sample])
+    names = _unique_names(sorted({s.source for s in samples}))
+    per_source: dict[str, int] = {}
+    for run in runs:
+        per_source[run[0].source] = per_source.get(run[0].source, 0) + 1
+    seen: dict[str, int] = {}
+    ordinals: dict[str, int] = {}
+    clips = []
+    for run in runs:
+        source = run[0].source
+        k = seen.get(source, 0)
+        seen[source] = k + 1
+        name = names[source] if per_source[source] == 1 else f"{names[source]}_{k:03d}"
+        split = splits[source]
+        clips.append(Clip(split, name, ordinals.get(split, 0), source, tuple(run)))
+        ordinals[split] = ordinals.get(split, 0) + 1
+    return clips
+
+
+def plan_tasks(clips: list[Clip], task_frames: int = TASK_FRAMES) -> list[Task]:
+    """Cut every clip into tasks of at most ``task_frames`` frames, numbered in order."""
+    tasks = []
+    for clip in clips:
+        frames, number = [], 0
+        for sample in clip.samples:
+            for t in range(sample.seq_len):
+                frames.append(Frame(sample.file, sample.row, t, number))
+                number += 1
+        for lo in range(0, len(frames), task_frames):
+            tasks.append(Task(len(tasks), clip, tuple(frames[lo:lo + task_frames])))
+    return tasks

@@ -1,0 +1,186 @@
+"""Run an export: plan, check the output folder, write in parallel, resume.
+
+The plan is cut into tasks (runs of frames of one clip); joblib runs the
+pending ones, one task per call, so the files depend on the plan only and are
+the same for any ``workers``. ``DIR/blursynth-export.json`` records what the
+export is (its *identity*: dataset fingerprint, layout, split, selection, PNG
+level, input) and whether it is complete. A re-run with the same identity
+skips every task whose files are all in place (each file is renamed into place
+complete) and makes the rest; a different export into the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import joblib
+
+from blursynth.atomic import TMP_MARK, atomic_write_bytes
+from blursynth.curation import Selection, filter_refs, load_selection
+from blursynth.errors import BlursynthError
+from blursynth.export.base import ExportContext
+from blursynth.export.formats import FORMATS
+from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
+from blursynth.progress import progress_bar
+from reference_models.split import default_split_file, load_split
+
+STATE = "blursynth-export.json"
+STATE_FORMAT = "blursynth-export/1"
+LOCK = ".blursynth-export.lock"
+
+
+def renditions_of(config: dict) -> dict[str, str]:
+    """Blurred frame arrays of a dataset and their response curves, first one ``blur``."""
+    return {"blur": str(config.get("response", "unknown"))}
+
+
+def _layout(fmt: str):
+    if fmt not in FORMATS:
+        raise BlursynthError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    return FORMATS[fmt]
+
+
+def _run_task(fmt: str, task: Task, ctx: ExportContext) -> int:
+    """Worker: write one task's files; returns its frame count (for the progress bar)."""
+    import cv2
+
+    cv2.setNumThreads(1)  # parallelism comes from the workers
+    _layout(fmt).write(task, ctx)
+    return len(task.frames)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    fh = open(out / LOCK, "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise BlursynthError(f"--out {out}: another export is writing there") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+        (out / LOCK).unlink(missing_ok=True)
+
+
+def _prepare_out(out: Path, identity: dict) -> dict | None:
+    """Create ``out`` or check it may be resumed; returns the state found (or None)."""
+    if out.exists() and not out.is_dir():
+        raise BlursynthError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    state_path = out / STATE
+    if state_path.exists():
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BlursynthError(f"--out {out}: unreadable {STATE} ({exc}); choose another folder") from None
+        if state.get("identity") != identity:
+            raise BlursynthError(f"--out {out}: holds a different export ({state.get('identity', {}).get('layout')} "
+                                 "of another dataset, split, selection or options); choose another folder")
+        return state
+    if any(p.name != LOCK for p in out.iterdir()):
+        raise BlursynthError(f"--out {out}: not empty and holds no blursynth export; choose an empty folder")
+    return None
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove files a killed run left under a temporary name (``NAME.tmp-PID``)."""
+    for folder, _dirs, files in os.walk(out):
+        for name in files:
+            if TMP_MARK in name:
+                (Path(folder) / name).unlink(missing_ok=True)
+
+
+def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path | Selection | None = None,
+           split_file: str | Path | None = None, input: str = "blur", png_level: int = 1,
+           workers: int | None = None, quiet: bool = False) -> dict:
+    """Export ``dataset`` to layout ``fmt`` in folder ``out``.
+
+    Parameters
+    ----------
+    dataset : a blursynth dataset folder.
+    fmt : a key of :data:`blursynth.export.FORMATS`.
+    out : the export folder; created, or resumed if it holds the same export.
+    select : a selection file (or loaded :class:`Selection`) from ``blursynth filter``.
+    split_file : a split file from ``blursynth split``; default ``DATASET/split.json``
+        if present, else every sample goes to ``train``.
+    input : the blurred rendition that single-input layouts use (``blur`` first).
+    png_level : PNG compression level 0-9.
+    workers : worker processes (default: all cores).
+    quiet : no progress bar.
+
+    Returns
+    -------
+    dict
+        The content of ``out/blursynth-export.json``.
+    """
+    dataset, out = Path(dataset), Path(out)
+    layout = _layout(fmt)
+    if not 0 <= png_level <= 9:
+        raise BlursynthError(f"--png-level {png_level}: must be in 0..9")
+    if workers is not None and workers < 1:
+        raise BlursynthError(f"--workers {workers}: must be at least 1")
+    manifest, samples = read_samples(dataset)
+    if not isinstance(select, Selection) and select is not None:
+        select = load_selection(select, dataset)
+    elif select is not None and select.fingerprint != manifest.fingerprint:
+        raise BlursynthError("--select: the selection was made for another dataset")
+    samples = filter_refs(samples, select)
+    if not samples:
+        raise BlursynthError(f"{dataset}: the dataset holds no samples")
+    if split_file is None and default_split_file(dataset).exists():
+        split_file = default_split_file(dataset)
+    split_doc = load_split(split_file, dataset) if split_file is not None else None
+    renditions = renditions_of(manifest.config)
+    if input not in renditions:
+        raise BlursynthError(f"--input {input}: the dataset's renditions are {', '.join(renditions)}")
+
+    clips = plan_clips(samples, split_of_sources(sorted({s.source for s in samples}), split_doc))
+    tasks = plan_tasks(clips)
+    ctx = ExportContext(dataset=dataset, out=out, renditions=renditions, input=input, png_level=png_level)
+    identity = {
+        "layout": fmt, "dataset_fingerprint": manifest.fingerprint, "png_level": png_level, "input": input,
+        "renditions": renditions, "split": split_doc["sources"] if split_doc else None,
+        "samples": [s.index for s in samples] if select is not None else "all",
+    }
+    state = {
+        "format": STATE_FORMAT, "identity": identity, "complete": False,
+        "splits": {split: {"clips": sum(c.split == split for c in clips),
+                           "frames": sum(c.n_frames for c in clips if c.split == split)}
+                   for split in sorted({c.split for c in clips})},
+        "clips": [{"split": c.split, "name": c.name, "sequence": c.ordinal, "source": c.source,
+                   "samples": [s.index for s in c.samples], "frames": c.n_frames} for c in clips],
+    }
+    found = _prepare_out(out, identity)
+    with _locked(out):
+        if found is None or not found.get("complete"):
+            atomic_write_bytes(out / STATE, (json.dumps(state, indent=1) + "\n").encode())
+            _remove_temporaries(out)
+            pending = [t for t in tasks if not layout.done(t, ctx)]
+            total = sum(len(t.frames) for t in tasks)
+            with progress_bar(total, total - sum(len(t.frames) for t in pending), quiet, f"export {fmt}") as bar:
+                bar.unit = "frame"
+                n_jobs = min(workers or os.cpu_count() or 1, max(1, len(pending)))
+                if n_jobs == 1:
+                    for task in pending:
+                        bar.update(_run_task(fmt, task, ctx))
+                else:
+                    run = joblib.Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+                    for frames in run(joblib.delayed(_run_task)(fmt, t, ctx) for t in pending):
+                        bar.update(frames)
+            layout.finish(tasks, ctx)
+            state["complete"] = True
+            atomic_write_bytes(out / STATE, (json.dumps(state, indent=1) + "\n").encode())
+        cleanup = getattr(layout, "cleanup", None)
+        if cleanup is not None:
+            cleanup(ctx)
+    return state

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from blursynth.realism import Realism
 from blursynth.response import parse_response
 
 
@@ -16,6 +17,12 @@ class SourceConfig:
     def response_name(self) -> str:
         """Canonical response curve name, e.g. ``gamma:2.2``."""
         return parse_response(self.response, self.gamma).name
+
+    @property
+    def realism(self) -> Realism:
+        """The run's :class:`~blursynth.realism.Realism` (fields ``noise_shot``, ``noise_read``,
+        ``saturation``, ``jpeg``); validates them."""
+        return Realism(self.noise_shot, self.noise_read, self.saturation, self.jpeg)
 
     def to_dict(self) -> dict:
         """The config as recorded in manifest.json (see :func:`resolved_config`)."""

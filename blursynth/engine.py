@@ -14,20 +14,27 @@ keeps every finished shard whose checksum matches and makes the rest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import os
+import signal
+import stat
 import sys
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import joblib
 
-from blursynth.atomic import TMP_MARK, file_sha256
-from blursynth.errors import BadSourceError, BlursynthError
+from blursynth import budget
+from blursynth.atomic import file_sha256
+from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun
 from blursynth.progress import LiveProgress, progress_bar, progress_file
-from blursynth.shards import MANIFEST, Manifest, Sample, ShardWriter, is_own_file, open_shard, shard_name
+from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
+                              open_shard, shard_name)
 from blursynth.worker import Worker
 
 # ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
@@ -97,7 +104,8 @@ def _process_worker(threads: int) -> Worker:
 
 def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, config: dict,
                   fingerprint: str, index: int, compression: str, skip_bad: bool,
-                  exclude: frozenset = frozenset(), threads: int = 1):
+                  exclude: frozenset = frozenset(), threads: int = 1, parent: int | None = None,
+                  writers: int = 1):
     """Worker task: render ``specs`` into shard ``index``. Returns (manifest entry, skips).
 
     Specs whose ``source`` is in ``exclude`` (found bad elsewhere) are left out;
@@ -106,11 +114,12 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     import cv2
     # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
+    _leave_interrupts_to_the_parent(parent)
     worker = _process_worker(threads)
     skipped, excluded = [], set(exclude)
     progress = progress_file(path)  # read by the parent's bar
     header = dict(kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
-                  capacity=len(specs), compression=compression)
+                  capacity=len(specs), compression=compression, writers=writers)
     try:
         while True:  # once more each time a source turns out bad: its earlier samples must go too
             with ShardWriter(path, **header) as writer:
@@ -121,6 +130,10 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
                     excluded.add(bad["source"])
             if bad is None:
                 break
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
+        if budget.is_disk_full(exc, path.parent):
+            raise budget.disk_full_error(path.parent) from None
+        raise
     finally:
         progress.unlink(missing_ok=True)
     own = {spec.source for spec in specs}
@@ -128,6 +141,48 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     if excluded & own:
         entry["excluded"] = sorted(excluded & own)
     return entry, skipped
+
+
+def _leave_interrupts_to_the_parent(parent: int | None) -> None:
+    """In a worker process of a local run, ignore Ctrl-C: a terminal sends
+    SIGINT to the whole process group, and the parent (pid ``parent``) stops
+    its workers itself, so no worker prints a traceback of its own."""
+    if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`~blursynth.errors.InterruptedRun` in the main
+    thread, as SIGINT becomes KeyboardInterrupt, so that both stop the workers
+    (joblib kills them when an exception leaves the results loop), remove
+    temporaries and leave a resumable dataset. A second SIGTERM while cleaning
+    up is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise InterruptedRun(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _disk_full_is_one_line(out: Path):
+    """A write of the parent (the manifest) that finds the disk full: one line;
+    the dataset stays as the last manifest describes it, and resumable."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if budget.is_disk_full(exc, out):
+            raise budget.disk_full_error(out) from None
+        raise
 
 
 def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, specs: Sequence,
@@ -164,59 +219,90 @@ def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: 
             if f.attrs["fingerprint"] != manifest.fingerprint or f.attrs["shard_index"] != index:
                 return None
             count = int(f.attrs["samples"])
-    except (OSError, KeyError):
+    except (OSError, KeyError, BlursynthError):
         return None
     return {"index": index, "file": path.name, "samples": count, "sha256": file_sha256(path)}
 
 
+LOCK = ".blursynth.lock"
+
+
 @contextlib.contextmanager
 def _locked(out: Path):
-    lock_path = out / ".blursynth.lock"
-    fh = open(lock_path, "w")
+    """Hold ``out/.blursynth.lock`` (an exclusive ``flock``) for the whole run.
+
+    The lock file is opened without following a symbolic link and without
+    truncating (``O_CREAT`` without ``O_TRUNC``), so a hostile or stray
+    ``.blursynth.lock`` can neither redirect nor empty another file. It is
+    never deleted: unlinking it on exit would let a run waiting on the old
+    file and a new run on a fresh one both believe they hold the lock.
+    """
+    path = out / LOCK
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BlursynthError(f"--out {out}: {LOCK} is a symbolic link; blursynth does not follow it "
+                                 "(remove it if no run is writing there)") from None
+        raise BlursynthError(f"--out {out}: cannot open the lock file {LOCK} ({exc.strerror})") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BlursynthError(f"--out {out}: {LOCK} is not a regular file; remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
         yield
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-        lock_path.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
 
 
-def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
-    """Create ``out`` or check that it may be (re)used; return the manifest to continue."""
+def _make_out(out: Path) -> None:
+    """Create ``out`` if needed and check that it is a writable folder."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise BlursynthError(f"--out {out}: the folder is not writable")
-    entries = [p.name for p in out.iterdir() if p.name != ".blursynth.lock"]
+
+
+def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
+    """Check that ``out`` (locked by this run) may be (re)used; return the manifest to continue.
+
+    With ``overwrite``, only files blursynth can prove are its own
+    (:func:`blursynth.shards.is_own_file`) are deleted.
+    """
+    entries = [p.name for p in out.iterdir() if p.name != LOCK]
     if (out / MANIFEST).exists():
         try:
             old = Manifest.load(out)
         except BlursynthError:
             old = None
-        if old is not None and old.kind == manifest.kind and old.identity() == manifest.identity():
+        if old is not None and old.kind == manifest.kind and old.identity() == manifest.identity() \
+                and old.format_version == FORMAT_VERSION:
             manifest.shards = old.shards
             manifest.skipped = old.skipped
             return manifest
         if not overwrite:
+            what = ("an older dataset format" if old is not None and old.format_version != FORMAT_VERSION
+                    else "a different config")
             raise BlursynthError(
-                f"--out {out}: holds a dataset made with a different config; "
+                f"--out {out}: holds a dataset made with {what}; "
                 "pass --overwrite to replace it, or choose another --out"
             )
     elif entries and not overwrite:
         raise BlursynthError(f"--out {out}: the folder is not empty; pass --overwrite or choose another --out")
     if overwrite:
-        # Only blursynth's own files are removed; anything else a user put there stays.
         for name in entries:
-            if is_own_file(name):
-                (out / name).unlink()
+            _remove_own(out / name)
     return manifest
+
+
+def _remove_own(path: Path) -> None:
+    """Delete ``path`` if it is a file (or link) named as blursynth names its files; else leave it."""
+    if is_own_file(path.name) and not path.is_dir():
+        path.unlink(missing_ok=True)
 
 
 def _check_reachable(address: str) -> None:
@@ -297,7 +383,7 @@ class _Plan:
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
-        options: RunOptions, skipped: Sequence[dict] = ()) -> Manifest:
+        options: RunOptions, skipped: Sequence[dict] = (), sources: Sequence[dict] = ()) -> Manifest:
     """Render ``specs`` with ``renderer`` into shards under ``options.out``.
 
     The steps: prepare ``--out`` (:func:`_prepare_out`), keep the finished
@@ -322,6 +408,9 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         Where and how to run.
     skipped : sequence of dict
         Sources dropped at plan time by ``--skip-bad`` (recorded in the manifest).
+    sources : sequence of dict
+        Notes on sources recorded in the manifest's ``sources`` (e.g. a
+        video's ``header_frames`` and ``decoded_frames``).
 
     Returns
     -------
@@ -333,9 +422,11 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression,
                         shard_starts=None if shards.uniform else shards.starts)
-    manifest = _prepare_out(out, manifest, options.overwrite)
-    _announce(out, options)
-    with _locked(out):
+    _make_out(out)
+    with _locked(out), _stop_on_sigterm(), _disk_full_is_one_line(out):  # the lock before anything is deleted
+        manifest = _prepare_out(out, manifest, options.overwrite)
+        manifest.sources = [dict(s) for s in sources]
+        _announce(out, options)
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
         if kept and not options.quiet:
@@ -354,9 +445,11 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 
 
 def _remove_temporaries(out: Path) -> None:
-    """Delete files a killed run left under temporary names (never a finished file)."""
-    for stale in out.glob(f"*{TMP_MARK}*"):
-        stale.unlink(missing_ok=True)
+    """Delete files a killed run left under blursynth's temporary names (never a
+    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.shards.is_temporary`)."""
+    for stale in out.iterdir():
+        if is_temporary(stale.name):
+            _remove_own(stale)
 
 
 def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tuple[list[int], set[int]]:
@@ -374,7 +467,7 @@ def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tup
         path = out / shard_name(k)
         entry = _existing_shard_entry(path, manifest, k, recorded.get(k))
         if entry is None:
-            path.unlink(missing_ok=True)
+            _remove_own(path)
             todo.append(k)
         else:
             manifest.shards.append(entry)
@@ -420,19 +513,29 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
             exclude = _bad_sources(manifest)
             tasks = (joblib.delayed(_render_shard)(
                 renderer, shards.shard(k), out.absolute() / shard_name(k), manifest.kind, manifest.config,
-                manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads)
+                manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads,
+                os.getpid() if options.backend == "loky" else None, max(1, n_jobs))
                 for k in todo)
             results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                       batch_size=1, pre_dispatch="2*n_jobs")(tasks)
-            for entry, shard_skips in results:
-                manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
-                manifest.shards.append(entry)
-                manifest.skipped.extend(shard_skips)
-                manifest.save(out)
-                if entry["index"] not in counted:
-                    counted.add(entry["index"])
-                    live.done += len(shards.shard(entry["index"]))
-                    live.show()
+            try:
+                for entry, shard_skips in results:
+                    manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]
+                    manifest.shards.append(entry)
+                    manifest.skipped.extend(shard_skips)
+                    manifest.save(out)
+                    if entry["index"] not in counted:
+                        counted.add(entry["index"])
+                        live.done += len(shards.shard(entry["index"]))
+                        live.show()
+            except BaseException:
+                # Stopped here (an interrupt, a full disk) rather than inside
+                # joblib: closing the generator makes joblib kill the workers
+                # now instead of whenever it is collected.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results.close()
+                raise
             todo = _needing_redo(manifest, shards)
 
 
@@ -444,5 +547,12 @@ def _finish(manifest: Manifest, out: Path) -> None:
     for entry in sorted(manifest.skipped, key=lambda s: (s.get("sample", -1), s["source"])):
         first.setdefault(entry["source"], entry)
     manifest.skipped = list(first.values())
+    if manifest.n_samples and not any(e["samples"] for e in manifest.shards):
+        # --skip-bad found every source bad while rendering: an empty dataset
+        # must not look finished (the same error as at planning time).
+        manifest.save(out)
+        example = f" (e.g. {manifest.skipped[0]['source']}: {manifest.skipped[0]['reason']})" \
+            if manifest.skipped else ""
+        raise BlursynthError(f"--src: no usable source, every one was skipped while rendering{example}")
     manifest.complete = True
     manifest.save(out)

@@ -3,6 +3,10 @@
 The CLI turns it into a one-line message and a non-zero exit; library callers
 catch it like any other exception. Programming errors stay ordinary exceptions
 so that they keep their traceback.
+
+Every exception here survives :mod:`pickle`: an error raised in a worker
+process (loky, Dask) reaches the parent as the same type with the same
+message, so the CLI prints the same line whatever the number of workers.
 """
 
 
@@ -22,9 +26,24 @@ class BadSourceError(BlursynthError):
         self.reason = reason
 
     def __reduce__(self):
-        # Rebuilt from (source, reason) when it crosses a process boundary (a
-        # worker's error reaches the parent as the same one-line error).
+        # Exception's default pickles ``args`` (the one message), which this
+        # ``__init__`` cannot take back.
         return type(self), (self.source, self.reason)
+
+
+class InterruptedRun(BlursynthError):
+    """SIGTERM (or SIGINT) stopped a run; what is finished stays and a re-run resumes.
+
+    ``signal_number`` is the signal that stopped it (the CLI exits with
+    128 + it, as a shell does for a process killed by that signal).
+    """
+
+    def __init__(self, signal_number: int = 15):
+        super().__init__("interrupted; re-run the same command to resume")
+        self.signal_number = int(signal_number)
+
+    def __reduce__(self):
+        return type(self), (self.signal_number,)
 
 
 class BlursynthWarning(UserWarning):

@@ -20,6 +20,7 @@ a whole sample at the end of a clip are dropped. See docs/highspeed.md.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -28,9 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth import budget
 from blursynth.config import SourceConfig
-from blursynth.engine import RunOptions, run
+from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BadSourceError, BlursynthError, note
+from blursynth.realism import Realism, changes_linear, clip_mask, compress, degrade_linear
 from blursynth.response import parse_response
 from blursynth.seeds import sample_seed, source_rng
 from blursynth.shards import Manifest, Sample
@@ -64,8 +67,13 @@ class HighspeedConfig(SourceConfig):
     gamma: float = 2.2
     resize: tuple[int | None, int | None] | None = None
     seed: int = 0
+    noise_shot: tuple[float, ...] | None = None
+    noise_read: tuple[float, ...] | None = None
+    saturation: tuple[float, ...] | None = None
+    jpeg: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        self.realism  # validates --noise-shot/--noise-read/--saturation/--jpeg
         if not self.tau:
             raise BlursynthError("--tau: give at least one value")
         for tau in self.tau:
@@ -92,8 +100,10 @@ class HighspeedConfig(SourceConfig):
             raise BlursynthError(f"--seq-len {self.seq_len}: must be at least 1")
         if self.repeats < 1:
             raise BlursynthError(f"--repeats {self.repeats}: must be at least 1")
-        if self.fps is not None and not self.fps > 0:
-            raise BlursynthError(f"--fps {self.fps}: must be positive")
+        if self.seed < 0:
+            raise BlursynthError(f"--seed {self.seed}: must be 0 or more")
+        if self.fps is not None and not 0 < self.fps < math.inf:
+            raise BlursynthError(f"--fps {self.fps}: must be a positive number")
         if self.resize is not None:
             if len(self.resize) != 2 or self.resize == (None, None) or \
                     any(v is not None and v < 1 for v in self.resize):
@@ -124,6 +134,7 @@ class HighspeedSpec:
     fps: float
     repeat: int
     ahead: int = 0  # first frames of the same clip's next sample, decoded ahead (no effect on content)
+    realism: Realism = Realism()
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -222,7 +233,15 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
         A clip too short for one sample, without ``skip_bad``.
     """
     specs, skipped = [], []
+    shortest = min(config.tau)
     for clip in clips:
+        if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
+            reason = (f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
+                      f"(--seq-len) even with tau={shortest}")
+            if not skip_bad:
+                raise BadSourceError(clip.id, reason)
+            skipped.append({"source": clip.id, "reason": reason})
+            continue
         resize = output_size(config.resize, clip.size)
         fps = clip_fps(config, clip)
         for repeat in range(config.repeats):
@@ -247,13 +266,65 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=config.response_name, resize=resize,
-                    fps=fps, repeat=repeat, ahead=ahead))
+                    fps=fps, repeat=repeat, ahead=ahead, realism=config.realism))
     order = {}
     for spec in specs:
         order.setdefault(spec.frame_size, len(order))
     specs.sort(key=lambda spec: order[spec.frame_size])  # stable: clip order within a size
     specs = [replace(spec, index=i, seed=sample_seed(config.seed, i)) for i, spec in enumerate(specs)]
     return specs, skipped
+
+
+def _periods(config: HighspeedConfig) -> tuple[int, int]:
+    """The shortest and longest period T any draw can give."""
+    if config.T == "auto":
+        return min(config.tau), 2 * max(config.tau) - 1
+    if config.T == "tau":
+        return min(config.tau), max(config.tau)
+    return min(config.T), max(config.T)
+
+
+def _most_samples(config: HighspeedConfig, clip: Clip) -> int:
+    """Samples of one draw of ``clip`` with the shortest tau and T (an upper bound)."""
+    tau, T = min(config.tau), _periods(config)[0]
+    return ((clip.n_frames - tau) // T + 1) // config.seq_len if clip.n_frames >= tau else 0
+
+
+def _least_samples(config: HighspeedConfig, clip: Clip) -> int:
+    """Samples of one draw of ``clip`` with the longest tau and T (a lower bound)."""
+    tau, T = max(config.tau), _periods(config)[1]
+    return ((clip.n_frames - tau) // T + 1) // config.seq_len if clip.n_frames >= tau else 0
+
+
+def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> None:
+    """Refuse at once, with the estimate, what cannot work (before planning).
+
+    In time linear in the number of clips: one sample larger than this
+    machine's memory, a plan of more than
+    :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
+    than the free space of ``out`` (its smallest possible size).
+
+    Raises
+    ------
+    BlursynthError
+        Naming the options and the estimate.
+    """
+    L, K = config.seq_len, config.latent
+    memory, most, least, disk = 0, 0, 0, 0
+    for clip in clips:
+        w, h = output_size(config.resize, clip.size) or clip.size
+        sw, sh = clip.size
+        # the uint8 sample, tau + read-ahead decoded frames, float32 averaging buffers
+        memory = max(memory, budget.frame_bytes(L, K, h, w) + (max(config.tau) + READAHEAD) * sw * sh * 3
+                     + 3 * sw * sh * 3 * 4)
+        most += _most_samples(config, clip)
+        least += _least_samples(config, clip)
+        disk += _least_samples(config, clip) * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD)
+    size = ("--resize " + "x".join("" if v is None else str(v) for v in config.resize) if config.resize
+            else "source-size frames")
+    budget.check_sample_memory(memory, f"--seq-len {L}, --latent {K}, {size}")
+    budget.check_plan_size(most * config.repeats, f"--repeats {config.repeats} over {len(clips)} clip(s)")
+    budget.check_disk(out, disk * config.repeats, f"at least {least * config.repeats:,} samples")
 
 
 # ------------------------------------------------------------------ render
@@ -398,6 +469,13 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
             image = response.encode(lin)
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=dst)
 
+    # Realism (blursynth.realism): drawn from the sample's own named streams.
+    params = spec.realism.draw(spec.seed)
+    degrade = changes_linear(params)
+    mask = np.empty((spec.size[1], spec.size[0], 3), np.float32) if params.get("saturation") else None
+    if degrade and linear is None:
+        linear = np.empty((spec.size[1], spec.size[0], 3), np.float32)
+
     # Frames stream in exposure order; one exposure window (tau frames) is held.
     stream = frames.stream([spec.start + n * spec.T + j for n in range(spec.seq_len) for j in range(spec.tau)])
     for n in range(spec.seq_len):
@@ -405,7 +483,20 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         finish(window[mid], sharp[n])
         for j, k in latent_at.items():
             finish(window[j], latent[n, k])
-        if spec.resize:
+        if degrade:
+            response.average(window, linear_out=linear)
+            lin, clipped = linear, None
+            if mask is not None:  # the clip mask averaged over the exposure (RSBlur)
+                mask.fill(0.0)
+                for frame in window:
+                    cv2.add(mask, clip_mask(frame), dst=mask)
+                clipped = mask * np.float32(1.0 / len(window))
+            if spec.resize:
+                lin = cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA)
+                if clipped is not None:
+                    clipped = cv2.resize(clipped, spec.resize, interpolation=cv2.INTER_AREA)
+            image = response.encode(degrade_linear(lin, params, spec.seed, n, clipped))
+        elif spec.resize:
             # Resampling is linear, so resizing the linear mean equals averaging
             # the resized frames, at one resize per exposure instead of tau.
             response.average(window, linear_out=linear)
@@ -413,13 +504,15 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         else:
             image = response.average(window)  # Eq. 1
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=blur[n])
+        if "jpeg_quality" in params:
+            blur[n] = compress(blur[n], params["jpeg_quality"])
         del window
 
     arrays = {"blur": blur, "sharp": sharp}
     if latent is not None:
         arrays["latent"] = latent
     meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,
-            "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat}
+            "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat, **params}
     return Sample(arrays, meta)
 
 
@@ -468,6 +561,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     if fallback:
         note(fallback["note"])
     clips, skipped = discover(sources, skip_bad=options.skip_bad)
+    check_budget(config, clips, options.out or default_out(KIND))
     _notes(config, clips)
     try:
         specs, too_short = plan(config, clips, skip_bad=options.skip_bad)
@@ -480,4 +574,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     recorded = config.to_dict()
     if fallback:
         recorded["src_fallback"] = fallback
-    return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped)
+    # Both counts of every video: what its header claims and what decodes (the plan's).
+    videos = [{"source": c.id, "header_frames": c.header_frames, "decoded_frames": c.n_frames}
+              for c in clips if c.kind == "video"]
+    return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped, sources=videos)

@@ -156,7 +156,10 @@ def _load_crf(path: Path):
             table = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
     except (OSError, ValueError) as exc:
         raise BlursynthError(f"--response crf:{path}: cannot read the curve ({exc})") from None
-    table = np.asarray(table, dtype=np.float64)
+    table = np.asarray(table)
+    if table.dtype.kind not in "iuf":  # strings, complex numbers, booleans, objects
+        raise BlursynthError(f"--response crf:{path}: holds {table.dtype} values; a curve is real numbers")
+    table = table.astype(np.float64)
     if table.ndim == 1 and table.size == 256:
         codes = np.arange(256) / 255.0
         irradiance, brightness = table, codes

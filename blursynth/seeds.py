@@ -17,6 +17,8 @@ import numpy as np
 # First spawn-key word of per-source streams: keeps them apart from the
 # per-sample keys (i,), whose single word is a sample index.
 _SOURCE_STREAM_TAG = 0x5EED_50CE
+# First spawn-key word of named sub-streams of a sample (realism draws).
+_NAMED_STREAM_TAG = 0x5EED_4A3E
 
 
 def sample_sequence(seed: int, index: int) -> np.random.SeedSequence:
@@ -39,10 +41,37 @@ def sequence_seed(sequence: np.random.SeedSequence) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
+def _name_words(name: str) -> tuple[int, int]:
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return tuple(int.from_bytes(digest[k:k + 4], "little") for k in (0, 4))
+
+
+def named_rng(sample_seed_value: int, name: str, *extra: int) -> np.random.Generator:
+    """A named sub-stream of one sample, keyed by the sample's ``meta/seed``.
+
+    Each optional effect (e.g. ``"realism.noise"``) draws from its own stream,
+    so turning one on or off shifts no other draw of the sample.
+
+    Parameters
+    ----------
+    sample_seed_value : int
+        The sample's seed (:func:`sample_seed`, carried by its spec).
+    name : str
+        The stream's name.
+    *extra : int
+        Further key words (e.g. the exposure within a sequence).
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    return np.random.default_rng(np.random.SeedSequence(
+        sample_seed_value, spawn_key=(_NAMED_STREAM_TAG, *_name_words(name), *extra)))
+
+
 def source_rng(seed: int, source_id: str, *extra: int) -> np.random.Generator:
     """A generator for plan-time draws of one source (e.g. a clip's tau and T)."""
-    digest = hashlib.sha256(source_id.encode("utf-8")).digest()
-    words = tuple(int.from_bytes(digest[k:k + 4], "little") for k in (0, 4))
+    words = _name_words(source_id)
     return np.random.default_rng(
         np.random.SeedSequence(seed, spawn_key=(_SOURCE_STREAM_TAG, *words, *extra))
     )

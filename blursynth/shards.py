@@ -12,8 +12,10 @@ leaves a dataset from which a re-run resumes.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,8 +23,9 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from blursynth import __version__
+from blursynth import __version__, budget
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
+from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError
 
 __all__ = [
@@ -32,11 +35,20 @@ __all__ = [
 ]
 
 SCHEMA = "blursynth/1"
-FORMAT_VERSION = 1
+# 2: frame chunks carry HDF5's Fletcher-32 checksum. Version 1 (no checksums)
+# still reads; see docs/format.md.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 COMPRESSIONS = ("none", "lzf", "gzip")
 # Frame arrays written per sample. Each is uint8 [L, H, W, 3] (latent: [L, K, H, W, 3]).
 FRAME_ARRAYS = ("blur", "sharp", "latent")
+
+
+# The names blursynth gives the files it writes into ``--out``, and nothing else:
+# a shard, and the temporaries of a shard or of the manifest (``.tmp-<pid>``,
+# plus the shard's ``.progress`` count read by the progress bar).
+_TEMPORARY_PATTERN = re.compile(
+    rf"(?:shard-\d{{5,}}\.h5{re.escape(TMP_MARK)}\d+(?:\.progress)?|{re.escape(MANIFEST)}{re.escape(TMP_MARK)}\d+)")
 
 
 def shard_name(index: int) -> str:
@@ -44,10 +56,24 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}.h5"
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of a (possibly killed) blursynth run.
+
+    Only the exact patterns blursynth writes count (``shard-00003.h5.tmp-812``,
+    ``shard-00003.h5.tmp-812.progress``, ``manifest.json.tmp-812``): a user's
+    ``notes.tmp-1`` is not one.
+    """
+    return _TEMPORARY_PATTERN.fullmatch(name) is not None
+
+
 def is_own_file(name: str) -> bool:
-    """Whether ``name`` is a file this module creates in ``--out`` (and may delete with ``--overwrite``)."""
-    return name == MANIFEST or (name.startswith("shard-") and (name.endswith(".h5") or f".h5{TMP_MARK}" in name)) \
-        or name.startswith(MANIFEST + TMP_MARK)
+    """Whether ``name`` is a file blursynth writes into ``--out`` (and may delete).
+
+    That is ``manifest.json``, ``shard-NNNNN.h5`` (five or more digits, nothing
+    else) and the temporaries of :func:`is_temporary`. ``shard-important.h5``
+    is not one.
+    """
+    return name == MANIFEST or SHARD_PATTERN.fullmatch(name) is not None or is_temporary(name)
 
 
 @dataclass
@@ -121,15 +147,21 @@ class ShardWriter:
         Most samples the shard will hold.
     compression : {"none", "lzf", "gzip"}
         HDF5 filter for the frame arrays.
+    writers : int
+        Shard writers that may write to the same disk at once. Before each
+        sample the writer checks that the disk has room for that sample from
+        each of them (:func:`blursynth.budget.ensure_room`): HDF5 itself must
+        never meet a full disk.
     """
 
     def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
-                 capacity: int, compression: str = "none"):
+                 capacity: int, compression: str = "none", writers: int = 1):
         if compression not in COMPRESSIONS:
             raise BlursynthError(f"--compression {compression}: expected one of {', '.join(COMPRESSIONS)}")
         self.path = Path(path)
         self.tmp = tmp_path(self.path)
         self.capacity = capacity
+        self.writers = writers  # shard writers sharing the disk (for the free-space check)
         self.compression = None if compression == "none" else compression
         self.count = 0
         self.digest: str | None = None
@@ -166,12 +198,14 @@ class ShardWriter:
         return self._file.create_dataset(
             name, shape=(self.capacity, *frames.shape), maxshape=(None, *frames.shape),
             dtype=np.uint8, chunks=(1, *chunk), compression=self.compression, track_times=False,
+            fletcher32=True,  # every reader then detects a damaged chunk (format version 2)
         )
 
     def append(self, sample: Sample) -> None:
         """Add one sample: its frame arrays (uint8) and one value per meta field."""
         if self.count >= self.capacity:
             raise RuntimeError("shard is full")
+        budget.ensure_room(self.path.parent, sum(a.nbytes for a in sample.arrays.values()), self.writers)
         for name, frames in sample.arrays.items():
             if name not in FRAME_ARRAYS:
                 raise ValueError(f"unknown frame array {name!r}")
@@ -215,6 +249,8 @@ class ShardWriter:
         try:
             if self._file.id.valid:
                 self._file.close()
+        except (OSError, RuntimeError):
+            pass  # a full or failing disk can fail the close too; the error that got here matters
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
@@ -253,8 +289,10 @@ class Manifest:
     compression: str
     shards: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    sources: list[dict] = field(default_factory=list)  # per-source notes (a video's frame counts)
     complete: bool = False
     version: str = __version__
+    format_version: int = FORMAT_VERSION
     # First sample of each shard when shards are not all ``shard_size`` long
     # (a new shard starts where the frame size changes); None: uniform shards.
     shard_starts: list[int] | None = None
@@ -296,6 +334,7 @@ class Manifest:
             "n_shards": self.n_shards, **layout, "complete": self.complete,
             "samples_written": sum(s["samples"] for s in self.shards),
             "shards": sorted(self.shards, key=lambda s: s["index"]), "skipped": self.skipped,
+            "sources": self.sources,
         }
 
     def save(self, out: Path) -> None:
@@ -304,33 +343,160 @@ class Manifest:
 
     @classmethod
     def load(cls, out: Path) -> "Manifest":
-        """Read ``out/manifest.json``.
+        """Read and check ``out/manifest.json``.
+
+        This is the one place where blursynth reads shard names: every entry's
+        ``file`` must be a plain name in the shard pattern (``shard-00003.h5``),
+        so that a reader (``verify``, ``info``, ``preview``, training,
+        evaluation) only ever opens files inside ``out``.
 
         Raises
         ------
         BlursynthError
-            No manifest, an unreadable one, or another format.
+            No manifest, an unreadable one, another format, a shard name that
+            is not a plain ``shard-NNNNN.h5``, or a field of the wrong type.
         """
         path = Path(out) / MANIFEST
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise BlursynthError(f"{out}: not a blursynth dataset (no {MANIFEST})") from None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise BlursynthError(f"{path}: unreadable manifest ({exc.strerror or exc})") from None
+        except ValueError as exc:  # bad UTF-8 or bad JSON
             raise BlursynthError(f"{path}: unreadable manifest ({exc})") from None
-        if data.get("format") != SCHEMA:
-            raise BlursynthError(f"{path}: format {data.get('format')!r} is not {SCHEMA}")
-        return cls(kind=data["kind"], config=data["config"], seed=data["seed"],
-                   n_samples=data["n_samples"], shard_size=data["shard_size"],
-                   compression=data["compression"], shards=data["shards"],
-                   skipped=data.get("skipped", []), complete=data["complete"],
-                   version=data.get("blursynth_version", "?"), shard_starts=data.get("shard_starts"))
+        if not isinstance(data, dict) or data.get("format") != SCHEMA:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise BlursynthError(f"{path}: format {found!r} is not {SCHEMA}")
+        version = data.get("format_version", 1)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise BlursynthError(f"{path}: format_version {version!r} is newer than this blursynth reads "
+                                 f"({FORMAT_VERSION}); upgrade blursynth")
+
+        def field_of(key, types, check=lambda v: True, default=None, required=True):
+            if key not in data:
+                if required:
+                    raise BlursynthError(f"{path}: the manifest has no {key!r}")
+                return default
+            value = data[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and types is not bool) \
+                    or not check(value):
+                raise BlursynthError(f"{path}: {key!r} has a bad value {_short(value)}")
+            return value
+
+        kind = field_of("kind", str)
+        config = field_of("config", dict)
+        seed = field_of("seed", int)
+        n_samples = field_of("n_samples", int, lambda v: v >= 0)
+        shard_size = field_of("shard_size", int, lambda v: v >= 1)
+        compression = field_of("compression", str)
+        complete = field_of("complete", bool)
+        skipped = field_of("skipped", list, default=[], required=False)
+        sources = field_of("sources", list, default=[], required=False)
+        starts = field_of("shard_starts", list, required=False,
+                          check=lambda v: all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v))
+        shards = [_checked_entry(path, e) for e in field_of("shards", list)]
+        return cls(kind=kind, config=config, seed=seed, n_samples=n_samples, shard_size=shard_size,
+                   compression=compression, shards=shards, skipped=skipped, sources=sources, complete=complete,
+                   version=str(data.get("blursynth_version", "?")), format_version=version, shard_starts=starts)
+
+    def shard_path(self, out: Path, entry: dict) -> Path:
+        """The path of a shard entry of this manifest (its name was checked by :meth:`load`)."""
+        return Path(out) / entry["file"]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:28] + "..." + text[-29:]
+
+
+def _checked_entry(path: Path, entry) -> dict:
+    """A manifest's shard entry, refused unless its names and numbers are well-formed."""
+    if not isinstance(entry, dict):
+        raise BlursynthError(f"{path}: a shard entry is not an object ({_short(entry)})")
+    name = entry.get("file")
+    if not isinstance(name, str) or SHARD_PATTERN.fullmatch(name) is None:
+        raise BlursynthError(f"{path}: shard file name {_short(name)} is not a plain shard-NNNNN.h5 name "
+                             "inside the dataset folder; refusing to read it")
+    for key in ("index", "samples"):
+        value = entry.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BlursynthError(f"{path}: {name}: {key!r} has a bad value {_short(value)}")
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or re.fullmatch(r"[0-9a-f]{64}", digest) is None:
+        raise BlursynthError(f"{path}: {name}: 'sha256' has a bad value {_short(digest)}")
+    return entry
 
 
 # ------------------------------------------------------------------ reading
-def open_shard(path: Path) -> h5py.File:
-    """Open a shard read-only, without HDF5 file locking (shards are immutable)."""
-    return h5py.File(path, "r", locking=False)
+class Shard(h5py.File):
+    """A shard opened for reading (see :func:`open_shard`).
+
+    Reading a frame array whose chunk fails its Fletcher-32 checksum (HDF5
+    raises ``OSError``) raises :class:`~blursynth.errors.BlursynthError`
+    naming the shard, whoever reads: ``preview``, tools, training, evaluation.
+    """
+
+    def __getitem__(self, name):
+        obj = super().__getitem__(name)
+        return CheckedDataset(obj, self.filename) if isinstance(obj, h5py.Dataset) else obj
+
+
+class CheckedDataset:
+    """An ``h5py.Dataset`` whose reads name the shard when the data is damaged."""
+
+    def __init__(self, dataset: h5py.Dataset, filename: str):
+        self._dataset, self._filename = dataset, filename
+
+    def __getitem__(self, key):
+        try:
+            return self._dataset[key]
+        except OSError as exc:
+            raise damaged(self._filename, f"cannot read {self._dataset.name.lstrip('/')} ({exc})") from None
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[()], dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getattr__(self, name):  # shape, dtype, chunks, attrs, asstr, ...
+        return getattr(self._dataset, name)
+
+
+def damaged(path, why: str) -> BlursynthError:
+    """The one-line error for a shard that cannot be read as written."""
+    return BlursynthError(f"{path}: damaged shard: {why}; check the dataset with 'blursynth verify' "
+                          "and re-run the command that made it to remake the shard")
+
+
+def open_shard(path: Path) -> Shard:
+    """Open a shard read-only, without HDF5 file locking (shards are immutable).
+
+    Raises
+    ------
+    BlursynthError
+        The file is not a readable HDF5 file (a damaged header, a truncated
+        file), naming it.
+    """
+    try:
+        return Shard(path, "r", locking=False)
+    except FileNotFoundError:
+        raise BlursynthError(f"{path}: missing shard; re-run the command that made the dataset") from None
+    except OSError as exc:
+        raise damaged(path, f"not a readable HDF5 file ({exc})") from None
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn what a damaged shard raises while being read (a missing attribute or
+    group, an undecodable chunk) into one :class:`~blursynth.errors.BlursynthError`."""
+    try:
+        yield
+    except BlursynthError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise damaged(path, f"{type(exc).__name__}: {exc}") from None
 
 
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
@@ -348,11 +514,16 @@ def iter_samples(out: Path) -> Iterator[Sample]:
     """Every sample of a dataset in index order (for tests, tools and small data)."""
     manifest = Manifest.load(out)
     for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        with open_shard(Path(out) / entry["file"]) as f:
-            meta = read_meta(f)
-            names = [n for n in FRAME_ARRAYS if n in f]
-            for i in range(f.attrs["samples"]):
-                yield Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
+        path = manifest.shard_path(out, entry)
+        with open_shard(path) as f:
+            with reading(path):
+                meta = read_meta(f)
+                names = [n for n in FRAME_ARRAYS if n in f]
+                count = int(f.attrs["samples"])
+            for i in range(count):
+                with reading(path):
+                    sample = Sample({n: f[n][i] for n in names}, {k: v[i] for k, v in meta.items()})
+                yield sample
 
 
 def describe(out: Path) -> dict:
@@ -377,10 +548,13 @@ def describe(out: Path) -> dict:
     manifest = Manifest.load(out)
     shapes, sizes, sources, total_bytes = {}, {}, {}, 0
     for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        path = Path(out) / entry["file"]
-        shard_bytes = path.stat().st_size
+        path = manifest.shard_path(out, entry)
+        try:
+            shard_bytes = path.stat().st_size
+        except OSError:
+            raise BlursynthError(f"{path}: missing shard; re-run the command that made the dataset") from None
         total_bytes += shard_bytes
-        with open_shard(path) as f:
+        with open_shard(path) as f, reading(path):
             if not shapes:
                 shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
             n = int(f.attrs["samples"])
@@ -420,17 +594,51 @@ def verify(out: Path) -> list[str]:
     Returns
     -------
     list of str
-        One line per problem (an incomplete run, a missing or modified shard);
-        empty when the dataset is fine.
+        One line per problem, naming the shard: an incomplete run, a missing,
+        modified (sha256) or unreadable shard, or sample counts that differ
+        between the manifest and the shard; empty when the dataset is fine.
     """
     manifest = Manifest.load(out)
     problems = []
     if not manifest.complete:
         problems.append("the dataset is incomplete (re-run the same command to resume)")
+    seen = set()
     for entry in manifest.shards:
-        path = Path(out) / entry["file"]
+        name, path = entry["file"], manifest.shard_path(out, entry)
+        if entry["index"] in seen or entry["index"] >= max(manifest.n_shards, 1):
+            problems.append(f"{name}: shard index {entry['index']} is repeated or beyond the "
+                            f"{manifest.n_shards} shards planned")
+        seen.add(entry["index"])
         if not path.exists():
-            problems.append(f"{entry['file']}: missing")
-        elif file_sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['file']}: sha256 mismatch (corrupted or modified)")
+            problems.append(f"{name}: missing")
+            continue
+        if file_sha256(path) != entry["sha256"]:
+            problems.append(f"{name}: sha256 mismatch (corrupted or modified)")
+            continue  # one line per damaged shard; what else is wrong inside it does not matter
+        try:
+            counts = _shard_counts(path)
+        except BlursynthError as exc:
+            problems.append(str(exc).replace(f"{path}: ", f"{name}: ", 1))
+            continue
+        if set(counts.values()) != {entry["samples"]}:
+            values = set(counts.values())
+            found = str(values.pop()) if len(values) == 1 else \
+                ", ".join(f"{k}: {v}" for k, v in counts.items() if v != entry["samples"])
+            problems.append(f"{name}: the manifest says {entry['samples']} samples, the shard holds {found}")
+    written = sum(e["samples"] for e in manifest.shards)
+    if written > manifest.n_samples or (manifest.complete and not manifest.skipped
+                                        and written != manifest.n_samples):
+        problems.append(f"the shards hold {written} samples, the manifest plans {manifest.n_samples}")
     return problems
+
+
+def _shard_counts(path: Path) -> dict[str, int]:
+    """Samples a shard says it holds (``attrs``) and the lengths of its arrays."""
+    with open_shard(path) as f, reading(path):
+        counts = {"attrs": int(f.attrs["samples"])}
+        for name in FRAME_ARRAYS:
+            if name in f:
+                counts[name] = len(f[name])
+        for key, ds in f["meta"].items():
+            counts[f"meta/{key}"] = len(ds)
+    return counts

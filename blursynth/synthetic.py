@@ -14,6 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from blursynth.budget import check_sample_memory
 from blursynth.errors import BlursynthError
 
 
@@ -43,13 +44,27 @@ def _shift(image: np.ndarray, dx: float, dy: float, size: tuple[int, int],
     return cv2.warpAffine(image, m, size, flags=cv2.INTER_CUBIC, borderMode=border, borderValue=0)
 
 
+def _check(n_frames: int, size: tuple[int, int], seed: int) -> int:
+    """Refuse arguments that cannot make a clip; return the texture margin (pixels)."""
+    w, h = size
+    if n_frames < 1:
+        raise BlursynthError(f"--frames {n_frames}: must be at least 1")
+    if w < 16 or h < 16:
+        raise BlursynthError(f"--size {w}x{h}: frames must be at least 16x16 pixels")
+    if seed < 0:
+        raise BlursynthError(f"--seed {seed}: must be 0 or more")
+    margin = 64 + n_frames * 3
+    # the float32 background texture (with its margin for the pan) and a few frame-size layers
+    check_sample_memory(4 * 3 * ((h + 2 * margin) * (w + 2 * margin) + 8 * w * h),
+                        f"--frames {n_frames}, --size {w}x{h}")
+    return margin
+
+
 def synthetic_frames(n_frames: int = 96, size: tuple[int, int] = (320, 180), seed: int = 0) -> Iterator[np.ndarray]:
     """Yield ``n_frames`` uint8 BGR frames of size ``size`` = (W, H)."""
+    margin = _check(n_frames, size, seed)
     w, h = size
-    if n_frames < 1 or w < 16 or h < 16:
-        raise BlursynthError("sample: need at least 1 frame of at least 16x16 pixels")
     rng = np.random.default_rng(seed)
-    margin = 64 + n_frames * 3
     background = _texture(rng, h + 2 * margin, w + 2 * margin)
     objects = []
     for radius, velocity, accel in ((min(w, h) // 5, (2.1, 0.6), (0.0, 0.0)),
@@ -84,6 +99,7 @@ def write_sample_clip(out: str | Path, n_frames: int = 96, size: tuple[int, int]
     Videos use the lossless FFV1 codec when OpenCV has it, so frames decode exactly.
     """
     out = Path(out)
+    _check(n_frames, size, seed)  # before anything is created
     frames = synthetic_frames(n_frames, size, seed)
     if video:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,7 @@ class ShardIndex:
                         n_latent = f["latent"].shape[2] if "latent" in f else 0
                     self.sizes[entry["file"]] = tuple(int(v) for v in f["blur"].shape[2:4])
                     n = int(f.attrs["samples"])
-            except OSError as exc:
+            except (OSError, KeyError) as exc:
                 raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
             if "source" not in meta:
                 raise BlursynthError(f"{path}: meta/source is missing (needed to split by source)")

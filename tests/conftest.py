@@ -88,3 +88,4 @@ def assert_one_line_error(result, *words):
 def no_partial_output(out: Path) -> bool:
     """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
     return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
+

@@ -81,7 +81,7 @@ def test_mismatched_sample_shape_is_a_clear_error(tmp_path):
 
 def test_manifest_round_trip_and_identity(tmp_path):
     m = Manifest(kind="highspeed", config={"tau": [7]}, seed=3, n_samples=10, shard_size=4, compression="none",
-                 shards=[{"index": 0, "file": "shard-00000.h5", "samples": 4, "sha256": "x"}])
+                 shards=[{"index": 0, "file": "shard-00000.h5", "samples": 4, "sha256": "ab" * 32}])
     m.save(tmp_path)
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert data["n_shards"] == 3 and data["samples_written"] == 4 and data["format"] == "blursynth/1"

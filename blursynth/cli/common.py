@@ -11,13 +11,16 @@ flags win key by key).
 
 from __future__ import annotations
 
+import signal
 import tomllib
 import warnings
 from pathlib import Path
 
 import click
 
-from blursynth.errors import BlursynthError, BlursynthWarning
+from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun
+
+INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
 
 class Group(click.Group):
@@ -27,6 +30,8 @@ class Group(click.Group):
     click (a bad option value, an unknown option or command) exits with 2, as
     click's own handler would, but on one line that names the help to read.
     Each :class:`~blursynth.errors.BlursynthWarning` is printed as one line.
+    Ctrl-C (SIGINT) or SIGTERM prints ``blursynth: interrupted; re-run the
+    same command to resume`` and exits with 128 + the signal number.
     """
 
     def invoke(self, ctx):
@@ -35,6 +40,12 @@ class Group(click.Group):
             warnings.showwarning = _show_note
             try:
                 return super().invoke(ctx)
+            except InterruptedRun as exc:
+                click.echo(INTERRUPTED, err=True)
+                ctx.exit(128 + exc.signal_number)
+            except KeyboardInterrupt:
+                click.echo(INTERRUPTED, err=True)
+                ctx.exit(128 + signal.SIGINT)
             except BlursynthError as exc:
                 click.echo(f"blursynth: error: {exc}", err=True)
                 ctx.exit(1)
@@ -51,12 +62,41 @@ def _show_note(message, category, filename, lineno, file=None, line=None):
         click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
 
 
+# Options that say where to write and how to run: a recipe sets content only,
+# so that a downloaded recipe cannot choose what gets deleted or where.
+RUN_KEYS = frozenset({"out", "overwrite", "workers", "backend", "scheduler", "skip_bad", "quiet"})
+
+
 def load_recipe(path: str | Path, command: click.Command) -> dict:
+    """The option defaults a recipe gives ``command``, checked.
+
+    Parameters
+    ----------
+    path : str or Path
+        A UTF-8 TOML file.
+    command : click.Command
+        The command it is for.
+
+    Returns
+    -------
+    dict
+        Option name (``seq_len``) -> value, for click's ``default_map``.
+
+    Raises
+    ------
+    BlursynthError
+        A file that is not UTF-8 TOML, an unknown option, an option that says
+        where or how to run (:data:`RUN_KEYS`), one option given twice
+        (``seq-len`` and ``seq_len``), or a value of the wrong type
+        (``tau = true``, ``tau = 7.5``).
+    """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise BlursynthError(f"--recipe {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise BlursynthError(f"--recipe {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise BlursynthError(f"--recipe {path}: not valid TOML ({exc})") from None
     data.pop("recipe", None)
@@ -68,13 +108,81 @@ def load_recipe(path: str | Path, command: click.Command) -> dict:
             raise BlursynthError(f"--recipe {path}: a [model] table is for commands that train a model, "
                                  f"not '{command.name}'")
         data.pop("model")
-    defaults = {}
+    params = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    defaults, spelled = {}, {}
     for key, value in data.items():
         name = key.replace("-", "_")
+        if name in RUN_KEYS:
+            raise BlursynthError(f"--recipe {path}: {key!r} says where or how to run; a recipe sets what to "
+                                 "make only (give it on the command line)")
         if name not in names or name == "recipe":
             raise BlursynthError(f"--recipe {path}: unknown option {key!r} for '{command.name}'")
+        if name in spelled:
+            raise BlursynthError(f"--recipe {path}: {spelled[name]!r} and {key!r} are the same option; keep one")
+        spelled[name] = key
+        if name in params:
+            _check_recipe_value(path, key, value, params[name])
         defaults[name] = value
     return defaults
+
+
+def _check_recipe_value(path: Path, key: str, value, param: click.Option) -> None:
+    """Refuse a recipe value whose TOML type does not fit the option (click would
+    otherwise turn ``true`` into 1 and ``7.5`` into 7 without a word)."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def is_list_of(v, test):
+        return isinstance(v, list) and bool(v) and all(test(x) for x in v)
+
+    kind = param.type
+    if param.is_flag:
+        ok, expected = isinstance(value, bool), "true or false"
+    elif param.multiple:
+        ok, expected = isinstance(value, str) or is_list_of(value, lambda x: isinstance(x, str)), \
+            "a string or a list of strings"
+    elif isinstance(kind, NumberList):
+        test = is_int if kind.cast is int else is_number
+        noun = "integer" if kind.cast is int else "number"
+        if isinstance(value, str):  # "7,9,11" is a list too
+            try:
+                ok = bool(kind.convert(value, param, None))
+            except click.BadParameter:
+                ok = False
+        else:
+            ok = test(value) or is_list_of(value, test)
+        expected = f"an {noun} or a list of {noun}s"
+    elif isinstance(kind, Size):
+        ok = isinstance(value, str) or (is_list_of(value, is_int) and len(value) == 2)
+        expected = f"a string {kind.name} (e.g. \"960x540\")"
+    elif isinstance(kind, (click.types.IntParamType, click.IntRange)):
+        ok, expected = is_int(value), "an integer"
+    elif isinstance(kind, (click.types.FloatParamType, click.FloatRange)):
+        ok, expected = is_number(value), "a number"
+    elif isinstance(kind, click.types.BoolParamType):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(kind, (click.types.StringParamType, click.Choice, click.Path)):
+        ok, expected = isinstance(value, str), "a string"
+    else:  # a command's own type (e.g. --T auto|tau|LIST) checks strings and integers itself
+        items = value if isinstance(value, list) else [value]
+        ok = all(isinstance(v, str) or is_int(v) for v in items)
+        expected = f"a value of the form {kind.name}"
+    if not ok:
+        raise BlursynthError(f"--recipe {path}: {key} = {_toml(value)}: expected {expected}")
+
+
+def _toml(value) -> str:
+    """A value as TOML writes it (``true``, ``7.5``, ``"x"``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
 
 
 def _apply_recipe(ctx: click.Context, _param, value):
@@ -82,7 +190,7 @@ def _apply_recipe(ctx: click.Context, _param, value):
         try:
             recipe = load_recipe(value, ctx.command)
         except BlursynthError as exc:
-            raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--recipe") from None
+            raise click.BadParameter(str(exc).removeprefix("--recipe "), param_hint="--recipe") from None
         ctx.default_map = {**(ctx.default_map or {}), **recipe}
         tables = {}
         try:
@@ -153,13 +261,33 @@ class Size(click.ParamType):
         return (a, b)
 
 
+def realism_options(func):
+    """Realism options shared by the synthesis commands (:mod:`blursynth.realism`, docs/realism.md)."""
+    decorators = [
+        click.option("--noise-shot", type=NumberList(float), default=None, metavar="A[,B]",
+                     help="Shot-noise coefficient: noise variance shot*x + read^2 in linear light "
+                          "(one value fixed, two a uniform range)."),
+        click.option("--noise-read", type=NumberList(float), default=None, metavar="A[,B]",
+                     help="Read-noise standard deviation, linear units (one value fixed, two a uniform range)."),
+        click.option("--saturation", type=NumberList(float), default=None, metavar="A,B",
+                     help="8-bit sources: add the clip mask averaged over the exposure, scaled by U(A,B) "
+                          "(RSBlur), before clipping."),
+        click.option("--jpeg", type=NumberList(int), default=None, metavar="Q1,Q2",
+                     help="Re-encode the blurred image as JPEG at a quality drawn from Q1..Q2."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 def run_options(func):
     """Options that say where and how to run, shared by the synthesis commands."""
     decorators = [
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      show_default="./COMMAND-out, e.g. ./highspeed-out",
                      help="Output dataset folder (manifest.json + shard-*.h5); re-running resumes there."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the whole run."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed of the whole run (0 or more)."),
         click.option("--shard-size", type=int, default=32, show_default=True, help="Samples per shard file."),
         click.option("--compression", type=click.Choice(["none", "lzf", "gzip"]), default="none",
                      show_default=True, help="HDF5 filter for frame data (see docs/format.md)."),

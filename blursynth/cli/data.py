@@ -16,7 +16,7 @@ from blursynth.errors import BlursynthError
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--frames", type=int, default=96, show_default=True)
 @click.option("--size", type=Size(), default="320x180", show_default=True, help="Frame size WxH.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--video", is_flag=True, help="Write a lossless FFV1 .avi instead of PNG frames.")
 def sample(out, frames, size, seed, video):
     """Write the built-in synthetic 240 fps clip (textured layers moving by sub-pixel steps)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from blursynth.cli.root import main
-from blursynth.cli.common import NumberList, Size, make_run_options, recipe_option, report, run_options
+from blursynth.cli.common import (NumberList, Size, make_run_options, realism_options, recipe_option, report,
+                                  run_options)
 
 
 class PeriodType(click.ParamType):
@@ -38,6 +39,7 @@ class PeriodType(click.ParamType):
 @click.option("--resize", type=Size(partial=True), default=None, show_default="each clip's own size",
               help="Output size, area-resampled in linear light: WxH, or 960x / x540 to keep each clip's "
                    "aspect ratio. Clips of different sizes go to different shards.")
+@realism_options
 @run_options
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).

@@ -6,7 +6,7 @@ import click
 from click.core import ParameterSource
 
 from blursynth.cli.root import main
-from blursynth.cli.common import Size, make_run_options, recipe_option, report, run_options
+from blursynth.cli.common import Size, make_run_options, realism_options, recipe_option, report, run_options
 
 
 @main.command()
@@ -39,6 +39,7 @@ from blursynth.cli.common import Size, make_run_options, recipe_option, report, 
               help="Consecutive samples drawn from each panorama used (one decode serves them all).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cpu: OpenCV remap; cuda: torch grid_sample on the GPU.")
+@realism_options
 @run_options
 def panorama(**kw):
     """Rotate a virtual camera inside panoramas and average the frames (Argaw et al. 2021).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from blursynth import geometry
+from blursynth.budget import MAX_FRAMES_PER_EXPOSURE
 from blursynth.config import SourceConfig
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
@@ -39,8 +41,14 @@ class PanoramaConfig(SourceConfig):
     device: str = "cpu"
     seed: int = 0
     per_panorama: int = 1
+    noise_shot: tuple[float, ...] | None = None
+    noise_read: tuple[float, ...] | None = None
+    saturation: tuple[float, ...] | None = None
+    jpeg: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        self.realism  # validates --noise-shot/--noise-read/--saturation/--jpeg
+
         def bad(option, value, why):
             raise BlursynthError(f"--{option} {value}: {why}")
 
@@ -68,6 +76,33 @@ class PanoramaConfig(SourceConfig):
             bad("duty", self.duty, "the exposed fraction of a frame interval must be in (0, 1]")
         if self.per_panorama < 1:
             bad("per-panorama", self.per_panorama, "must be at least 1")
+        if self.seed < 0:
+            bad("seed", self.seed, "must be 0 or more")
+        focal = geometry.focal_length(self.size[1], self.fov)
+        if focal < 1:
+            bad("fov", self.fov, f"at a width of {self.size[1]} pixels the focal length is {focal:.3g} pixels; "
+                                 "it must be at least 1 (lower --fov or raise --size)")
+        angle = self.duty * min(math.pi, 3 * math.radians(self.max_rotation))  # largest turn in one exposure
+        frames = 1 + self.frames_per_radian * angle
+        if not frames <= MAX_FRAMES_PER_EXPOSURE:
+            option = ("frames-per-degree", self.frames_per_degree) if self.frames_per_degree is not None \
+                else ("max-step", self.max_step)
+            many = f"{frames:.3g}" if math.isfinite(frames) else "more than 1e308"
+            bad(*option, f"up to {many} frames would be averaged into one blurred frame; at most "
+                         f"{MAX_FRAMES_PER_EXPOSURE:,} are allowed")
         if self.device not in ("cpu", "cuda"):
             bad("device", self.device, "expected cpu or cuda")
         parse_response(self.response, self.gamma)  # validates --response/--gamma
+
+    @property
+    def frames_per_radian(self) -> float:
+        """``k`` of ``n = 1 + max(1, ceil(k theta))`` frames for a turn of ``theta`` radians.
+
+        ``--frames-per-degree`` gives it directly; otherwise ``k = M / max_step``
+        with ``M`` the largest image speed of any rotation
+        (:func:`blursynth.geometry.max_flow_per_radian`), so that no pixel moves
+        more than ``--max-step`` pixels between consecutive frames.
+        """
+        if self.frames_per_degree is not None:
+            return self.frames_per_degree * 180.0 / math.pi
+        return geometry.max_flow_per_radian(self.size, self.fov) / self.max_step

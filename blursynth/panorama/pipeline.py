@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from blursynth.engine import RunOptions, run
+import math
+
+from blursynth import budget, geometry
+from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import KIND, PanoramaConfig
 from blursynth.panorama.plan import plan
@@ -27,6 +30,24 @@ def check_device(device: str) -> None:
             raise BlursynthError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
 
 
+def check_budget(config: PanoramaConfig, out) -> None:
+    """Refuse at once, with the estimate, what cannot work (before planning):
+    one sample larger than this machine's memory, a plan of more than
+    :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
+    than the free space of ``out``."""
+    h, w = config.size
+    L, K = config.seq_len, config.latent
+    pano_w = 2 * math.ceil(math.pi * geometry.focal_length(w, config.fov))
+    # the uint8 sample, float32 RGBL frames kept (latent + sharp + sum + one
+    # being rendered), the two remap maps, the linear panorama and its padded copy
+    memory = (budget.frame_bytes(L, K, h, w) + 16 * h * w * (L * (K + 1) + 2) + 8 * h * w
+              + 2 * 16 * pano_w * (pano_w // 2))
+    budget.check_sample_memory(memory, f"--size {h}x{w}, --seq-len {L}, --latent {K}")
+    budget.check_plan_size(config.n, f"--n {config.n}")
+    budget.check_disk(out, config.n * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD),
+                      f"{config.n:,} samples")
+
+
 def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     """Discover, plan, render and write a whole dataset (the ``panorama`` command).
 
@@ -42,5 +63,6 @@ def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     Manifest
     """
     check_device(config.device)
+    check_budget(config, options.out or default_out(KIND))
     specs, skipped = plan(config, skip_bad=options.skip_bad)
     return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)

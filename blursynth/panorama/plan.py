@@ -16,6 +16,7 @@ import quaternion
 from blursynth import geometry
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
+from blursynth.realism import Realism
 from blursynth.seeds import sample_sequence, sequence_seed
 from blursynth.sources.panoramas import Panorama, discover
 
@@ -42,7 +43,8 @@ def working_width(width: int, size: tuple[int, int], fov: float) -> int:
     int
     """
     target = 2 * math.ceil(math.pi * geometry.focal_length(size[1], fov))
-    return min(width, target)
+    # never below 4 x 2: the padded panorama needs a row beyond each pole row
+    return min(width, max(target, 4))
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class PanoramaSpec:
     latent: int
     response: str
     device: str
+    realism: Realism = Realism()
 
     @property
     def span(self) -> float:
@@ -103,16 +106,8 @@ class PanoramaSpec:
 
 
 def frames_per_radian(config: PanoramaConfig) -> float:
-    """``k`` of ``n = 1 + max(1, ceil(k theta))``.
-
-    ``--frames-per-degree`` gives it directly; otherwise ``k = M / max_step``
-    with ``M`` the largest image speed of any rotation
-    (:func:`blursynth.geometry.max_flow_per_radian`), so that no pixel moves
-    more than ``--max-step`` pixels between consecutive frames.
-    """
-    if config.frames_per_degree is not None:
-        return config.frames_per_degree * 180.0 / math.pi
-    return geometry.max_flow_per_radian(config.size, config.fov) / config.max_step
+    """``k`` of ``n = 1 + max(1, ceil(k theta))`` (see :attr:`PanoramaConfig.frames_per_radian`)."""
+    return config.frames_per_radian
 
 
 def n_frames_for(angle: float, k: float) -> int:
@@ -183,7 +178,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
         omega0=tuple(float(v) for v in omega0), omega1=tuple(float(v) for v in omega1),
         seq_len=config.seq_len, duty=float(duty), n_frames=n_frames, latent=config.latent,
-        response=config.response_name, device=config.device)
+        response=config.response_name, device=config.device, realism=config.realism)
 
 
 def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,

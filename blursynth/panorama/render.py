@@ -18,6 +18,7 @@ import numpy as np
 
 from blursynth import geometry
 from blursynth.panorama.plan import PanoramaSpec
+from blursynth.realism import changes_linear, compress, degrade_linear
 from blursynth.response import parse_response
 from blursynth.shards import Sample
 from blursynth.sources.panoramas import load_panorama
@@ -117,6 +118,23 @@ def _views(spec: PanoramaSpec, pano: np.ndarray, worker: Worker):
     return cache[key][1]
 
 
+def _with_clip_mask(pano: np.ndarray, worker: Worker) -> np.ndarray:
+    """An 8-bit panorama whose fourth channel (luminance, unused for 8-bit sources)
+    is replaced by its clip mask: 1 where a channel is at the top of the 8-bit
+    range (linear 1.0). Rendering it through the same views then averages the mask
+    over the exposure at no extra lookups (saturation synthesis,
+    :mod:`blursynth.realism`). Kept by the worker for the next sample."""
+    cache = worker.state("panorama.clip_mask", dict)
+    key = id(pano)
+    if key not in cache:
+        if len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+        masked = np.array(pano, dtype=np.float32, copy=True)
+        masked[..., 3] = (pano[..., :3].max(axis=2) >= 1.0 - 1e-6).astype(np.float32)
+        cache[key] = (pano, masked)  # the source is held so that its id stays unique
+    return cache[key][1]
+
+
 def exposure_of(sharp_luma: np.ndarray) -> float:
     """Exposure that maps the median luminance of the sharp frame(s) to 0.18."""
     median = float(np.median(sharp_luma))
@@ -150,8 +168,14 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
         and the meta fields of docs/format.md.
     """
     response = parse_response(spec.response)
+    worker = worker or Worker()
     pano = load_panorama(spec.path, spec.kind, spec.response, spec.pano_width, spec.source)
-    views = _views(spec, pano, worker or Worker())
+    # Realism (blursynth.realism): drawn from the sample's own named streams.
+    params = spec.realism.draw(spec.seed)
+    saturate = spec.kind != "hdr" and params.get("saturation", 0.0) > 0  # HDR saturates by itself
+    if saturate:
+        pano = _with_clip_mask(pano, worker)
+    views = _views(spec, pano, worker)
     h, w = spec.size
     L, K = spec.seq_len, spec.latent
     half = Fraction(1, 2)
@@ -181,8 +205,15 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
         if extra:
             _, more = views.render(spec.rotations(j, extra), [True] * len(extra))
             frames.update({o: more[i] for i, o in enumerate(extra)})
-        # The average in linear light; its 1/n and the exposure fold into the encoder's scale.
-        blur[j] = response.encode(total[..., :3], scale=exposure / n)
+        if changes_linear(params):
+            lin = total[..., :3] * np.float32(exposure / n)
+            mask = np.repeat(total[..., 3:] * (1.0 / n), 3, axis=2) if saturate else None
+            blur[j] = response.encode(degrade_linear(lin, params, spec.seed, j, mask))
+        else:
+            # The average in linear light; its 1/n and the exposure fold into the encoder's scale.
+            blur[j] = response.encode(total[..., :3], scale=exposure / n)
+        if "jpeg_quality" in params:
+            blur[j] = compress(blur[j], params["jpeg_quality"])
         sharp[j] = response.encode(sharp_lin[j][..., :3], scale=exposure)
         for m, o in enumerate(latent_offsets):
             latent[j, m] = sharp[j] if o == half else response.encode(frames[o][..., :3], scale=exposure)
@@ -207,5 +238,8 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
         "yaw_deg": spec.yaw_deg, "pitch_deg": spec.pitch_deg,
         "omega0": np.asarray(spec.omega0), "omega1": np.asarray(spec.omega1),
         "fov_deg": spec.fov, "focal_px": geometry.focal_length(w, spec.fov), "exposure": float(exposure),
+        **params,
     }
+    if "saturation" in params and not saturate:
+        meta["saturation"] = 0.0  # HDR source: saturates naturally, nothing added
     return Sample(arrays, meta)

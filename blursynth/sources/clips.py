@@ -9,13 +9,18 @@
 
 A clip's id is its path relative to the ``--src`` root it was found under (for a
 folder or file given directly: its name), POSIX-style, so ids are stable across
-machines (:mod:`blursynth.sources.discovery`). Probing reads only image headers
-(Pillow) or container properties, so planning never decodes pixels; every frame
-is decoded during rendering only.
+machines (:mod:`blursynth.sources.discovery`). Probing a frame folder reads only
+image headers (Pillow). Probing a video counts the frames that really decode,
+because container headers lie (an AVI whose header claims 444 frames may hold
+68 that decode): the plan uses that count, never the header's, so a clip never
+ends mid-run. The count is cached per file, keyed by size and modification
+time (:func:`decodable_frames`), so a re-run does not decode the video twice.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,12 @@ VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 _NUMBER = re.compile(r"(\d+)")
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+# FFmpeg's own messages about a damaged stream ("Slice pointer chain broken")
+# would break the one-line errors; blursynth reports what it finds itself.
+# Read by OpenCV when it opens its first video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# Videos whose decodable frame count is cached (see decodable_frames).
+FRAME_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class Clip:
     size: tuple[int, int]  # (W, H)
     files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
     fps: float | None = None  # the container's frame rate (videos that report one)
+    header_frames: int | None = None  # what a video's container claims (kind == "video")
 
 
 def frame_number(name: str) -> int | None:
@@ -107,15 +119,83 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
     try:
         if not cap.isOpened():
             raise BadSourceError(clip_id, f"{path}: OpenCV cannot open this video")
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps = float(cap.get(cv2.CAP_PROP_FPS))
     finally:
         cap.release()
-    if n <= 0 or w <= 0 or h <= 0:
-        raise BadSourceError(clip_id, f"{path}: the video reports no frames or no size")
-    return Clip(clip_id, str(path), "video", n, (w, h), fps=round(fps, 3) if 0 < fps < 10_000 else None)
+    if w <= 0 or h <= 0:
+        raise BadSourceError(clip_id, f"{path}: the video reports no frame size")
+    n = decodable_frames(path, clip_id)
+    if n <= 0:
+        raise BadSourceError(clip_id, f"{path}: no frame decodes (the header claims {max(header, 0)})")
+    return Clip(clip_id, str(path), "video", n, (w, h), fps=round(fps, 3) if 0 < fps < 10_000 else None,
+                header_frames=max(header, 0))
+
+
+def _count_decodable(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    try:
+        while cap.grab():  # decodes (without the colour conversion of read)
+            n += 1
+    finally:
+        cap.release()
+    return n
+
+
+def decodable_frames(path: str | Path, clip_id: str) -> int:
+    """The number of frames of a video that really decode, counted once per file.
+
+    The count is kept in ``video-frames.json`` in the per-user cache folder
+    (:func:`blursynth.synthetic.cache_dir`: ``$BLURSYNTH_CACHE``, else
+    ``$XDG_CACHE_HOME/blursynth`` or ``~/.cache/blursynth``), keyed by
+    the file's absolute path, size and modification time; a changed file is
+    counted again. A cache that cannot be read or written only costs time.
+
+    Parameters
+    ----------
+    path : str or Path
+        The video.
+    clip_id : str
+        Its id, for errors.
+
+    Returns
+    -------
+    int
+        Frames that decode from the start, in order, up to the first that does not.
+    """
+    from blursynth.atomic import atomic_write_bytes
+    from blursynth.synthetic import cache_dir
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise BadSourceError(clip_id, f"{path}: cannot read ({exc.strerror})") from None
+    key, stamp = str(path.resolve()), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    cache_file = cache_dir() / "video-frames.json"
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        if not isinstance(cache, dict):
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    hit = cache.get(key)
+    if isinstance(hit, dict) and {k: hit.get(k) for k in stamp} == stamp and isinstance(hit.get("frames"), int):
+        return hit["frames"]
+    n = _count_decodable(path)
+    cache.pop(key, None)
+    cache[key] = {**stamp, "frames": n}
+    while len(cache) > FRAME_CACHE_ENTRIES:  # the oldest entries first
+        cache.pop(next(iter(cache)))
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cache_file, json.dumps(cache, indent=0).encode())
+    except OSError:
+        pass
+    return n
 
 
 def _candidates(root: Path):

@@ -1,0 +1,168 @@
+"""The fuzz cases of issue 7 for the synthesis and data commands, kept as a table:
+arguments -> the words the one-line error must contain. Every case must answer at
+once (no planning of absurd sizes), in one line, without a traceback, and write
+nothing. Training options have their own table (test_reference_badinput.py)."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from blursynth.budget import MAX_PLANNED_SAMPLES
+from conftest import assert_one_line_error, no_partial_output, random_frames, run_cli, write_frames
+
+# {clip}, {pano}, {out}, {data}, {strings}, {complex}, {tiny} are filled in by the fixture.
+HIGHSPEED = [
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--seed", "1.5"], ["--seed"]),
+    (["--tau", "8"], ["--tau 8"]),
+    (["--tau", "0"], ["--tau 0"]),
+    (["--tau", "1e9"], ["--tau"]),
+    (["--tau", "7", "--T", "5"], ["--T 5"]),
+    (["--latent", "1e9"], ["--latent"]),
+    (["--latent", "1000000000"], ["--latent 1000000000"]),
+    (["--seq-len", "1e9"], ["--seq-len"]),
+    (["--seq-len", "1000000000"], ["--seq-len 1000000000", "memory"]),
+    (["--seq-len", "0"], ["--seq-len 0"]),
+    (["--repeats", "1e9"], ["--repeats"]),
+    (["--repeats", "1000000000"], ["--repeats 1000000000", f"{MAX_PLANNED_SAMPLES:,}"]),
+    (["--repeats", "0"], ["--repeats 0"]),
+    (["--fps", "0"], ["--fps"]),
+    (["--fps", "inf"], ["--fps"]),
+    (["--fps", "nan"], ["--fps"]),
+    (["--gamma", "nan"], ["--gamma"]),
+    (["--gamma", "-2"], ["--gamma"]),
+    (["--gamma", "inf"], ["--gamma"]),
+    (["--response", "bogus"], ["--response", "bogus"]),
+    (["--response", "crf:{strings}"], ["crf:", "strings.npy", "real numbers"]),
+    (["--response", "crf:{complex}"], ["crf:", "complex.npy", "real numbers"]),
+    (["--resize", "0x5"], ["--resize"]),
+    (["--resize", "100000x100000"], ["--resize 100000x100000", "memory"]),
+    (["--shard-size", "0"], ["--shard-size 0"]),
+    (["--workers", "0"], ["--workers 0"]),
+    (["--workers", "-3"], ["--workers -3"]),
+    (["--compression", "zip"], ["--compression"]),
+    (["--backend", "dask"], ["--scheduler"]),
+]
+
+PANORAMA = [
+    (["--seed", "-1"], ["--seed", "-1"]),
+    (["--n", "0"], ["--n 0"]),
+    (["--n", "1e12"], ["--n"]),
+    (["--n", "100000000"], ["--n 100000000", f"{MAX_PLANNED_SAMPLES:,}"]),
+    (["--n", "1000000000000"], ["--n 1000000000000", f"{MAX_PLANNED_SAMPLES:,}"]),
+    (["--fov", "179", "--size", "8x8"], ["--fov 179", "focal length"]),
+    (["--fov", "179", "--size", "24x24"], ["--fov 179", "focal length"]),
+    (["--fov", "nan"], ["--fov"]),
+    (["--frames-per-degree", "1e308"], ["--frames-per-degree", "frames"]),
+    (["--frames-per-degree", "nan"], ["--frames-per-degree"]),
+    (["--frames-per-degree", "0"], ["--frames-per-degree"]),
+    (["--max-step", "1e-300"], ["--max-step", "frames"]),
+    (["--max-step", "0"], ["--max-step"]),
+    (["--max-step", "nan"], ["--max-step"]),
+    (["--max-rotation", "nan"], ["--max-rotation"]),
+    (["--max-pitch", "91"], ["--max-pitch"]),
+    (["--duty", "nan"], ["--duty"]),
+    (["--latent", "1000000000"], ["--latent 1000000000", "memory"]),
+    (["--latent", "-1"], ["--latent -1"]),
+    (["--seq-len", "1e9"], ["--seq-len"]),
+    (["--seq-len", "1000000000"], ["--seq-len 1000000000", "memory"]),
+    (["--size", "100000x100000"], ["--size 100000x100000", "memory"]),
+    (["--size", "0x4"], ["--size"]),
+    (["--response", "crf:{strings}"], ["real numbers"]),
+    (["--response", "crf:{complex}"], ["real numbers"]),
+    (["--src", "{tiny}", "--src", "{pano}"], ["tiny.png", "too small"]),
+]
+
+DATA = [
+    (["sample", "{out}", "--frames", "0"], ["--frames 0"]),
+    (["sample", "{out}", "--frames", "1000000000"], ["--frames 1000000000", "memory"]),
+    (["sample", "{out}", "--size", "100000x100000"], ["--size 100000x100000", "memory"]),
+    (["sample", "{out}", "--size", "8x8"], ["--size 8x8"]),
+    (["sample", "{out}", "--seed", "-1"], ["--seed"]),
+    (["preview", "{data}", "--out", "{out}.png", "--n", "0"], ["--n 0"]),
+    (["preview", "{out}", "--out", "{out}.png"], ["does not exist"]),
+    (["info", "{clip}"], ["not a blursynth dataset"]),
+    (["verify", "{clip}"], ["not a blursynth dataset"]),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("badinput")
+    clip = write_frames(root / "clip", random_frames(12, seed=2))
+    pano = root / "pano.png"
+    rng = np.random.default_rng(0)
+    assert cv2.imwrite(str(pano), rng.integers(0, 256, (32, 64, 3), dtype=np.uint8))
+    tiny = root / "tiny.png"
+    assert cv2.imwrite(str(tiny), rng.integers(0, 256, (1, 2, 3), dtype=np.uint8))
+    np.save(root / "strings.npy", np.array([str(i) for i in range(256)]))
+    np.save(root / "complex.npy", np.linspace(0, 1, 256) + 0.5j)
+    data = root / "data"
+    run_cli("highspeed", "--src", clip, "--tau", "3", "--out", data, "-q", "--workers", "1")
+    return {"clip": clip, "pano": pano, "tiny": tiny, "strings": root / "strings.npy",
+            "complex": root / "complex.npy", "data": data, "root": root}
+
+
+def fill(args, files, out):
+    return [str(a).format(out=out, **{k: v for k, v in files.items() if k != "root"}) for a in args]
+
+
+def check(result, words, out, started):
+    assert_one_line_error(result, *words)
+    assert time.monotonic() - started < 30, "a bad input must be answered at once"
+    assert no_partial_output(out)
+
+
+def case_id(case):
+    return " ".join(case[0])
+
+
+@pytest.mark.parametrize("args, words", HIGHSPEED, ids=[case_id(c) for c in HIGHSPEED])
+def test_highspeed_bad_input(files, tmp_path, args, words):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli("highspeed", "--src", files["clip"], "--tau", "3", "--out", out, "-q", "--workers", "1",
+                     *fill(args, files, out))  # the case's flags last: they win
+    check(result, [w.format(**files) for w in words], out, started)
+
+
+@pytest.mark.parametrize("args, words", PANORAMA, ids=[case_id(c) for c in PANORAMA])
+def test_panorama_bad_input(files, tmp_path, args, words):
+    out = tmp_path / "out"
+    src = [] if "--src" in args else ["--src", files["pano"]]
+    size = [] if "--size" in args else ["--size", "16x16"]
+    started = time.monotonic()
+    result = run_cli("panorama", *src, "--n", "2", *size, "--out", out, "-q", "--workers", "1",
+                     *fill(args, files, out))
+    check(result, words, out, started)
+
+
+@pytest.mark.parametrize("args, words", DATA, ids=[case_id(c) for c in DATA])
+def test_data_command_bad_input(files, tmp_path, args, words):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = run_cli(*fill(args, files, out))
+    check(result, words, out, started)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_4x2_panorama_renders(files, tmp_path):
+    """The smallest 2:1 panorama is valid input: it must render, not crash."""
+    pano = tmp_path / "p4x2.png"
+    assert cv2.imwrite(str(pano), np.random.default_rng(1).integers(0, 256, (2, 4, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    result = run_cli("panorama", "--src", pano, "--n", "2", "--size", "16x16", "--out", out, "-q",
+                     "--workers", "1")
+    assert result.exit_code == 0, result.output
+    from blursynth.shards import iter_samples, verify
+    samples = list(iter_samples(out))
+    assert verify(out) == [] and len(samples) == 2
+    for sample in samples:
+        # a 4-pixel panorama has no detail: every rendered pixel is a mix of its 8 colours
+        image = cv2.cvtColor(cv2.imread(str(pano)), cv2.COLOR_BGR2RGB)
+        assert sample.arrays["sharp"].min() >= 0 and sample.arrays["sharp"].shape == (1, 16, 16, 3)
+        assert image.shape == (2, 4, 3)

@@ -15,13 +15,15 @@ File format (``blursynth-selection/1``)::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, TypeVar
 
-from blursynth.errors import BlursynthError
 from blursynth.atomic import atomic_write_bytes
-from blursynth.shards import Manifest
+from blursynth.errors import BlursynthError
+from blursynth.measures import has_consecutive_frames, measure_dataset
+from blursynth.shards import Manifest, open_shard, read_meta
 
 SELECTION_FORMAT = "blursynth-selection/1"
 
@@ -87,6 +89,17 @@ def filter_refs(refs: Iterable[Ref], selection: Selection | None, where: str = "
     return kept
 
 
+def sample_sources(dataset: str | Path) -> dict[int, str]:
+    """``{sample index: source}`` of every sample of ``dataset`` (meta only)."""
+    dataset = Path(dataset)
+    out = {}
+    for entry in Manifest.load(dataset).shards:
+        with open_shard(dataset / entry["file"]) as f:
+            meta = read_meta(f)
+            out.update((int(i), str(s)) for i, s in zip(meta["index"], meta["source"]))
+    return dict(sorted(out.items()))
+
+
 def write_selection(selection: Selection, path: str | Path) -> Path:
     """Write ``selection`` to ``path`` atomically."""
     path = Path(path)
@@ -95,3 +108,69 @@ def write_selection(selection: Selection, path: str | Path) -> Path:
     except OSError as exc:
         raise BlursynthError(f"--out {path}: cannot write the selection ({exc.strerror})") from None
     return path
+
+
+def _source_list(sources: str | Iterable[str] | None) -> list[str] | None:
+    if sources is None:
+        return None
+    items = [s for s in (sources.split(",") if isinstance(sources, str) else sources) if s]
+    if not items:
+        raise BlursynthError("--sources: the list is empty")
+    return items
+
+
+def select_samples(dataset: str | Path, *, min_blur_psnr: float | None = None, max_blur_psnr: float | None = None,
+                   max_motion: float | None = None, max_clipped: float | None = None,
+                   sources: str | Iterable[str] | None = None, workers: int | None = None,
+                   quiet: bool = True) -> Selection:
+    """Choose the samples of ``dataset`` that pass every given criterion (``blursynth filter``).
+
+    Parameters
+    ----------
+    dataset : a blursynth dataset folder.
+    min_blur_psnr, max_blur_psnr : keep samples whose PSNR of blur vs sharp (dB) is within
+        these bounds: a low PSNR is a strong blur, a high one hardly any.
+    max_motion : keep samples whose motion score (px per source frame,
+        :func:`blursynth.measures.motion_score`) is at most this; the dataset must hold
+        consecutive frames.
+    max_clipped : keep samples whose fraction of saturated blurred pixels is at most this.
+    sources : keep only these sources (ids, or a comma-separated string).
+    workers, quiet : parallelism and progress bar of the measures.
+
+    Returns
+    -------
+    Selection
+        With ``criteria`` recording the arguments given.
+    """
+    dataset = Path(dataset)
+    manifest = Manifest.load(dataset)
+    wanted = _source_list(sources)
+    for name, value in (("--min-blur-psnr", min_blur_psnr), ("--max-blur-psnr", max_blur_psnr),
+                        ("--max-motion", max_motion), ("--max-clipped", max_clipped)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise BlursynthError(f"{name} {value}: must be a non-negative number")
+    if max_motion is not None and not has_consecutive_frames(dataset):
+        raise BlursynthError(f"--max-motion: {dataset} holds no consecutive frames (no latent frames, "
+                             "no sequences), so its samples have no motion score")
+    index = sample_sources(dataset)
+    if wanted is not None:
+        unknown = sorted(set(wanted) - set(index.values()))
+        if unknown:
+            raise BlursynthError(f"--sources: {unknown[0]!r} is not a source of {dataset}")
+        index = {i: s for i, s in index.items() if s in set(wanted)}
+    measured = any(v is not None for v in (min_blur_psnr, max_blur_psnr, max_motion, max_clipped))
+    keep = set(index)
+    if measured and keep:
+        measures = measure_dataset(dataset, keep, motion=max_motion is not None, workers=workers, quiet=quiet)
+
+        def passes(m: dict) -> bool:
+            return ((min_blur_psnr is None or m["psnr"] >= min_blur_psnr)
+                    and (max_blur_psnr is None or m["psnr"] <= max_blur_psnr)
+                    and (max_motion is None or (m["motion"] is not None and m["motion"] <= max_motion))
+                    and (max_clipped is None or m["clipped_high"] <= max_clipped))
+
+        keep = {i for i, m in measures.items() if passes(m)}
+    criteria = {k: v for k, v in (("min_blur_psnr", min_blur_psnr), ("max_blur_psnr", max_blur_psnr),
+                                  ("max_motion", max_motion), ("max_clipped", max_clipped),
+                                  ("sources", wanted)) if v is not None}
+    return Selection(frozenset(keep), manifest.fingerprint, criteria, len(sample_sources(dataset)))

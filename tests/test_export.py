@@ -35,42 +35,14 @@ from blursynth.curation import Selection, write_selection
 from blursynth.errors import BlursynthError
 from blursynth.export import FORMATS, export
 from blursynth.export import base as export_base
-from blursynth.shards import Manifest, Sample, ShardWriter, iter_samples, shard_name
+from blursynth.shards import Manifest, iter_samples
 from tests.conftest import assert_one_line_error, run_ok, write_frames
-
-HS_CONFIG = {"response": "gamma:2.2", "seq_len": 2}
-
+from tests.handmade import make_dataset
 
 def _rgb(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         assert im.mode == "RGB" and im.format == "PNG", path
         return np.asarray(im)
-
-
-def make_dataset(out: Path, shards: list[list[dict]], config: dict | None = None) -> Path:
-    """A dataset written directly with ShardWriter: each sample dict has ``source``,
-    ``shape`` (L, H, W) and optionally ``repeat``/``start``/``T``; frames are random."""
-    out.mkdir(parents=True)
-    config = config or HS_CONFIG
-    n = sum(len(s) for s in shards)
-    manifest = Manifest(kind="highspeed", config=config, seed=0, n_samples=n,
-                        shard_size=max(len(s) for s in shards), compression="none", complete=True)
-    rng = np.random.default_rng(7)
-    index = 0
-    for k, specs in enumerate(shards):
-        writer = ShardWriter(out / shard_name(k), kind="highspeed", config=config, fingerprint=manifest.fingerprint,
-                             shard_index=k, capacity=len(specs))
-        for spec in specs:
-            L, h, w = spec["shape"]
-            arrays = {name: rng.integers(0, 256, (L, h, w, 3), dtype=np.uint8) for name in ("blur", "sharp")}
-            meta = {"index": index, "source": spec["source"], "seed": index,
-                    "repeat": spec.get("repeat", 0), "start": spec.get("start", 0), "T": spec.get("T", 7),
-                    "tau": 7}
-            writer.append(Sample(arrays, meta))
-            index += 1
-        manifest.shards.append({"index": k, "file": shard_name(k), "samples": len(specs), "sha256": writer.commit()})
-    manifest.save(out)
-    return out
 
 
 @pytest.fixture

@@ -20,5 +20,7 @@ def main():
     blursynth eval-reference RUN --data DIR              PSNR/SSIM of output vs blurry input
     blursynth split DATASET / validate DATASET           split by source / does it teach deblurring?
     blursynth export DATASET --format gopro --out DIR    the layouts trainers read (paired, lmdb, reds, bsd)
+    blursynth report DATASET --out report.html           what is in it: counts, blur, motion, grids
+    blursynth filter DATASET --min-blur-psnr 25 --out sel.json   a selection for --select
     blursynth demo                    all of it on the built-in samples
     """

@@ -1,0 +1,166 @@
+"""Per-sample measures of a dataset: blur strength, clipping, motion.
+
+``blursynth report`` shows them and ``blursynth filter`` selects on them; both
+get them from :func:`measure_dataset`, which reads the shards through
+:mod:`blursynth.shards` in parallel (one joblib task per shard).
+
+* **Blur strength**: PSNR (peak 255) and mean absolute difference (in 8-bit
+  levels) of the blurred frames against the sharp frames of the same sample.
+  Low PSNR / high MAD: strong blur.
+* **Clipping**: the fraction of blurred pixels with a channel at 255
+  (``clipped_high``: saturated, where averaging in linear light can no longer
+  recover the true exposure) and at 0 (``clipped_low``).
+* **Motion**: the mean displacement, in pixels per source frame, of OpenCV's
+  DIS optical flow between consecutive frames of the sample. With latent
+  frames (``--latent K``) the pairs are consecutive latents of one exposure,
+  ``(n - 1) / (K - 1)`` source frames apart, n being the frames averaged into
+  the exposure (``tau``, or a panorama sample's ``n_frames``); without latents
+  but with ``--seq-len`` L > 1 in a highspeed dataset, consecutive sharp frames,
+  ``T`` source frames apart. A dataset without consecutive frames has no
+  motion score (``None``): it is not guessed from the blur.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import joblib
+import numpy as np
+
+from blursynth.progress import progress_bar
+from blursynth.shards import Manifest, open_shard, read_meta
+
+# Smallest frame side DIS works on (its patches are 8 px; the coarsest pyramid level needs a few).
+MIN_FLOW_SIDE = 16
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of uint8 ``a`` against ``b`` (peak 255); ``inf`` when equal."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference in 8-bit levels."""
+    return float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))))
+
+
+def clipped_fractions(frames: np.ndarray) -> tuple[float, float]:
+    """(fraction of pixels with a channel at 255, fraction with a channel at 0) of uint8 [..., 3] frames."""
+    return float(np.mean(np.any(frames == 255, axis=-1))), float(np.mean(np.any(frames == 0, axis=-1)))
+
+
+def flow_displacement(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean length in px of the DIS optical flow (medium preset) from RGB frame ``a`` to ``b``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
+    return float(np.mean(np.hypot(flow[..., 0], flow[..., 1])))
+
+
+def _per_frame(meta: dict, key: str, j: int):
+    value = np.ravel(meta[key])
+    return float(value[j] if value.size > 1 else value[0])
+
+
+def consecutive_pairs(arrays: dict[str, np.ndarray], meta: dict) -> tuple[str | None, list[tuple]]:
+    """The sample's pairs of consecutive frames and their spacing in source frames.
+
+    Returns
+    -------
+    (source of the pairs, [(frame a, frame b, source frames between them), ...])
+        The source is ``"latent"``, ``"sharp sequence"`` or ``None`` (no pairs).
+    """
+    if "latent" in arrays and arrays["latent"].shape[1] >= 2:
+        latent = arrays["latent"]
+        k = latent.shape[1]
+        key = "tau" if "tau" in meta else "n_frames" if "n_frames" in meta else None
+        if key is None:
+            return None, []
+        pairs = []
+        for j in range(latent.shape[0]):
+            spacing = (_per_frame(meta, key, j) - 1) / (k - 1)
+            pairs += [(latent[j, i], latent[j, i + 1], spacing) for i in range(k - 1)]
+        return "latent", pairs
+    sharp = arrays["sharp"]
+    if sharp.shape[0] >= 2 and "T" in meta:
+        return "sharp sequence", [(sharp[j], sharp[j + 1], float(meta["T"])) for j in range(sharp.shape[0] - 1)]
+    return None, []
+
+
+def motion_score(arrays: dict[str, np.ndarray], meta: dict) -> float | None:
+    """Mean DIS flow displacement between consecutive frames, px per source frame (None: no pairs)."""
+    _, pairs = consecutive_pairs(arrays, meta)
+    pairs = [p for p in pairs if min(p[0].shape[:2]) >= MIN_FLOW_SIDE and p[2] > 0]
+    if not pairs:
+        return None
+    return float(np.mean([flow_displacement(a, b) / spacing for a, b, spacing in pairs]))
+
+
+def sample_measures(arrays: dict[str, np.ndarray], meta: dict, motion: bool = True) -> dict:
+    """Every measure of one sample (see the module docstring)."""
+    blur, sharp = arrays["blur"], arrays["sharp"]
+    high, low = clipped_fractions(blur)
+    out = {"psnr": psnr(blur, sharp), "mad": mean_abs_diff(blur, sharp), "clipped_high": high, "clipped_low": low}
+    if motion:
+        out["motion"] = motion_score(arrays, meta)
+    return out
+
+
+def has_consecutive_frames(dataset: str | Path) -> bool:
+    """Whether any shard of ``dataset`` holds frames a motion score can use (see :func:`consecutive_pairs`)."""
+    dataset = Path(dataset)
+    for entry in Manifest.load(dataset).shards:
+        with open_shard(dataset / entry["file"]) as f:
+            keys = set(f["meta"]) if "meta" in f else set()
+            if "latent" in f and f["latent"].shape[2] >= 2 and keys & {"tau", "n_frames"}:
+                return True
+            if "sharp" in f and f["sharp"].shape[1] >= 2 and "T" in keys:
+                return True
+    return False
+
+
+def _measure_shard(path: Path, rows: list[int], motion: bool) -> list[tuple[int, dict]]:
+    cv2.setNumThreads(1)
+    out = []
+    with open_shard(path) as f:
+        meta = read_meta(f)
+        names = [n for n in ("blur", "sharp", "latent") if n in f]
+        for row in rows:
+            arrays = {n: f[n][row] for n in names}
+            sample_meta = {k: v[row] for k, v in meta.items()}
+            out.append((int(sample_meta["index"]), sample_measures(arrays, sample_meta, motion)))
+    return out
+
+
+def measure_dataset(dataset: str | Path, indices: Iterable[int] | None = None, *, motion: bool = True,
+                    workers: int | None = None, quiet: bool = True) -> dict[int, dict]:
+    """Measures of every sample of ``dataset`` (or of ``indices``), by global index.
+
+    One joblib task per shard; the values do not depend on ``workers``.
+    """
+    dataset = Path(dataset)
+    manifest = Manifest.load(dataset)
+    keep = None if indices is None else set(indices)
+    jobs = []
+    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
+        path = dataset / entry["file"]
+        with open_shard(path) as f:
+            index = read_meta(f)["index"]
+        rows = [r for r in range(len(index)) if keep is None or int(index[r]) in keep]
+        if rows:
+            jobs.append((path, rows))
+    results: dict[int, dict] = {}
+    n_jobs = min(workers or joblib.cpu_count(), max(1, len(jobs)))
+    with progress_bar(sum(len(r) for _, r in jobs), 0, quiet, "measure") as bar:
+        if n_jobs == 1:
+            done = (_measure_shard(p, r, motion) for p, r in jobs)
+        else:
+            done = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                joblib.delayed(_measure_shard)(p, r, motion) for p, r in jobs)
+        for part in done:
+            results.update(part)
+            bar.update(len(part))
+    return dict(sorted(results.items()))

@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blursynth import budget, interpolate
+import blursynth.budget as budget
+import blursynth.interpolate as interpolate
 from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BadSourceError, BlursynthError, note

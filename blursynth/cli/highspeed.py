@@ -46,7 +46,7 @@ class PeriodType(click.ParamType):
 @click.option("--motion", is_flag=True,
               help="Record the mean and max optical-flow motion (px/frame) of each sample in meta "
                    "(always on with --interpolate).")
-@run_options
+@run_options("highspeed")
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blursynth import budget
+import blursynth.budget as budget
+import blursynth.interpolate as interpolate
 from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BadSourceError, BlursynthError, note
@@ -43,6 +44,8 @@ from blursynth.worker import Worker
 KIND = "highspeed"
 # Frames decoded ahead by a worker's spare thread (held besides one exposure window).
 READAHEAD = 3
+# Largest --interpolate factor (REDS used 16).
+MAX_INTERPOLATE = 64
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,13 @@ class HighspeedConfig(SourceConfig):
     noise_read: tuple[float, ...] | None = None
     saturation: tuple[float, ...] | None = None
     jpeg: tuple[int, ...] | None = None
+    interpolate: int = 1
+    motion: bool = False
 
     def __post_init__(self):
         self.realism  # validates --noise-shot/--noise-read/--saturation/--jpeg
+        if not 1 <= self.interpolate <= MAX_INTERPOLATE:
+            raise BlursynthError(f"--interpolate {self.interpolate}: must be between 1 (off) and {MAX_INTERPOLATE}")
         if not self.tau:
             raise BlursynthError("--tau: give at least one value")
         for tau in self.tau:
@@ -135,6 +142,8 @@ class HighspeedSpec:
     repeat: int
     ahead: int = 0  # first frames of the same clip's next sample, decoded ahead (no effect on content)
     realism: Realism = Realism()
+    interpolate: int = 1  # --interpolate N: N - 1 frames between consecutive source frames (blur only)
+    motion: bool = False  # measure the optical flow (meta motion_mean / motion_max)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -266,7 +275,8 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=config.response_name, resize=resize,
-                    fps=fps, repeat=repeat, ahead=ahead, realism=config.realism))
+                    fps=fps, repeat=repeat, ahead=ahead, realism=config.realism,
+                    interpolate=config.interpolate, motion=config.motion or config.interpolate > 1))
     order = {}
     for spec in specs:
         order.setdefault(spec.frame_size, len(order))
@@ -472,9 +482,12 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     # Realism (blursynth.realism): drawn from the sample's own named streams.
     params = spec.realism.draw(spec.seed)
     degrade = changes_linear(params)
+    interp = spec.interpolate > 1 and spec.tau > 1
+    measure = spec.motion or spec.interpolate > 1  # the flows are needed anyway
     mask = np.empty((spec.size[1], spec.size[0], 3), np.float32) if params.get("saturation") else None
-    if degrade and linear is None:
+    if (degrade or interp) and linear is None:
         linear = np.empty((spec.size[1], spec.size[0], 3), np.float32)
+    moved_sum, moved_count, moved_max = 0, 0, 0.0
 
     # Frames stream in exposure order; one exposure window (tau frames) is held.
     stream = frames.stream([spec.start + n * spec.T + j for n in range(spec.seq_len) for j in range(spec.tau)])
@@ -483,8 +496,19 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         finish(window[mid], sharp[n])
         for j, k in latent_at.items():
             finish(window[j], latent[n, k])
-        if degrade:
-            response.average(window, linear_out=linear)
+        pair_flows = []
+        if measure:  # ghosting control: optical flow between consecutive source frames
+            pair_flows = [interpolate.flows(a, b) for a, b in zip(window[:-1], window[1:])]
+            for f01, _ in pair_flows:
+                moved = interpolate.displacement(f01)
+                moved_sum += interpolate.exact_sum(moved)
+                moved_count += moved.size
+                moved_max = max(moved_max, float(moved.max()))
+        if degrade or interp:
+            if interp:
+                interpolate.interpolated_mean(window, spec.interpolate, response, pair_flows, out=linear)
+            else:
+                response.average(window, linear_out=linear)
             lin, clipped = linear, None
             if mask is not None:  # the clip mask averaged over the exposure (RSBlur)
                 mask.fill(0.0)
@@ -495,7 +519,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
                 lin = cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA)
                 if clipped is not None:
                     clipped = cv2.resize(clipped, spec.resize, interpolation=cv2.INTER_AREA)
-            image = response.encode(degrade_linear(lin, params, spec.seed, n, clipped))
+            image = response.encode(degrade_linear(lin, params, spec.seed, n, clipped) if degrade else lin)
         elif spec.resize:
             # Resampling is linear, so resizing the linear mean equals averaging
             # the resized frames, at one resize per exposure instead of tau.
@@ -513,6 +537,9 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         arrays["latent"] = latent
     meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,
             "T": spec.T, "fps": float(spec.fps), "seed": spec.seed, "repeat": spec.repeat, **params}
+    if measure:  # px per source frame (0 for tau = 1: no pair of frames)
+        meta["motion_mean"] = moved_sum / interpolate.SUM_UNITS / moved_count if moved_count else 0.0
+        meta["motion_max"] = moved_max
     return Sample(arrays, meta)
 
 

@@ -1,4 +1,9 @@
-"""A contact sheet of a dataset: each row a sample, blurred | sharp | latent frames."""
+"""A contact sheet of a dataset: each row a sample, blurred | sharp | latent frames.
+
+The rows are a seeded draw across sources (:func:`pick`), not the first
+samples, so one sheet shows the variety of a dataset; each row says which
+source, which frame of a sequence and which draw it shows.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +11,111 @@ from pathlib import Path
 
 import numpy as np
 
+from blursynth.dataset import Dataset
 from blursynth.errors import BlursynthError
-from blursynth.shards import iter_samples
 
 
-def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4) -> Path:
+def pick(sources: list[str], n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``(sample position, frame t)`` of the rows of a sheet: a seeded draw across sources.
+
+    Parameters
+    ----------
+    sources : list of str
+        The source of each sample, in index order.
+    n : int
+        Rows wanted (fewer when the dataset is smaller).
+    seed : int
+        The draw's seed.
+
+    Returns
+    -------
+    list of (int, int)
+        The sources are visited in a random order, round after round, and one
+        sample not yet shown is drawn from each, until ``n`` rows: the first
+        rows come from as many different sources as there are. The frame ``t``
+        of the sequence is drawn by the caller (see :func:`contact_sheet`).
+    """
+    rng = np.random.default_rng(seed)
+    by_source: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        by_source.setdefault(source, []).append(i)
+    pools = {s: list(rng.permutation(idx)) for s, idx in sorted(by_source.items())}
+    order = list(rng.permutation(sorted(pools)))
+    rows = []
+    while len(rows) < n and any(pools.values()):
+        for source in order:
+            if pools[source] and len(rows) < n:
+                rows.append(int(pools[source].pop()))
+    return rows
+
+
+def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 0) -> Path:
+    """Write a PNG contact sheet of ``n`` samples of ``dataset`` drawn with ``seed``.
+
+    Parameters
+    ----------
+    dataset : str or Path
+        The dataset folder.
+    out : str or Path
+        The PNG to write.
+    n : int
+        Rows (samples).
+    seed : int
+        Which samples, and which frame of each sequence, are shown.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if n < 1:
         raise BlursynthError(f"--n {n}: must be at least 1")
-    samples = []
-    for sample in iter_samples(Path(dataset)):
-        samples.append(sample)
-        if len(samples) == n:
-            break
-    if not samples:
+    data = Dataset(dataset)
+    if not len(data):
         raise BlursynthError(f"{dataset}: the dataset has no samples")
-    k = samples[0].arrays["latent"].shape[1] if "latent" in samples[0].arrays else 0
+    sources = [str(data.sample_meta(i)["source"]) for i in range(len(data))]
+    rng = np.random.default_rng([seed, 1])
+    rows = []
+    for i in pick(sources, n, seed):
+        sample = data[i]
+        length = sample["blur"].shape[0]
+        rows.append((sample, int(rng.integers(length)), length))
+    k = max((s["latent"].shape[1] if "latent" in s else 0) for s, _, _ in rows)
     cols = 2 + k
-    fig, axes = plt.subplots(len(samples), cols, figsize=(2.6 * cols, 2.0 * len(samples)), squeeze=False)
-    for row, sample in zip(axes, samples):
-        frames = [sample.arrays["blur"][0], sample.arrays["sharp"][0]]
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.6 * cols, 2.1 * len(rows)), squeeze=False)
+    for axrow, (sample, t, length) in zip(axes, rows):
+        frames = [sample["blur"][t], sample["sharp"][t]]
         titles = ["blur", "sharp"]
-        if k:
-            frames += list(sample.arrays["latent"][0])  # first frame of a sequence
-            titles += [f"latent {i}" for i in range(k)]
-        for ax, frame, title in zip(row, frames, titles):
-            ax.imshow(np.asarray(frame))
+        if "latent" in sample:
+            frames += list(sample["latent"][t])
+            titles += [f"latent {i}" for i in range(sample["latent"].shape[1])]
+        for ax in axrow:
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_frame_on(False)
+        for ax, frame, title in zip(axrow, frames, titles):
+            ax.imshow(np.asarray(frame))
+            ax.set_frame_on(True)
             ax.set_title(title, fontsize=8)
-        desc = ", ".join(f"{key}={float(np.ravel(sample.meta[key])[0]):g}" if key == "angle_deg"
-                         else f"{key}={sample.meta[key]}" for key in ("tau", "T", "angle_deg") if key in sample.meta)
-        row[0].set_ylabel(f"{sample.meta['source']}\n{desc}", fontsize=7)
+        axrow[0].set_ylabel(row_label(sample, t, length), fontsize=7)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def row_label(sample: dict, t: int, length: int) -> str:
+    """What a row shows: source, sample index, frame t of L, and the draw (tau/T or angle)."""
+    parts = [f"#{int(sample['index'])}", f"frame {t + 1} of {length}"]
+    if "tau" in sample and "T" in sample:
+        parts.append(f"tau={int(sample['tau'])} T={int(sample['T'])}")
+    if "angle_deg" in sample:
+        parts.append(f"angle={float(np.ravel(sample['angle_deg'])[0]):.3g} deg")
+    h, w = sample["blur"].shape[1:3]
+    parts.append(f"{w}x{h}")
+    return f"{sample['source']}\n" + ", ".join(parts)

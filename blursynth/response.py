@@ -30,6 +30,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -64,11 +65,16 @@ class Response:
         Linear irradiance of each code value.
     encode_table : ndarray, uint8 [65536]
         Code value for ``x = (q / 65535) ** 2``.
+    forward, inverse : callable, optional
+        The curve itself in float64, linear -> encoded and back (both in
+        [0, 1]), for float images (:func:`blursynth.api.blur`).
     """
 
     name: str
     decode_table: np.ndarray
     encode_table: np.ndarray
+    forward: Callable[[np.ndarray], np.ndarray] | None = None
+    inverse: Callable[[np.ndarray], np.ndarray] | None = None
 
     def linearize(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint8 image -> float32 linear irradiance in [0, 1] (same shape).
@@ -145,7 +151,7 @@ def _build(name: str, forward, inverse) -> Response:
     decode = inverse(codes).astype(np.float32)
     q = np.arange(ENCODE_TABLE_SIZE, dtype=np.float64) / (ENCODE_TABLE_SIZE - 1)
     encode = np.clip(np.rint(255.0 * forward(q * q)), 0, 255).astype(np.uint8)
-    return Response(name, decode, encode)
+    return Response(name, decode, encode, forward, inverse)
 
 
 def _load_crf(path: Path):

@@ -23,7 +23,8 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from blursynth import __version__, budget
+import blursynth.budget as budget
+from blursynth.version import __version__
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError

@@ -203,9 +203,35 @@ def _apply_recipe(ctx: click.Context, _param, value):
     return value
 
 
+# The recipes installed with the package (blursynth/recipes/*.toml; recipes/ in a checkout links here).
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Name (file name without ``.toml``) -> path of every recipe installed with blursynth."""
+    return {p.stem: p for p in sorted(RECIPES.glob("*.toml"))}
+
+
+class RecipeType(click.ParamType):
+    """``--recipe``: a TOML file, or the name of an installed recipe (``kim2017_dtb``)."""
+
+    name = "NAME|FILE"
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        if path.is_file():
+            return str(path)
+        found = builtin_recipes().get(path.name.removesuffix(".toml")) if len(path.parts) <= 2 else None
+        if found is not None and (len(path.parts) == 1 or path.parent.name == "recipes"):
+            return str(found)
+        self.fail(f"{value}: no such file and no installed recipe of that name "
+                  f"(installed: {', '.join(builtin_recipes())}; 'blursynth recipes' describes them)", param, ctx)
+
+
 recipe_option = click.option(
-    "--recipe", type=click.Path(exists=True, dir_okay=False), is_eager=True, expose_value=False,
-    callback=_apply_recipe, help="TOML file of option defaults (see recipes/); flags win.",
+    "--recipe", type=RecipeType(), is_eager=True, expose_value=False, callback=_apply_recipe,
+    help="A recipe: the name of an installed one (see 'blursynth recipes') or a TOML file of option "
+         "defaults; flags win.",
 )
 
 
@@ -280,11 +306,17 @@ def realism_options(func):
     return func
 
 
-def run_options(func):
-    """Options that say where and how to run, shared by the synthesis commands."""
+def run_options(command: str):
+    """Options that say where and how to run, shared by the synthesis commands.
+
+    Parameters
+    ----------
+    command : str
+        The command's name (its default ``--out`` is ``./COMMAND-out``).
+    """
     decorators = [
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     show_default="./COMMAND-out, e.g. ./highspeed-out",
+                     show_default=f"./{command}-out",
                      help="Output dataset folder (manifest.json + shard-*.h5); re-running resumes there."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed of the whole run (0 or more)."),
@@ -299,9 +331,13 @@ def run_options(func):
         click.option("--skip-bad", is_flag=True, help="Skip unusable sources and list them in manifest.json."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
 def make_run_options(kw: dict):

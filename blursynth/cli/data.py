@@ -14,9 +14,10 @@ from blursynth.errors import BlursynthError
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--frames", type=int, default=96, show_default=True)
+@click.option("--frames", type=int, default=96, show_default=True, help="Number of frames (at 240 fps).")
 @click.option("--size", type=Size(), default="320x180", show_default=True, help="Frame size WxH.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the textures and motions.")
 @click.option("--video", is_flag=True, help="Write a lossless FFV1 .avi instead of PNG frames.")
 def sample(out, frames, size, seed, video):
     """Write the built-in synthetic 240 fps clip (textured layers moving by sub-pixel steps)."""
@@ -45,7 +46,8 @@ def verify(dataset):
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def info(dataset):
-    """Summarize DATASET: kind, sample count, frame shapes, config (JSON on stdout)."""
+    """Summarize DATASET (JSON on stdout): kind, samples, frame sizes, disk use, config, and per
+    source its samples, frame sizes, disk use and tau/T histogram."""
     from blursynth.shards import describe
 
     click.echo(json.dumps(describe(dataset), indent=1))
@@ -54,17 +56,21 @@ def info(dataset):
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
-@click.option("--n", type=int, default=4, show_default=True, help="Samples to show.")
-def preview(dataset, out, n):
-    """Contact sheet of DATASET: blurred, sharp and latent frames of the first samples."""
+@click.option("--n", type=int, default=4, show_default=True, help="Samples to show (one row each).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Which samples are drawn (across sources) and which frame of each sequence is shown.")
+def preview(dataset, out, n, seed):
+    """Contact sheet of DATASET: blurred, sharp and latent frames of a seeded draw of samples
+    across its sources; each row names its source, sample and frame of the sequence."""
     from blursynth.preview import contact_sheet
 
-    contact_sheet(dataset, out, n)
+    contact_sheet(dataset, out, n, seed=seed)
     click.echo(f"wrote {out}", err=True)
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="demo-out", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="demo-out", show_default=True,
+              help="Folder for the clip, both datasets and their previews.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 def demo(out, workers):
     """Run the main jobs on the built-in sample data and write previews.
@@ -75,3 +81,35 @@ def demo(out, workers):
     from blursynth.demo import run_demo
 
     run_demo(out, workers, log=lambda line: click.echo(line, err=True))
+
+
+@main.command("recipes")
+def recipes():
+    """List the recipes installed with blursynth: name, the command it is for, the paper.
+
+    Use one by name from any folder: blursynth highspeed --recipe kim2017_dtb --src clips/
+    """
+    import tomllib
+
+    from blursynth.cli.common import builtin_recipes, load_recipe
+
+    commands = [main.commands[name] for name in ("highspeed", "panorama", "train-reference", "validate")
+                if name in main.commands]
+    rows = []
+    if not builtin_recipes():
+        raise BlursynthError("no recipes are installed with this copy of blursynth")
+    for name, path in builtin_recipes().items():
+        doc = tomllib.loads(path.read_text()).get("recipe", {})
+        fits = []
+        for command in commands:
+            try:
+                load_recipe(path, command)
+            except BlursynthError:
+                continue
+            fits.append(command.name)
+        rows.append((name, fits[0] if fits else "?", doc.get("paper", "")))
+    width = max(len(name) for name, _, _ in rows)
+    cwidth = max(len(cmd) for _, cmd, _ in rows)
+    for name, cmd, paper in rows:
+        click.echo(f"{name:<{width}}  {cmd:<{cwidth}}  {paper}")
+    click.echo(f"\n(files in {builtin_recipes()[rows[0][0]].parent}; use: --recipe NAME)", err=True)

@@ -40,7 +40,13 @@ class PeriodType(click.ParamType):
               help="Output size, area-resampled in linear light: WxH, or 960x / x540 to keep each clip's "
                    "aspect ratio. Clips of different sizes go to different shards.")
 @realism_options
-@run_options
+@click.option("--interpolate", type=int, default=1, show_default=True, metavar="N",
+              help="Insert N-1 optical-flow interpolated frames between consecutive source frames before "
+                   "averaging (against ghosting; REDS used 16). The sharp and latent frames stay real frames.")
+@click.option("--motion", is_flag=True,
+              help="Record the mean and max optical-flow motion (px/frame) of each sample in meta "
+                   "(always on with --interpolate).")
+@run_options("highspeed")
 def highspeed(**kw):
     """Average tau high-speed frames every T frames into blurred frames (Kim et al. 2017, Eq. 1).
 

@@ -40,7 +40,7 @@ from blursynth.cli.common import Size, make_run_options, realism_options, recipe
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cpu: OpenCV remap; cuda: torch grid_sample on the GPU.")
 @realism_options
-@run_options
+@run_options("panorama")
 def panorama(**kw):
     """Rotate a virtual camera inside panoramas and average the frames (Argaw et al. 2021).
 

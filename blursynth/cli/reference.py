@@ -58,20 +58,20 @@ def training_options(func):
                      help="Model constructor argument (repeatable; VALUE parsed as JSON), "
                           "e.g. --model-arg blocks=2 --model-arg width=32; also a [model] table in a recipe."),
         click.option("--batch", type=int, default=None, show_default=_FROM_MODEL,
-                     help="Samples per step (per process); dtb: 8."),
+                     help="Samples per step (per process); dtb, fsta: 8."),
         click.option("--patch", type=int, default=None, show_default=_FROM_MODEL,
                      help="Random crop size (same place in every frame), 0: whole frames; "
-                          "shrunk to small frames. dtb: 128."),
+                          "shrunk to small frames. dtb: 128; fsta: 256."),
         click.option("--clip-len", type=int, default=None, show_default=_FROM_MODEL,
-                     help="Frames per training clip (video models); shrunk to shorter runs. dtb: 13."),
+                     help="Frames per training clip (video models); shrunk to shorter runs. dtb: 13; fsta: 5."),
         click.option("--lr", type=float, default=None, show_default=_FROM_MODEL,
-                     help="Adam learning rate. dtb: 1e-4."),
+                     help="Adam learning rate. dtb, fsta: 1e-4."),
         click.option("--lr-decay", type=float, default=None, show_default=_FROM_MODEL,
-                     help="Learning-rate factor every --lr-decay-every steps. dtb: 0.96."),
+                     help="Learning-rate factor every --lr-decay-every steps (epochs). dtb: 0.96; fsta: 0.5."),
         click.option("--lr-decay-every", type=int, default=None, show_default=_FROM_MODEL,
-                     help="dtb: 10000."),
+                     help="In the unit of the model's paper: dtb: 10000 steps; fsta: 200 epochs."),
         click.option("--weight-reg", type=float, default=None, show_default=_FROM_MODEL,
-                     help="λ of the L2 weight regularization. dtb: 1e-5."),
+                     help="λ of the L2 weight regularization. dtb: 1e-5; fsta: 0 (none)."),
         click.option("--flip/--no-flip", default=True, show_default=True,
                      help="Random horizontal and vertical flips of training items."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -79,7 +79,8 @@ def training_options(func):
                      help="Mixed precision (bf16 autocast)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the run (split, initialization, crops, order)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes."),
     ]
     for decorator in reversed(decorators):
@@ -154,14 +155,15 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
               help="Split file [default: DATA/split.json].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Report file [default: RUN/eval-SPLIT.json].")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+              help="Mixed precision (bf16 autocast).")
 @click.option("--crop", type=int, default=None, help="Score a centre crop of this size.")
 @click.option("--max-samples", type=int, default=None,
               help="Score at most this many samples (a seeded draw across sources).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max-samples draw.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="Only the report table.")
 def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, as_json, quiet):
     """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
     per scored position and in the mean.
@@ -187,7 +189,7 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
 @click.argument("dataset", type=_DATA)
 @click.option("--val", type=float, default=0.1, show_default=True, help="Fraction of samples for validation.")
 @click.option("--test", type=float, default=0.1, show_default=True, help="Fraction of samples for testing.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw of sources into the parts.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Split file [default: DATASET/split.json].")
 def split(dataset, val, test, seed, out):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 from blursynth.budget import MAX_FRAMES_PER_EXPOSURE
 from blursynth.config import SourceConfig
 from blursynth.errors import BlursynthError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from blursynth import budget, geometry
+import blursynth.budget as budget
+import blursynth.geometry as geometry
 from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import KIND, PanoramaConfig

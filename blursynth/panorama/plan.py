@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import quaternion
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.realism import Realism

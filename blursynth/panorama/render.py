@@ -16,7 +16,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 from blursynth.panorama.plan import PanoramaSpec
 from blursynth.realism import changes_linear, compress, degrade_linear
 from blursynth.response import parse_response

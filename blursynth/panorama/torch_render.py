@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 
 # Frames per torch.grid_sample call.
 TORCH_BATCH = 32

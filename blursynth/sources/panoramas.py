@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blursynth import geometry
+import blursynth.geometry as geometry
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
 from blursynth.sources import headers

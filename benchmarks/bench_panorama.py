@@ -182,15 +182,18 @@ def bench_large(args) -> None:
     from blursynth.worker import Worker
 
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        folder = Path(tmp) / "sun360"
-        folder.mkdir()
+        # --jpegs DIR keeps the generated files, so that two checkouts can be timed on the same ones
+        folder = Path(args.jpegs) if args.jpegs else Path(tmp) / "sun360"
+        folder.mkdir(exist_ok=True)
         t0 = time.perf_counter()
         for i in range(args.panoramas):
-            textured_jpeg(folder / f"pano{i:02d}.jpg", 9104, i)
+            if not (folder / f"pano{i:02d}.jpg").exists():
+                textured_jpeg(folder / f"pano{i:02d}.jpg", 9104, i)
         made = time.perf_counter() - t0
-        first = sorted(folder.iterdir())[0]
+        first = folder / "pano00.jpg"
         size = (args.size, args.size)
-        each_cfg = PanoramaConfig(src=(str(folder),), n=args.panoramas, size=size, fov=args.fov, seed=2)
+        each_cfg = PanoramaConfig(src=tuple(str(folder / f"pano{i:02d}.jpg") for i in range(args.panoramas)),
+                                  n=args.panoramas, size=size, fov=args.fov, seed=2)
         one_cfg = PanoramaConfig(src=(str(first),), n=args.panoramas, size=size, fov=args.fov, seed=2)
         each, _ = plan(each_cfg)
         one, _ = plan(one_cfg)
@@ -216,7 +219,8 @@ def bench_large(args) -> None:
         t_one = min(r[1] for r in rounds)
         full, reduced = min(r[2] for r in rounds), min(r[3] for r in rounds)
         width = each[0].pano_width
-        r = sources.jpeg_reduction(9104, width)
+        # (a blursynth without reduced decoding, for a before/after run: full decode)
+        r = sources.jpeg_reduction(9104, width) if hasattr(sources, "jpeg_reduction") else 1
     n = args.panoramas
     print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} usable cores, one worker, cv2 threads 1, "
           f"opencv {cv2.__version__}")
@@ -282,6 +286,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best is reported)")
     parser.add_argument("--panoramas", type=int, default=6, help="--case large: generated 9104x4552 JPEGs")
     parser.add_argument("--plan-count", type=int, default=100_000, help="--case plan: tiny panoramas")
+    parser.add_argument("--jpegs", default=None, help="--case large: folder to keep the generated JPEGs in")
     parser.add_argument("--tmp", default=None, help="folder for the generated files (default: the system's)")
     args = parser.parse_args()
     cv2.setNumThreads(1)

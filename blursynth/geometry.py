@@ -20,8 +20,9 @@ Conventions (docs/panorama.md draws them):
 
 The steps: pixel <-> (lon, lat) <-> direction; camera rays; orientation
 quaternions and the rotation path of a sample; and the maps for ``cv2.remap``
-(rotate the cached rays by one 3x3 matrix, ``atan2``/``acos`` in float32, scale
-to equirect pixel coordinates). :func:`pad_equirect` adds the border rows and
+(:class:`MapBuilder`: rotated rays from two fixed pixel grids, OpenCV's
+vectorized ``atan2`` refined by one correction step, scaled to equirect pixel
+coordinates). :func:`pad_equirect` adds the border rows and
 columns that make bilinear sampling wrap across the longitude seam and across
 the poles, so that no sample is ever clamped.
 """
@@ -168,7 +169,12 @@ def project(directions, size: tuple[int, int], fov_deg: float):
 # ------------------------------------------------------------- orientation
 def axis_angle(axis, angle: float) -> np.quaternion:
     """Rotation by ``angle`` radians about ``axis`` (a 3-vector or ``"x"``/``"y"``/``"z"``)."""
-    a = np.asarray(_AXES.get(axis, axis) if isinstance(axis, str) else axis, dtype=np.float64)
+    if isinstance(axis, str):  # (cos(a/2), sin(a/2) e_k) directly: planning calls this per sample
+        half = 0.5 * float(angle)
+        s = math.sin(half)
+        x, y, z = (s * c for c in _AXES[axis])
+        return np.quaternion(math.cos(half), x, y, z)
+    a = np.asarray(axis, dtype=np.float64)
     a = a / np.linalg.norm(a)
     return quaternion.from_rotation_vector(a * angle)
 
@@ -246,7 +252,7 @@ def path_max_speed(omega0, omega1, span: float, t0: float, t1: float) -> float:
     """
     omega0 = np.asarray(omega0, dtype=np.float64)
     omega1 = np.asarray(omega1, dtype=np.float64)
-    return max(float(np.linalg.norm(omega0 + (omega1 - omega0) * (t / span))) for t in (t0, t1))
+    return max(math.hypot(*(omega0 + (omega1 - omega0) * (t / span))) for t in (t0, t1))
 
 
 # -------------------------------------------------------------------- maps
@@ -295,19 +301,64 @@ def pixel_to_grid(scale: float, offset: float, n: int) -> tuple[float, float]:
     return scale * 2 / (n - 1), offset * 2 / (n - 1) - 1
 
 
+def refine_angle(angle: np.ndarray, x: np.ndarray, y: np.ndarray, inv_r: np.ndarray | None,
+                 scratch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """One correction step for an approximate ``angle = atan2(y, x)``, in place.
+
+    With ``c = cos(angle) / r``, ``s = sin(angle) / r`` (``r = |(x, y)|``),
+    ``y c - x s = sin(atan2(y, x) - angle)``; adding it leaves an error of
+    order ``e^3 / 6`` from an error ``e``. OpenCV's vectorized
+    ``cartToPolar``/``phase`` are within about 2e-4 radian; ``polarToCart``
+    evaluates ``cos``/``sin`` to about 2e-7, so one step brings the angle to
+    float32 rounding (measured: 5e-4 px on a 1394-pixel-wide panorama).
+
+    Parameters
+    ----------
+    angle : ndarray, float32
+        The approximate angle; refined in place and returned.
+    x, y : ndarray, float32
+        The arguments of ``atan2(y, x)``.
+    inv_r : ndarray, float32
+        ``1 / sqrt(x^2 + y^2)`` (any finite value where ``x = y = 0``).
+    scratch : (ndarray, ndarray)
+        Two float32 buffers of the same shape.
+
+    Returns
+    -------
+    ndarray
+        ``angle``.
+    """
+    c, s = scratch
+    cv2.polarToCart(inv_r, angle, x=c, y=s)
+    np.multiply(y, c, out=c)
+    np.multiply(x, s, out=s)
+    c -= s
+    angle += c
+    return angle
+
+
 class MapBuilder:
     """Builds ``cv2.remap`` maps from a camera to a padded equirect image.
 
-    Holds the camera rays of one ``(size, fov)`` and float32 scratch buffers, so
-    that a frame costs one ``3x3 @ 3xN`` product, one ``atan2``, one ``acos``
-    and two scale-and-shift passes, with no allocation:
+    The world direction of pixel ``(x, y)`` is ``d = R (u(x), v(y), 1)``, the
+    camera ray of :func:`camera_rays` before normalization (``atan2`` needs no
+    unit vector, and ``|d| = |(u, v, 1)|`` is fixed per pixel). A frame costs
+    three ``cv2.addWeighted`` passes (``d_k = R[k, 0] U + R[k, 1] V + R[k, 2]``
+    over fixed grids ``U``, ``V``), OpenCV's vectorized ``atan2``
+    (``cv2.cartToPolar``, ``cv2.phase``), one :func:`refine_angle` step per
+    angle, and two scale-and-shift passes, with no allocation:
 
-    ``map_x = (W / 2 pi) atan2(d_x, d_z) + W / 2 - 0.5 + pad``
-    ``map_y = (H / pi) acos(d_y) - 0.5 + pad``
+    ``map_x = (W / 2 pi) atan2(-d_x, -d_z) + pad - 0.5``   (the angle in [0, 2 pi))
+    ``map_y = (H / pi) atan2(sqrt(d_x^2 + d_z^2), d_y) + pad - 0.5``
 
-    (``acos(d_y) = pi/2 - phi``; ``d`` is a unit world direction). Coordinates
-    stay within ``[pad - 0.5, W - 0.5 + pad]`` x ``[pad - 0.5, H - 0.5 + pad]``,
-    inside an image padded by :func:`pad_equirect`.
+    ``atan2(-d_x, -d_z)`` is the longitude ``atan2(d_x, d_z)`` plus pi, taken
+    in [0, 2 pi), and the second angle is the colatitude ``pi / 2 - phi``: these
+    are the maps of :func:`equirect_pixel_affine`. Coordinates stay within
+    ``[pad - 0.5, W - 0.5 + pad]`` x ``[pad - 0.5, H - 0.5 + pad]`` (up to the
+    refinement's few 1e-4 px past an end, still inside the padding), inside an
+    image padded by :func:`pad_equirect`. Fixed-point maps (``cv2.convertMaps``)
+    are not used: OpenCV's remap of 4 float channels is several times slower
+    with them (docs/benchmarks.md).
 
     Not thread-safe: the returned maps are views of its buffers, overwritten by
     the next call.
@@ -316,29 +367,36 @@ class MapBuilder:
     def __init__(self, size: tuple[int, int], fov_deg: float, pano_hw: tuple[int, int], pad: int = PAD):
         self.size = tuple(size)
         h, w = self.size
-        self.rays = camera_rays(self.size, float(fov_deg)).reshape(3, h, w)
+        f = focal_length(w, float(fov_deg))
+        u = (np.arange(w, dtype=np.float64) + 0.5 - w / 2.0) / f
+        v = -(np.arange(h, dtype=np.float64) + 0.5 - h / 2.0) / f
+        uu, vv = np.meshgrid(u, v)
+        self._u = uu.astype(np.float32)
+        self._v = vv.astype(np.float32)
+        self._inv_norm = (1.0 / np.sqrt(uu * uu + vv * vv + 1.0)).astype(np.float32)  # 1 / |d|
         self.pano_hw = tuple(pano_hw)
-        self._world = np.empty((3, h, w), dtype=np.float32)
-        self._map_x = np.empty((h, w), dtype=np.float32)
-        self._sx, self._ox, self._sy, self._oy = map(np.float32, equirect_pixel_affine(self.pano_hw, pad))
+        self._buf = np.empty((8, h, w), dtype=np.float32)
+        sx, ox, sy, oy = equirect_pixel_affine(self.pano_hw, pad)
+        # sx (lon + pi) + ox - sx pi: the angle in [0, 2 pi) is lon + pi
+        self._sx, self._ox = np.float32(sx), np.float32(ox - sx * np.pi)
+        self._sy, self._oy = np.float32(sy), np.float32(oy)
 
     def __call__(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, for a world <- camera matrix."""
         rot = np.asarray(rotation, dtype=np.float64)
-        rays, world = self.rays, self._world
-        # world = R @ rays, one row at a time with OpenCV's fused a*x + y: a BLAS
-        # product of this shape is no faster and wakes BLAS threads.
-        for i in range(3):
-            np.multiply(rays[0], np.float32(rot[i, 0]), out=world[i])
-            cv2.scaleAdd(rays[1], float(rot[i, 1]), world[i], dst=world[i])
-            cv2.scaleAdd(rays[2], float(rot[i, 2]), world[i], dst=world[i])
-        map_x = self._map_x
-        np.arctan2(world[0], world[2], out=map_x)
+        neg_z, neg_x, d_y, rho, map_x, map_y, c, s = self._buf
+        for out, row, sign in ((neg_z, 2, -1.0), (neg_x, 0, -1.0), (d_y, 1, 1.0)):
+            cv2.addWeighted(self._u, sign * rot[row, 0], self._v, sign * rot[row, 1], sign * rot[row, 2], dst=out)
+        cv2.cartToPolar(neg_z, neg_x, magnitude=rho, angle=map_x)  # atan2(-d_x, -d_z) in [0, 2 pi)
+        cv2.phase(d_y, rho, angle=map_y)  # atan2(rho, d_y): the colatitude, in [0, pi]
+        refine_angle(map_y, d_y, rho, self._inv_norm, (c, s))
+        # rho = 0 only looking straight at a pole, where the longitude does not
+        # matter: keep 1 / rho finite there (the correction stays within 1).
+        np.maximum(rho, np.float32(1e-30), out=rho)
+        np.reciprocal(rho, out=rho)
+        refine_angle(map_x, neg_z, neg_x, rho, (c, s))
         map_x *= self._sx
         map_x += self._ox
-        map_y = world[1]  # reuse the y plane in place
-        np.clip(map_y, -1.0, 1.0, out=map_y)  # rounding can leave |d_y| a hair above 1
-        np.arccos(map_y, out=map_y)
         map_y *= self._sy
         map_y += self._oy
         return map_x, map_y

@@ -32,7 +32,12 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 def sample_seed(seed: int, index: int) -> int:
     """A 63-bit integer identifying sample ``index``'s stream (stored in ``meta/seed``)."""
-    state = sample_sequence(seed, index).generate_state(2, np.uint32)
+    return sequence_seed(sample_sequence(seed, index))
+
+
+def sequence_seed(sequence: np.random.SeedSequence) -> int:
+    """The 63-bit id of a stream (:func:`sample_seed` of the sequence built once)."""
+    state = sequence.generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 

@@ -13,6 +13,6 @@ from reference_models.registry import create_model, is_model, list_models, regis
 from reference_models.task import ModelTask, task_of
 
 # Importing a model file registers its models.
-from reference_models import dtb, fsta  # noqa: E402,F401
+from reference_models import blur2video, dtb, fsta  # noqa: E402,F401
 
 __all__ = ["ModelTask", "create_model", "is_model", "list_models", "register_model", "task_of"]

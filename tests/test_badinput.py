@@ -166,3 +166,65 @@ def test_a_4x2_panorama_renders(files, tmp_path):
         image = cv2.cvtColor(cv2.imread(str(pano)), cv2.COLOR_BGR2RGB)
         assert sample.arrays["sharp"].min() >= 0 and sample.arrays["sharp"].shape == (1, 16, 16, 3)
         assert image.shape == (2, 4, 3)
+
+
+RECIPES = [
+    ('out = "/tmp/elsewhere"\n', ["'out'", "where or how to run"]),
+    ("overwrite = true\n", ["'overwrite'", "where or how to run"]),
+    ("workers = 2\n", ["'workers'", "where or how to run"]),
+    ('backend = "dask"\n', ["'backend'", "where or how to run"]),
+    ('scheduler = "tcp://host:8786"\n', ["'scheduler'", "where or how to run"]),
+    ("skip-bad = true\n", ["'skip-bad'", "where or how to run"]),
+    ("skip_bad = true\n", ["'skip_bad'", "where or how to run"]),
+    ("quiet = true\n", ["'quiet'", "where or how to run"]),
+    ("tau = true\n", ["tau = true", "integer"]),
+    ("tau = 7.5\n", ["tau = 7.5", "integer"]),
+    ("tau = [7, 9.5]\n", ["tau = [7, 9.5]", "integer"]),
+    ('tau = "7,9.5"\n', ["tau", "integer"]),
+    ("seq-len = 2\nseq_len = 3\n", ["'seq-len' and 'seq_len' are the same option"]),
+    ("seq-len = 2.0\n", ["seq-len = 2.0", "integer"]),
+    ('fps = "fast"\n', ["fps", "a number"]),
+    ("gamma = true\n", ["gamma = true", "a number"]),
+    ("response = 2\n", ["response = 2", "a string"]),
+    ("resize = 960\n", ["resize = 960", "WxH"]),
+    ("T = 7.5\n", ["T = 7.5"]),
+    ("T = true\n", ["T = true"]),
+    ("colour = 3\n", ["unknown option 'colour'"]),
+    (b"tau = [7]\n# caf\xe9 au lait\n", ["not UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("text, words", RECIPES, ids=[repr(c[0])[:40] for c in RECIPES])
+def test_recipe_bad_input(files, tmp_path, text, words):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_bytes(text if isinstance(text, bytes) else text.encode())
+    out = tmp_path / "out"
+    result = run_cli("highspeed", "--recipe", recipe, "--src", files["clip"], "--out", out, "-q", "--workers", "1")
+    assert_one_line_error(result, "recipe.toml", *words)
+    assert no_partial_output(out)
+
+
+def test_a_recipe_cannot_choose_what_gets_deleted(files, tmp_path):
+    """A downloaded recipe naming another folder and --overwrite must not touch it."""
+    victim = tmp_path / "victim"
+    assert run_cli("highspeed", "--src", files["clip"], "--tau", "3", "--out", victim, "-q",
+                   "--workers", "1").exit_code == 0
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    recipe = tmp_path / "evil.toml"
+    recipe.write_text(f'tau = [5]\nout = "{victim}"\noverwrite = true\n')
+    result = run_cli("highspeed", "--recipe", recipe, "--src", files["clip"], "-q", "--workers", "1",
+                     "--out", tmp_path / "mine")
+    assert_one_line_error(result, "evil.toml", "'out'")
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+def test_valid_recipe_values_still_load(files, tmp_path):
+    recipe = tmp_path / "ok.toml"
+    recipe.write_text('tau = "3,5"\nT = [5, 7]\nseq-len = 1\nfps = 240\ngamma = 2\nresize = "20x12"\n'
+                      '[recipe]\npaper = "a test"\n')
+    out = tmp_path / "out"
+    result = run_cli("highspeed", "--recipe", recipe, "--src", files["clip"], "--out", out, "-q", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    from blursynth.shards import Manifest
+    config = Manifest.load(out).config
+    assert config["tau"] == [3, 5] and config["T"] == [5, 7] and config["fps"] == 240

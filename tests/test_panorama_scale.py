@@ -112,10 +112,34 @@ def test_header_sizes_match_what_opencv_decodes(tmp_path, h, w):
     assert cv2.imwrite(str(tmp_path / "a.pfm"), rgb)
     assert cv2.imwrite(str(tmp_path / "g.pfm"), grey)
     assert cv2.imwrite(str(tmp_path / "a.jpg"), (rgb * 20).astype(np.uint8))
+    assert cv2.imwrite(str(tmp_path / "p.jpg"), (rgb * 20).astype(np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert cv2.imwrite(str(tmp_path / "a.png"), (rgb * 20).astype(np.uint8))
+    from PIL import Image
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 3000  # ImageDescription: a long APP1 segment before the frame header
+    Image.fromarray((rgb * 20).astype(np.uint8)).save(tmp_path / "exif.jpg", exif=exif)
     for name, reader in (("a.hdr", headers.radiance_size), ("a.pfm", headers.pfm_size),
-                         ("g.pfm", headers.pfm_size), ("a.jpg", headers.raster_size)):
+                         ("g.pfm", headers.pfm_size), ("a.jpg", headers.jpeg_size), ("p.jpg", headers.jpeg_size),
+                         ("exif.jpg", headers.jpeg_size), ("a.png", headers.png_size),
+                         ("a.jpg", headers.raster_size), ("a.png", headers.raster_size)):
         decoded = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
         assert reader(tmp_path / name) == (decoded.shape[1], decoded.shape[0]), name
+
+
+def test_builtin_jpegs_header_sizes():
+    for path in P.builtin_panoramas():
+        if path.suffix == ".jpg":
+            decoded = cv2.imread(str(path))
+            assert headers.jpeg_size(path) == (decoded.shape[1], decoded.shape[0])
+
+
+def test_a_png_named_jpg_falls_back_to_pillow(tmp_path):
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((5, 10, 3), np.uint8))
+    (tmp_path / "x.jpg").write_bytes((tmp_path / "x.png").read_bytes())
+    assert headers.raster_size(tmp_path / "x.jpg") == (10, 5)
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xda garbage")
+    with pytest.raises(ValueError, match="not a readable image"):
+        headers.raster_size(tmp_path / "junk.jpg")
 
 
 def test_radiance_header_with_comments_and_exposure_lines(tmp_path):
@@ -282,3 +306,41 @@ def test_per_panorama_same_bytes_for_any_number_of_workers_and_from_a_recipe(tmp
 def test_per_panorama_must_be_positive():
     with pytest.raises(BlursynthError, match="--per-panorama 0"):
         PanoramaConfig(n=2, per_panorama=0)
+
+
+# --------------------------------------------------------------------- maps
+def test_fast_maps_agree_with_float64_trigonometry_at_sun360_working_width():
+    from scipy.spatial.transform import Rotation
+
+    from blursynth import geometry as g
+
+    size, fov, (ph, pw) = (64, 96), 60.0, (697, 1394)
+    builder = g.MapBuilder(size, fov, (ph, pw))
+    f = (size[1] / 2) / math.tan(math.radians(fov) / 2)
+    ys, xs = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
+    rays = np.stack([(xs + 0.5 - size[1] / 2) / f, -(ys + 0.5 - size[0] / 2) / f, np.ones_like(xs)], axis=-1)
+    rotations = list(Rotation.random(12, random_state=4).as_matrix())
+    rotations += [Rotation.from_euler("x", a, degrees=True).as_matrix() for a in (-89.9, 89.9)]  # at the poles
+    rotations += [Rotation.from_euler("y", 180, degrees=True).as_matrix()]  # straddling the seam
+    for rot in rotations:
+        rot = rot.astype(np.float32)
+        map_x, map_y = (m.copy() for m in builder(rot))
+        d = rays @ rot.astype(np.float64).T
+        col = pw * (np.arctan2(d[..., 0], d[..., 2]) + np.pi) / (2 * np.pi) - 0.5 + g.PAD
+        row = ph * (np.pi / 2 - np.arcsin(d[..., 1] / np.linalg.norm(d, axis=-1))) / np.pi - 0.5 + g.PAD
+        dx = (map_x - col + pw / 2) % pw - pw / 2  # the seam: col and col +- W are one place
+        assert np.abs(dx).max() < 2e-3 and np.abs(map_y - row).max() < 2e-3
+        # inside the padded image, where bilinear sampling needs no border rule
+        assert map_x.min() >= 0 and map_x.max() <= pw + 2 * g.PAD - 1
+        assert map_y.min() >= 0 and map_y.max() <= ph + 2 * g.PAD - 1
+
+
+def test_maps_stay_finite_looking_straight_at_a_pole():
+    from blursynth import geometry as g
+
+    builder = g.MapBuilder((33, 33), 90.0, (50, 100))  # odd: the centre pixel's ray is the optical axis
+    for pitch in (math.pi / 2, -math.pi / 2):
+        map_x, map_y = builder(g.rotation_matrix(g.euler_to_quat(0.3, pitch)))
+        assert np.isfinite(map_x).all() and np.isfinite(map_y).all()
+        assert abs(map_y[16, 16] - (g.PAD - 0.5 if pitch > 0 else 50 + g.PAD - 0.5)) < 1e-3
+        assert 0 <= map_x.min() and map_x.max() <= 101

@@ -17,7 +17,7 @@ import blursynth.geometry as geometry
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.realism import Realism
-from blursynth.seeds import sample_rng, sample_seed
+from blursynth.seeds import sample_sequence, sequence_seed
 from blursynth.sources.panoramas import Panorama, discover
 
 
@@ -158,7 +158,8 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
     -------
     PanoramaSpec
     """
-    rng = sample_rng(config.seed, index)
+    sequence = sample_sequence(config.seed, index)  # built once: planning 1e5 samples adds up
+    rng = np.random.default_rng(sequence)
     yaw = float(rng.uniform(-180.0, 180.0))
     pitch = float(rng.uniform(-config.max_pitch, config.max_pitch))
     euler0 = rng.uniform(-config.max_rotation, config.max_rotation, size=3)
@@ -171,7 +172,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         n_frames_for(duty * geometry.path_max_speed(omega0, omega1, span, j, j + duty), k)
         for j in range(config.seq_len))
     return PanoramaSpec(
-        index=index, seed=sample_seed(config.seed, index), source=pano.id, path=pano.path, kind=pano.kind,
+        index=index, seed=sequence_seed(sequence), source=pano.id, path=pano.path, kind=pano.kind,
         pano_width=working_width(pano.size[0], config.size, config.fov), size=tuple(config.size),
         fov=float(config.fov), yaw_deg=yaw, pitch_deg=pitch,
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),

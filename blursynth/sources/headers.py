@@ -14,8 +14,8 @@ working width), so it reads a few hundred bytes per file instead of decoding it:
   scale (its sign gives the byte order), separated by white space. The file
   must also be long enough to hold ``W H C`` float32 values, so a truncated
   file is caught at plan time too.
-* 8-bit ``.jpg``/``.png``: Pillow's header parser (``Image.open`` reads no
-  pixels).
+* 8-bit ``.jpg``/``.png``: the JPEG start-of-frame segment (ITU T.81) or the
+  PNG IHDR chunk; other files named so fall back to Pillow's header parser.
 
 Every function returns ``(width, height)`` or raises :class:`ValueError` with a
 short reason; the caller names the file.
@@ -114,14 +114,98 @@ def pfm_size(path: str | Path) -> tuple[int, int]:
     return width, height
 
 
-def raster_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an 8-bit image (JPEG, PNG) from its header (Pillow).
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...):
+# every 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of a JPEG from its start-of-frame segment (ITU T.81, B.2.2).
+
+    Walks the marker segments from SOI to the first SOF marker, whose payload
+    holds the sample precision, then the height and width (16-bit big-endian).
 
     Raises
     ------
     ValueError
-        Pillow cannot identify the file.
+        No SOI signature, or no SOF segment in the first ``MAX_HEADER`` bytes
+        (segments such as EXIF thumbnails are skipped by their length).
     """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            raise ValueError("not a JPEG file")
+        while True:
+            byte = fh.read(1)
+            while byte == b"\xff":  # fill bytes before a marker
+                marker = fh.read(1)
+                if marker != b"\xff":
+                    break
+            else:
+                raise ValueError("bad JPEG marker")
+            if not marker:
+                raise ValueError("truncated JPEG header")
+            code = marker[0]
+            if code == 0x01 or 0xD0 <= code <= 0xD7:  # TEM, RSTn: no length
+                continue
+            length = fh.read(2)
+            if len(length) < 2:
+                raise ValueError("truncated JPEG header")
+            size = int.from_bytes(length, "big")
+            if code in _SOF:
+                frame = fh.read(5)
+                if len(frame) < 5:
+                    raise ValueError("truncated JPEG header")
+                height, width = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
+                if width < 1 or height < 1:
+                    raise ValueError(f"bad JPEG size {width}x{height}")
+                return width, height
+            if code == 0xDA or size < 2:  # start of scan before any frame header
+                raise ValueError("no JPEG frame header")
+            fh.seek(size - 2, 1)
+            if fh.tell() > 16 * 1024 * 1024:
+                raise ValueError("no JPEG frame header in the first 16 MiB")
+
+
+def png_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of a PNG from its IHDR chunk, the first one (PNG spec, 11.2.2).
+
+    Raises
+    ------
+    ValueError
+        No PNG signature or no IHDR chunk first.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError("not a PNG file")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if width < 1 or height < 1:
+        raise ValueError(f"bad PNG size {width}x{height}")
+    return width, height
+
+
+def raster_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an 8-bit image (JPEG, PNG) from its header.
+
+    JPEG and PNG headers are parsed here (:func:`jpeg_size`, :func:`png_size`:
+    a few hundred bytes, no library in the loop); anything else, e.g. a PNG
+    renamed ``.jpg``, falls back to Pillow's header parser (``Image.open`` reads
+    no pixels).
+
+    Raises
+    ------
+    ValueError
+        The file is not an image Pillow can identify.
+    """
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    try:
+        if magic[:2] == b"\xff\xd8":
+            return jpeg_size(path)
+        if magic == b"\x89PNG\r\n\x1a\n":
+            return png_size(path)
+    except ValueError:
+        pass  # let Pillow judge a damaged header
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as im:

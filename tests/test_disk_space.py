@@ -94,7 +94,9 @@ def test_disk_full_mid_run_is_one_line_and_resumable(tmp_path, small_disk, clip,
     result = highspeed(clip, out, "--workers", workers)
     assert_one_line_error(result, f"--out {out}", "disk is full", "re-run the same command")
     manifest = Manifest.load(out)
-    assert not manifest.complete and 0 < len(manifest.shards) < 7
+    # One worker writes shards one after another, so some finish before the disk fills; two workers
+    # fill it together, and both may fail before either finishes (seen under load).
+    assert not manifest.complete and (0 if workers == "2" else 1) <= len(manifest.shards) < 7
     assert not list(out.glob("*.tmp-*"))
     filler.unlink()
     assert highspeed(clip, out, "--workers", workers).exit_code == 0

@@ -18,9 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
 
-def command(src, out, workers=2):
+def command(src, out, workers=2, repeats=1):
     return [sys.executable, "-m", "blursynth", "highspeed", "--src", str(src), "--tau", "3", "--T", "tau",
-            "--shard-size", "1", "--workers", str(workers), "--out", str(out), "-q"]
+            "--shard-size", "1", "--repeats", str(repeats), "--workers", str(workers), "--out", str(out), "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,9 @@ def long_clip(tmp_path_factory):
     return write_sample_clip(tmp_path_factory.mktemp("clip") / "clip", n_frames=120, size=(480, 270))
 
 
-def start_and_wait_for_workers(src, out, start_new_session=False):
+def start_and_wait_for_workers(src, out, start_new_session=False, repeats=1):
     """Start a run with two loky workers; return it once both render and a shard is done."""
-    proc = subprocess.Popen(command(src, out), cwd=REPO, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(command(src, out, repeats=repeats), cwd=REPO, stderr=subprocess.PIPE, text=True,
                             start_new_session=start_new_session)
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 90
@@ -94,7 +94,9 @@ def test_sigterm_stops_the_workers_and_the_run_resumes_bit_for_bit(tmp_path, lon
 
 def test_ctrl_c_prints_one_line_and_stops_the_workers(tmp_path, long_clip):
     out = tmp_path / "out"
-    proc, children = start_and_wait_for_workers(long_clip, out, start_new_session=True)
+    # Many more shards than the SIGTERM test needs: nothing resumes this run, and on a loaded machine
+    # 40 shards could all finish between the poll that sees two workers and the signal.
+    proc, children = start_and_wait_for_workers(long_clip, out, start_new_session=True, repeats=8)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
     check_stopped_cleanly(proc, children, out, 128 + signal.SIGINT)
 

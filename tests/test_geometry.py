@@ -177,3 +177,87 @@ def test_path_turns_no_faster_than_its_speed_bound():
         speed = max(np.linalg.norm(w0 + (w1 - w0) * t / span) for t in (ta, tb))
         assert turned <= speed * (tb - ta) + 1e-9
         assert g.path_max_speed(w0, w1, span, ta, tb) == pytest.approx(speed)
+
+
+# ------------------------------------------------------- interpolated maps
+def float64_maps(rot, size, fov, ph, pw, pad_x):
+    """The equirect pixel of every camera pixel, by float64 trigonometry written here."""
+    h, w = size
+    f = (w / 2) / math.tan(math.radians(fov) / 2)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([(xs + 0.5 - w / 2) / f, -(ys + 0.5 - h / 2) / f, np.ones_like(xs)], axis=-1)
+    d = rays @ np.asarray(rot, np.float64).T
+    col = pw * (np.arctan2(d[..., 0], d[..., 2]) + np.pi) / (2 * np.pi) - 0.5 + pad_x
+    row = ph * (np.pi / 2 - np.arcsin(d[..., 1] / np.linalg.norm(d, axis=-1))) / np.pi - 0.5 + g.PAD
+    return col, row
+
+
+@pytest.mark.parametrize("size, fov, pano_hw", [((256, 256), 60.0, (697, 1394)),   # the default camera
+                                                ((96, 160), 90.0, (400, 800)),
+                                                ((240, 320), 50.0, (1000, 2000))])
+def test_grid_maps_stay_within_tolerance_of_float64_trigonometry(size, fov, pano_hw):
+    ph, pw = pano_hw
+    pad_x = g.seam_pad(pw)
+    builder = g.InterpolatedMapBuilder(size, fov, pano_hw, pad_x)
+    rng = np.random.default_rng(7)
+    rotations = [g.rotation_matrix(g.euler_to_quat(rng.uniform(-math.pi, math.pi), math.radians(p),
+                                                   rng.uniform(-0.6, 0.6)))
+                 for p in np.concatenate([rng.uniform(-35, 35, 24), rng.uniform(-90, 90, 16), [90, -90]])]
+    rotations.append(g.rotation_matrix(g.euler_to_quat(math.pi, 0.0)))  # the seam straight ahead
+    # one exposure's frames at once, as the renderer asks for them
+    for rot, (map_x, map_y) in zip(rotations, builder.frames(np.stack(rotations))):
+        col, row = float64_maps(rot, size, fov, ph, pw, pad_x)
+        dx = (map_x - col + pw / 2) % pw - pw / 2  # col and col +- W are one place
+        assert np.abs(dx).max() <= builder.tolerance and np.abs(map_y - row).max() <= builder.tolerance
+        # every sample inside the padded image: bilinear sampling needs no border rule
+        assert map_x.min() >= 0 and map_x.max() <= pw + 2 * pad_x - 1
+        assert map_y.min() >= 0 and map_y.max() <= ph + 2 * g.PAD - 1
+    # the grid served the low views (the test would pass vacuously on exact maps), the poles were exact
+    assert sum(builder.counts[s] for s in builder.steps) >= 10 and builder.counts[0] >= 2
+
+
+def test_grid_error_bound_holds_and_is_not_loose():
+    size, fov, (ph, pw) = (256, 256), 60.0, (697, 1394)
+    pad_x = g.seam_pad(pw)
+    builder = g.InterpolatedMapBuilder(size, fov, (ph, pw), pad_x, steps=(8,), tolerance=1e9)
+    rng = np.random.default_rng(3)
+    ratios = []
+    for pitch in rng.uniform(-45, 45, 30):  # no pole in view: every frame on the grid
+        rot = g.rotation_matrix(g.euler_to_quat(rng.uniform(-3, 3), math.radians(pitch), rng.uniform(-0.5, 0.5)))
+        map_x, map_y = builder(rot)
+        col, row = float64_maps(rot, size, fov, ph, pw, pad_x)
+        err = max(np.abs((map_x - col + pw / 2) % pw - pw / 2).max(), np.abs(map_y - row).max())
+        # the largest latitude the grid reaches, here from the exact rows of the image's border
+        lat = np.abs(np.pi / 2 - np.pi * (row + 0.5 - g.PAD) / ph).max()
+        ratios.append(err / float(builder.bound(8, lat)))
+    assert builder.counts[0] == 0 and len(ratios) == 30
+    assert max(ratios) <= 1.0 and np.median(ratios) >= 0.2
+
+
+def test_batched_frames_equal_one_at_a_time():
+    size, fov, (ph, pw) = (64, 80), 60.0, (300, 600)
+    builder = g.InterpolatedMapBuilder(size, fov, (ph, pw), g.seam_pad(pw))
+    rng = np.random.default_rng(5)
+    rots = np.stack([g.rotation_matrix(g.euler_to_quat(rng.uniform(-3, 3), rng.uniform(-1.5, 1.5), 0.2))
+                     for _ in range(12)])
+    together = [(x.copy(), y.copy()) for x, y in builder.frames(rots)]
+    for rot, (x, y) in zip(rots, together):
+        one_x, one_y = builder(rot)
+        np.testing.assert_allclose(one_x, x, atol=1e-3)
+        np.testing.assert_allclose(one_y, y, atol=1e-3)
+
+
+def test_seam_padding_wraps_columns_and_layout_reads_back():
+    img = np.arange(6 * 12 * 2, dtype=np.float32).reshape(6, 12, 2)
+    p = g.pad_equirect(img, 1, 5)
+    assert p.shape == (8, 22, 2)
+    np.testing.assert_array_equal(p[1:-1, 5:-5], img)
+    np.testing.assert_array_equal(p[1:-1, :5], img[:, -5:])
+    np.testing.assert_array_equal(p[1:-1, -5:], img[:, :5])
+    np.testing.assert_array_equal(p[0, 5:-5], np.roll(img[0], 6, axis=0))  # across the north pole
+    assert g.padded_layout(p.shape) == ((6, 12), 5)
+    assert g.seam_pad(1394) == 348
+    with pytest.raises(ValueError, match="pad_x"):
+        g.pad_equirect(img, 1, 13)
+    with pytest.raises(ValueError, match="2:1"):
+        g.padded_layout((8, 23, 2))

@@ -2,7 +2,7 @@
 
 Every frame is one bilinear lookup of the linear panorama (cached per worker,
 :func:`blursynth.sources.panoramas.load_panorama`) through maps built from the
-rotated camera rays (:class:`blursynth.geometry.MapBuilder`), accumulated in
+rotated camera rays (:class:`blursynth.geometry.InterpolatedMapBuilder`), accumulated in
 float32 linear light and encoded once through the response curve. The
 lookups run on OpenCV (:class:`CpuViews`) or, with ``--device cuda``, on torch
 (:class:`blursynth.panorama.torch_render.TorchViews`).
@@ -46,30 +46,37 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
     Returns
     -------
     ndarray
-        float32 ``[H, W, C]``, sampled bilinearly.
+        float32 ``[H, W, C]``, sampled bilinearly through the renderer's maps
+        (:class:`blursynth.geometry.InterpolatedMapBuilder`; exact maps when the
+        panorama carries too few seam columns for them).
     """
-    hw = (pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD)
-    map_x, map_y = geometry.MapBuilder(size, fov, hw)(geometry.rotation_matrix(q))
+    hw, pad_x = geometry.padded_layout(pano.shape)
+    map_x, map_y = geometry.InterpolatedMapBuilder(size, fov, hw, pad_x)(geometry.rotation_matrix(q))
     return cv2.remap(pano, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class CpuViews:
     """``cv2.remap`` renderer reusing its map and frame buffers.
 
+    Maps come from :class:`blursynth.geometry.InterpolatedMapBuilder` (exact
+    on a coarse grid, upsampled; exact near the poles).
+
     Parameters
     ----------
     pano : ndarray
-        float32 ``[H + 2, W + 2, C]``, a padded linear panorama.
+        float32 ``[H + 2, W + 2 pad_x, C]``, a padded linear panorama
+        (:func:`blursynth.sources.panoramas.load_panorama`).
     size : (int, int)
         ``(H, W)`` of the camera.
     fov : float
         Horizontal field of view in degrees.
     """
 
-    def __init__(self, pano: np.ndarray, size: tuple[int, int], fov: float):
+    def __init__(self, pano: np.ndarray, size: tuple[int, int], fov: float,
+                 maps: geometry.InterpolatedMapBuilder | None = None):
         self.pano = pano
-        hw = (pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD)
-        self.maps = geometry.MapBuilder(size, fov, hw)
+        hw, pad_x = geometry.padded_layout(pano.shape)
+        self.maps = maps or geometry.InterpolatedMapBuilder(size, fov, hw, pad_x)
         self.frame = np.empty((*size, pano.shape[2]), np.float32)
 
     def render(self, rotations: np.ndarray, keep: list[bool]):
@@ -91,20 +98,28 @@ class CpuViews:
         """
         total = np.zeros_like(self.frame)
         kept = {}
-        for i, rotation in enumerate(rotations):
-            map_x, map_y = self.maps(rotation)
-            cv2.remap(self.pano, map_x, map_y, cv2.INTER_LINEAR, dst=self.frame,
-                      borderMode=cv2.BORDER_REPLICATE)
-            cv2.add(total, self.frame, dst=total)
+        for i, (map_x, map_y) in enumerate(self.maps.frames(rotations)):
+            frame = total if i == 0 else self.frame  # the first view is the sum so far
+            cv2.remap(self.pano, map_x, map_y, cv2.INTER_LINEAR, dst=frame, borderMode=cv2.BORDER_REPLICATE)
+            if i:
+                cv2.add(total, frame, dst=total)
             if keep[i]:
-                kept[i] = self.frame.copy()
+                kept[i] = frame.copy()
         return total, kept
 
 
 def _views(spec: PanoramaSpec, pano: np.ndarray, worker: Worker):
     """The renderer of ``spec``'s device; on a GPU, kept by the worker between samples."""
     if spec.device == "cpu":
-        return CpuViews(pano, spec.size, spec.fov)
+        # the map builder (its fixed ray grids) is kept for the worker's next sample
+        hw, pad_x = geometry.padded_layout(pano.shape)
+        builders = worker.state("panorama.map_builders", dict)
+        key = (spec.size, spec.fov, hw, pad_x)
+        if key not in builders:
+            if len(builders) >= 4:
+                builders.pop(next(iter(builders)))
+            builders[key] = geometry.InterpolatedMapBuilder(spec.size, spec.fov, hw, pad_x)
+        return CpuViews(pano, spec.size, spec.fov, builders[key])
     from blursynth.panorama.torch_render import TorchViews
 
     # Keep the panorama on the device between samples (the numpy array is
@@ -197,7 +212,8 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
         blur_offsets = [Fraction(i, n - 1) for i in range(n)]
         latent_offsets = _offsets(K) if K else []
         # Render each distinct time once: latent frames usually fall on blur frames.
-        keep = [o in latent_offsets for o in blur_offsets]
+        latent_set = set(latent_offsets)
+        keep = [o in latent_set for o in blur_offsets]
         extra = [o for o in latent_offsets if o not in blur_offsets and o != half]
         total, kept = views.render(spec.rotations(j, blur_offsets), keep)
         frames = {o: kept[i] for i, o in enumerate(blur_offsets) if i in kept}
@@ -211,12 +227,12 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
             blur[j] = response.encode(degrade_linear(lin, params, spec.seed, j, mask))
         else:
             # The average in linear light; its 1/n and the exposure fold into the encoder's scale.
-            blur[j] = response.encode(total[..., :3], scale=exposure / n)
+            blur[j] = response.encode(total, scale=exposure / n, channels=3)
         if "jpeg_quality" in params:
             blur[j] = compress(blur[j], params["jpeg_quality"])
-        sharp[j] = response.encode(sharp_lin[j][..., :3], scale=exposure)
+        sharp[j] = response.encode(sharp_lin[j], scale=exposure, channels=3)
         for m, o in enumerate(latent_offsets):
-            latent[j, m] = sharp[j] if o == half else response.encode(frames[o][..., :3], scale=exposure)
+            latent[j, m] = sharp[j] if o == half else response.encode(frames[o], scale=exposure, channels=3)
         q0 = spec.orientation(j)
         q1 = spec.orientation(j + spec.duty)
         q0s.append(geometry.as_wxyz(q0))

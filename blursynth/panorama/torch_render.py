@@ -28,7 +28,7 @@ class TorchViews:
     Parameters
     ----------
     pano : ndarray
-        float32 ``[H + 2, W + 2, C]``, a padded linear panorama.
+        float32 ``[H + 2, W + 2 pad_x, C]``, a padded linear panorama.
     size : (int, int)
         ``(H, W)`` of the camera.
     fov : float
@@ -44,9 +44,9 @@ class TorchViews:
         self.size = tuple(size)
         self.pano = torch.from_numpy(np.array(pano)).to(self.device).permute(2, 0, 1).contiguous()[None]
         self.rays = torch.from_numpy(np.array(geometry.camera_rays(self.size, float(fov)))).to(self.device)
-        ph, pw = pano.shape[0] - 2 * geometry.PAD, pano.shape[1] - 2 * geometry.PAD
+        (ph, pw), pad_x = geometry.padded_layout(pano.shape)
         hp, wp = pano.shape[:2]
-        sx, ox, sy, oy = geometry.equirect_pixel_affine((ph, pw))
+        sx, ox, sy, oy = geometry.equirect_pixel_affine((ph, pw), geometry.PAD, pad_x)
         self.sx, self.ox = geometry.pixel_to_grid(sx, ox, wp)
         self.sy, self.oy = geometry.pixel_to_grid(sy, oy, hp)
 

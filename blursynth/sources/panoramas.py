@@ -350,19 +350,22 @@ def _reduction(path: str, kind: str, width: int, source_id: str) -> int:
 def _padded(path: str, stamp: tuple[int, int], source_id: str, kind: str, response_name: str,
             width: int) -> np.ndarray:
     image = read_image(path, kind, source_id, _reduction(path, kind, width, source_id))
-    padded = geometry.pad_equirect(linear_rgbl(image, kind, response_name, width))
+    padded = geometry.pad_equirect(linear_rgbl(image, kind, response_name, width), geometry.PAD,
+                                   geometry.seam_pad(width))
     padded.setflags(write=False)
     return padded
 
 
 def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
                   source_id: str | None = None) -> np.ndarray:
-    """The linear panorama ready to sample: float32 ``[H + 2, W + 2, 4]`` (RGB, luminance).
+    """The linear panorama ready to sample: float32 ``[H + 2, W + 2 pad_x, 4]`` (RGB, luminance).
 
     A JPEG at least three times as wide as ``width`` is decoded at 1/2 or 1/4
     of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see
     :func:`blursynth.panorama.plan.working_width`) and padded by
-    :func:`blursynth.geometry.pad_equirect`. Kept in a small per-process cache
+    :func:`blursynth.geometry.pad_equirect` (one row at each pole and
+    ``pad_x = W / 4`` wrapped columns at each side of the seam,
+    :func:`blursynth.geometry.seam_pad`). Kept in a small per-process cache
     keyed by path, modification time and size, so a worker decodes a panorama
     once for all the samples it renders from it.
 

@@ -27,7 +27,7 @@ from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
 from blursynth.progress import progress_bar
 from blursynth.shards import renditions_of
-from reference_models.split import default_split_file, load_split
+from blursynth.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
 STATE_FORMAT = "blursynth-export/1"

@@ -247,6 +247,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     """
     specs, skipped = [], []
     shortest = min(config.tau)
+    responses = [r.name for r in config.responses]  # parsed once (a crf:FILE curve reads its file)
     for clip in clips:
         if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
             reason = (f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
@@ -278,8 +279,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     index=index, seed=0, source=clip.id, path=clip.path,
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
-                    latent=config.latent, response=config.response_name,
-                    renditions=tuple(r.name for r in config.responses[1:]), resize=resize,
+                    latent=config.latent, response=responses[0], renditions=tuple(responses[1:]), resize=resize,
                     fps=fps, repeat=repeat, ahead=ahead, realism=config.realism,
                     interpolate=config.interpolate, motion=config.motion or config.interpolate > 1))
     order = {}

@@ -1,8 +1,8 @@
 """Curation: a selection of sample ids, made by ``blursynth filter`` and read by every consumer.
 
-A selection is a small JSON file; it copies no data. ``export``, ``report``
-(and the reference-model commands, through :func:`filter_refs`) take it with
-``--select FILE`` and use only the samples it lists.
+A selection is a small JSON file; it copies no data. ``export``, ``report``,
+``train-reference`` and ``validate`` take it with ``--select FILE`` and use only
+the samples it lists (through :func:`load_selection` and :func:`filter_refs`).
 
 File format (``blursynth-selection/1``)::
 

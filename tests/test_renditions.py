@@ -84,10 +84,15 @@ def test_each_rendition_is_eq1_under_its_own_curve(tmp_path, clip):
             np.testing.assert_array_equal(sample.arrays["sharp"][n], window[1])  # one sharp for all
 
 
-def test_first_rendition_is_the_single_curve_run_byte_for_byte(tmp_path, clip):
-    both = run(tmp_path, clip, "both", "gamma,linear", resize=(7, 5))
-    gamma = run(tmp_path, clip, "gamma", "gamma", resize=(7, 5))
-    linear = run(tmp_path, clip, "linear", "linear", resize=(7, 5))
+@pytest.mark.parametrize("extra", [
+    {},
+    {"noise_shot": (0.01, 0.02), "noise_read": (0.01, 0.01), "saturation": (0.5, 1.0), "jpeg": (80, 90)},
+    {"interpolate": 3},
+], ids=["plain", "realism", "interpolate"])
+def test_each_rendition_is_its_single_curve_run_byte_for_byte(tmp_path, clip, extra):
+    both = run(tmp_path, clip, "both", "gamma,linear", resize=(7, 5), **extra)
+    gamma = run(tmp_path, clip, "gamma", "gamma", resize=(7, 5), **extra)
+    linear = run(tmp_path, clip, "linear", "linear", resize=(7, 5), **extra)
     # A single curve records no list: its config (and fingerprint) is as before lists existed.
     assert "responses" not in gamma.config and gamma.config["response"] == "gamma:2.2"
     assert both.config["responses"] == ["gamma:2.2", "linear"] and both.config["response"] == "gamma:2.2"

@@ -64,9 +64,12 @@ def is_frame_array(name: str) -> bool:
 def frame_arrays(names) -> list[str]:
     """The frame arrays among ``names`` (e.g. an open shard), in the order
     ``blur``, ``blur_<kind>`` (sorted), ``sharp``, ``latent``."""
-    present = [n for n in names if is_frame_array(n)]
-    order = {name: i for i, name in enumerate(("blur", "", "sharp", "latent"))}
-    return sorted(present, key=lambda n: (order.get(n, 1), n))
+    def rank(name: str) -> tuple[int, str]:
+        if name in FRAME_ARRAYS:  # blur 0, sharp 2, latent 3
+            return FRAME_ARRAYS.index(name) + (name != "blur"), ""
+        return 1, name  # the renditions, after blur
+
+    return sorted((n for n in names if is_frame_array(n)), key=rank)
 
 
 def renditions_of(config: dict) -> dict[str, str]:

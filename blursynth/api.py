@@ -60,8 +60,9 @@ def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest
         Frame folders, trees of them, or videos (``--src``).
     **kwargs
         Any field of :class:`blursynth.highspeed.HighspeedConfig` (``tau``,
-        ``T``, ``fps``, ``repeats``, ``seq_len``, ``latent``, ``response``,
-        ``gamma``, ``resize`` as ``(W, H)``, ``(W, None)`` or ``(None, H)``,
+        ``T``, ``fps``, ``repeats``, ``seq_len``, ``latent``, ``response``
+        (a comma list such as ``"gamma,linear"`` stores one rendition per
+        curve: ``blur``, ``blur_linear``), ``gamma``, ``resize`` as ``(W, H)``, ``(W, None)`` or ``(None, H)``,
         ``seed``) or of :class:`blursynth.engine.RunOptions` (``out``,
         ``shard_size``, ``compression``, ``workers``, ``overwrite``,
         ``skip_bad``, ``quiet`` - True unless given). ``tau`` may be one int.

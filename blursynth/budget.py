@@ -50,9 +50,10 @@ def physical_memory() -> int:
         return 0
 
 
-def frame_bytes(seq_len: int, latent: int, height: int, width: int) -> int:
-    """Bytes of one sample's uint8 frames: blur, sharp and latent, ``[L, (K,) H, W, 3]``."""
-    return seq_len * (2 + latent) * height * width * 3
+def frame_bytes(seq_len: int, latent: int, height: int, width: int, renditions: int = 1) -> int:
+    """Bytes of one sample's uint8 frames, ``[L, (K,) H, W, 3]`` each: the
+    ``renditions`` blurred arrays (``blur``, ``blur_<kind>``), sharp and latent."""
+    return seq_len * (renditions + 1 + latent) * height * width * 3
 
 
 def check_sample_memory(nbytes: float, what: str) -> None:

@@ -1,8 +1,8 @@
 """Curation: a selection of sample ids, made by ``blursynth filter`` and read by every consumer.
 
-A selection is a small JSON file; it copies no data. ``export``, ``report``
-(and the reference-model commands, through :func:`filter_refs`) take it with
-``--select FILE`` and use only the samples it lists.
+A selection is a small JSON file; it copies no data. ``export``, ``report``,
+``train-reference`` and ``validate`` take it with ``--select FILE`` and use only
+the samples it lists (through :func:`load_selection` and :func:`filter_refs`).
 
 File format (``blursynth-selection/1``)::
 
@@ -22,6 +22,7 @@ from typing import Iterable, TypeVar
 
 from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
+from blursynth.jsondoc import read_doc
 from blursynth.measures import has_consecutive_frames, measure_dataset
 from blursynth.shards import Manifest, open_shard, read_meta
 
@@ -51,27 +52,23 @@ def load_selection(path: str | Path, dataset: str | Path | None = None) -> Selec
     Raises
     ------
     BlursynthError
-        The file is missing, unreadable, of another format, or made for another dataset
+        The file is missing, unreadable, of another format, made for another
+        dataset, or (with ``dataset``) names samples the dataset does not hold
         (the message names ``--select`` and the file).
     """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BlursynthError(f"--select {path}: no such file (make one with 'blursynth filter')") from None
-    except (OSError, ValueError) as exc:
-        raise BlursynthError(f"--select {path}: unreadable selection ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != SELECTION_FORMAT:
-        raise BlursynthError(f"--select {path}: not a {SELECTION_FORMAT} file")
+    name = f"--select {path}"
+    doc = read_doc(path, SELECTION_FORMAT, name=name, what="selection", make="blursynth filter", dataset=dataset)
     try:
         indices = frozenset(int(i) for i in doc["indices"])
         selection = Selection(indices, str(doc["dataset_fingerprint"]), dict(doc.get("criteria", {})),
                               int(doc.get("n_total", len(indices))))
     except (KeyError, TypeError, ValueError) as exc:
-        raise BlursynthError(f"--select {path}: malformed selection ({exc})") from None
-    if dataset is not None and Manifest.load(dataset).fingerprint != selection.fingerprint:
-        raise BlursynthError(f"--select {path}: made for another dataset than {dataset}; "
-                             "run 'blursynth filter' on this one")
+        raise BlursynthError(f"{name}: malformed selection ({exc})") from None
+    if dataset is not None:
+        unknown = sorted(selection.indices - set(sample_sources(dataset)))
+        if unknown:
+            raise BlursynthError(f"{name}: sample {unknown[0]} is not in {dataset} ({len(unknown)} of the "
+                                 f"selection's {len(indices)} samples are not); run 'blursynth filter' again")
     return selection
 
 

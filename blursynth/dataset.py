@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import FRAME_ARRAYS, Manifest, open_shard, read_meta
+from blursynth.shards import Manifest, frame_arrays, open_shard, read_meta
 
 
 class Dataset:
@@ -39,7 +39,8 @@ class Dataset:
     -----
     ``dataset[i]`` is a dict: ``blur`` and ``sharp`` uint8 ``[L, H, W, 3]``
     (RGB), ``latent`` uint8 ``[L, K, H, W, 3]`` when the dataset has latent
-    frames, and every ``meta`` field of the sample (``index``, ``source``,
+    frames, ``blur_<kind>`` (shaped as ``blur``) per further rendition of a
+    ``--response`` list, and every ``meta`` field of the sample (``index``, ``source``,
     ``tau``, ...; docs/format.md) as a numpy scalar or array.
     """
 
@@ -88,7 +89,7 @@ class Dataset:
     def __getitem__(self, i: int) -> dict:
         file, row = self._ref(i)
         f = self._file(file)
-        sample = {name: f[name][row] for name in FRAME_ARRAYS if name in f}
+        sample = {name: f[name][row] for name in frame_arrays(f)}
         sample.update(self.sample_meta(i))
         return sample
 

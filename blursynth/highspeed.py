@@ -5,7 +5,10 @@ consecutive frames in linear light and skips the rest of its period T::
 
     B_n = g( (1/tau) * sum_{j=0}^{tau-1} g^{-1}(X_{nT+j}) ),      tau <= T <= 2 tau - 1
 
-where g is the camera response (``--response``). The sharp target is the
+where g is the camera response (``--response``). A list of curves
+(``--response gamma,linear``) renders each exposure once per curve from the
+same decoded frames: ``blur`` with the first, ``blur_<kind>`` with each further
+one, every rendition with its own g (see :func:`render`). The sharp target is the
 mid-exposure frame S_n = X_{nT + (tau-1)/2}. The paper writes the mid index as
 ceil(tau/2) with 1-based j; with 0-based j that is one frame late, so we use
 (tau-1)/2 and therefore need odd tau (even tau has no middle frame).
@@ -35,9 +38,9 @@ from blursynth.config import SourceConfig
 from blursynth.engine import RunOptions, default_out, run
 from blursynth.errors import BadSourceError, BlursynthError, note
 from blursynth.realism import Realism, changes_linear, clip_mask, compress, degrade_linear
-from blursynth.response import parse_response
+from blursynth.response import Response, parse_response, parse_responses
 from blursynth.seeds import sample_seed, source_rng
-from blursynth.shards import Manifest, Sample
+from blursynth.shards import Manifest, Sample, rendition_array
 from blursynth.sources.clips import Clip, VideoReader, decode_frame, discover, sample_fallback
 from blursynth.worker import Worker
 
@@ -116,7 +119,7 @@ class HighspeedConfig(SourceConfig):
                     any(v is not None and v < 1 for v in self.resize):
                 shown = "x".join("" if v is None else str(v) for v in self.resize)
                 raise BlursynthError(f"--resize {shown}: expected WxH, Wx or xH with positive sizes")
-        parse_response(self.response, self.gamma)  # validates --response/--gamma
+        parse_responses(self.response, self.gamma)  # validates --response (a list too) and --gamma
 
 
 
@@ -144,6 +147,7 @@ class HighspeedSpec:
     realism: Realism = Realism()
     interpolate: int = 1  # --interpolate N: N - 1 frames between consecutive source frames (blur only)
     motion: bool = False  # measure the optical flow (meta motion_mean / motion_max)
+    renditions: tuple[str, ...] = ()  # further curves of a --response list (arrays blur_<kind>)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -243,6 +247,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     """
     specs, skipped = [], []
     shortest = min(config.tau)
+    responses = [r.name for r in config.responses]  # parsed once (a crf:FILE curve reads its file)
     for clip in clips:
         if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
             reason = (f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
@@ -274,7 +279,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                     index=index, seed=0, source=clip.id, path=clip.path,
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
-                    latent=config.latent, response=config.response_name, resize=resize,
+                    latent=config.latent, response=responses[0], renditions=tuple(responses[1:]), resize=resize,
                     fps=fps, repeat=repeat, ahead=ahead, realism=config.realism,
                     interpolate=config.interpolate, motion=config.motion or config.interpolate > 1))
     order = {}
@@ -319,17 +324,17 @@ def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> None:
     BlursynthError
         Naming the options and the estimate.
     """
-    L, K = config.seq_len, config.latent
+    L, K, R = config.seq_len, config.latent, len(config.responses)
     memory, most, least, disk = 0, 0, 0, 0
     for clip in clips:
         w, h = output_size(config.resize, clip.size) or clip.size
         sw, sh = clip.size
         # the uint8 sample, tau + read-ahead decoded frames, float32 averaging buffers
-        memory = max(memory, budget.frame_bytes(L, K, h, w) + (max(config.tau) + READAHEAD) * sw * sh * 3
+        memory = max(memory, budget.frame_bytes(L, K, h, w, R) + (max(config.tau) + READAHEAD) * sw * sh * 3
                      + 3 * sw * sh * 3 * 4)
         most += _most_samples(config, clip)
         least += _least_samples(config, clip)
-        disk += _least_samples(config, clip) * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD)
+        disk += _least_samples(config, clip) * (budget.frame_bytes(L, K, h, w, R) + budget.SAMPLE_OVERHEAD)
     size = ("--resize " + "x".join("" if v is None else str(v) for v in config.resize) if config.resize
             else "source-size frames")
     budget.check_sample_memory(memory, f"--seq-len {L}, --latent {K}, {size}")
@@ -447,6 +452,15 @@ def latent_offsets(tau: int, k: int) -> list[int]:
 def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     """Render one sample (see the module docstring for the maths).
 
+    With further renditions (``spec.renditions``, a ``--response`` list), each
+    exposure window is decoded once and averaged once per curve, each curve
+    with its own g and g^-1: a rendition is Eq. 1 under that curve, so its
+    tones match the sharp frame as a single-curve run with that curve would
+    (GoPro's ``blur`` is the plain mean of the 8-bit frames, not the
+    gamma-linearized mean stored linearly). What does not depend on the curve
+    is done once: decoding, the sharp and latent frames, optical flow, the
+    clip mask and the realism draws (the same noise field for every curve).
+
     Parameters
     ----------
     spec : HighspeedSpec
@@ -458,17 +472,18 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     Returns
     -------
     Sample
-        ``blur``/``sharp`` uint8 RGB ``[L, H, W, 3]``, ``latent``
-        ``[L, K, H, W, 3]`` with ``--latent K``, and the meta fields of
-        docs/format.md.
+        ``blur``/``sharp`` uint8 RGB ``[L, H, W, 3]``, ``blur_<kind>`` (shaped
+        as ``blur``) per further rendition, ``latent`` ``[L, K, H, W, 3]``
+        with ``--latent K``, and the meta fields of docs/format.md.
     """
     response = parse_response(spec.response)
+    curves = {"blur": response, **{rendition_array(r.kind): r for r in map(parse_response, spec.renditions)}}
     frames = FrameStream(spec, worker or Worker())
     mid = (spec.tau - 1) // 2
     latent_at = {j: i for i, j in enumerate(latent_offsets(spec.tau, spec.latent))} if spec.latent else {}
     w, h = spec.resize or spec.size
-    blur = np.empty((spec.seq_len, h, w, 3), np.uint8)
-    sharp = np.empty_like(blur)
+    blurs = {name: np.empty((spec.seq_len, h, w, 3), np.uint8) for name in curves}
+    sharp = np.empty_like(blurs["blur"])
     latent = np.empty((spec.seq_len, spec.latent, h, w, 3), np.uint8) if spec.latent else None
     linear = np.empty((spec.size[1], spec.size[0], 3), np.float32) if spec.resize else None
 
@@ -489,6 +504,22 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         linear = np.empty((spec.size[1], spec.size[0], 3), np.float32)
     moved_sum, moved_count, moved_max = 0, 0, 0.0
 
+    def blurred(curve: Response, window: list, pair_flows: list, clipped, n: int) -> np.ndarray:
+        """Exposure ``n`` of the window under ``curve``: BGR uint8 at the output size (Eq. 1)."""
+        if degrade or interp:
+            if interp:
+                interpolate.interpolated_mean(window, spec.interpolate, curve, pair_flows, out=linear)
+            else:
+                curve.average(window, linear_out=linear)
+            lin = cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA) if spec.resize else linear
+            return curve.encode(degrade_linear(lin, params, spec.seed, n, clipped) if degrade else lin)
+        if spec.resize:
+            # Resampling is linear, so resizing the linear mean equals averaging
+            # the resized frames, at one resize per exposure instead of tau.
+            curve.average(window, linear_out=linear)
+            return curve.encode(cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA))
+        return curve.average(window)  # Eq. 1
+
     # Frames stream in exposure order; one exposure window (tau frames) is held.
     stream = frames.stream([spec.start + n * spec.T + j for n in range(spec.seq_len) for j in range(spec.tau)])
     for n in range(spec.seq_len):
@@ -504,35 +535,21 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
                 moved_sum += interpolate.exact_sum(moved)
                 moved_count += moved.size
                 moved_max = max(moved_max, float(moved.max()))
-        if degrade or interp:
-            if interp:
-                interpolate.interpolated_mean(window, spec.interpolate, response, pair_flows, out=linear)
-            else:
-                response.average(window, linear_out=linear)
-            lin, clipped = linear, None
-            if mask is not None:  # the clip mask averaged over the exposure (RSBlur)
-                mask.fill(0.0)
-                for frame in window:
-                    cv2.add(mask, clip_mask(frame), dst=mask)
-                clipped = mask * np.float32(1.0 / len(window))
+        clipped = None
+        if mask is not None and degrade:  # the clip mask averaged over the exposure (RSBlur)
+            mask.fill(0.0)
+            for frame in window:
+                cv2.add(mask, clip_mask(frame), dst=mask)
+            clipped = mask * np.float32(1.0 / len(window))
             if spec.resize:
-                lin = cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA)
-                if clipped is not None:
-                    clipped = cv2.resize(clipped, spec.resize, interpolation=cv2.INTER_AREA)
-            image = response.encode(degrade_linear(lin, params, spec.seed, n, clipped) if degrade else lin)
-        elif spec.resize:
-            # Resampling is linear, so resizing the linear mean equals averaging
-            # the resized frames, at one resize per exposure instead of tau.
-            response.average(window, linear_out=linear)
-            image = response.encode(cv2.resize(linear, spec.resize, interpolation=cv2.INTER_AREA))
-        else:
-            image = response.average(window)  # Eq. 1
-        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=blur[n])
-        if "jpeg_quality" in params:
-            blur[n] = compress(blur[n], params["jpeg_quality"])
+                clipped = cv2.resize(clipped, spec.resize, interpolation=cv2.INTER_AREA)
+        for name, curve in curves.items():
+            cv2.cvtColor(blurred(curve, window, pair_flows, clipped, n), cv2.COLOR_BGR2RGB, dst=blurs[name][n])
+            if "jpeg_quality" in params:
+                blurs[name][n] = compress(blurs[name][n], params["jpeg_quality"])
         del window
 
-    arrays = {"blur": blur, "sharp": sharp}
+    arrays = {**blurs, "sharp": sharp}
     if latent is not None:
         arrays["latent"] = latent
     meta = {"index": spec.index, "source": spec.source, "start": spec.start, "tau": spec.tau,

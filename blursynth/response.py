@@ -22,6 +22,11 @@ Curves:
              the linear irradiance of each code value 0..255 (an inverse CRF), or
              two columns ``irradiance, brightness`` sampling the forward curve
              (the DoRF layout). Values must be in [0, 1] and non-decreasing.
+
+A comma list (``highspeed --response gamma,linear``) asks for several
+renditions of the same exposures (:func:`parse_responses`): each curve's
+``kind`` (the part before ``:``) names its frame array, so two curves of one
+kind are refused.
 """
 
 from __future__ import annotations
@@ -75,6 +80,11 @@ class Response:
     encode_table: np.ndarray
     forward: Callable[[np.ndarray], np.ndarray] | None = None
     inverse: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The curve's kind: ``linear``, ``gamma``, ``srgb`` or ``crf`` (names renditions)."""
+        return self.name.partition(":")[0]
 
     def linearize(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint8 image -> float32 linear irradiance in [0, 1] (same shape).
@@ -233,6 +243,9 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
     ``crf:FILE``. Raises :class:`BlursynthError` naming the option on bad input.
     """
     kind, sep, arg = spec.partition(":")
+    if "," in spec and kind != "crf":
+        raise BlursynthError(f"--response {spec}: a list of curves is accepted by highspeed only; "
+                             "give one of linear, srgb, gamma, gamma:G, crf:FILE")
     if kind in ("linear", "srgb") and not sep:
         return _parse_cached(kind, None)
     if kind == "gamma":
@@ -253,3 +266,33 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
     raise BlursynthError(
         f"--response {spec}: expected one of linear, srgb, gamma, gamma:G, crf:FILE"
     )
+
+
+def parse_responses(spec: str, gamma: float = 2.2) -> tuple[Response, ...]:
+    """Build the renditions of ``--response`` given as a comma list (``gamma,linear``).
+
+    The first curve makes the ``blur`` array, each further one ``blur_<kind>``
+    (see :attr:`Response.kind`); a single curve gives a tuple of one. Curves
+    are separated by commas, so a ``crf:FILE`` path in a list must not hold one.
+
+    Raises
+    ------
+    BlursynthError
+        Naming ``--response``: an empty entry, an unknown curve, or two curves
+        of one kind (they would need the same array name).
+    """
+    parts = [part.strip() for part in spec.split(",")]
+    if len(parts) == 1:
+        return (parse_response(spec, gamma),)
+    if not all(parts):
+        raise BlursynthError(f"--response {spec}: an empty entry in the list; e.g. --response gamma,linear")
+    responses, kinds = [], {}
+    for part in parts:
+        response = parse_response(part, gamma)
+        if response.kind in kinds:
+            raise BlursynthError(f"--response {spec}: {kinds[response.kind]} and {part} are both {response.kind} "
+                                 "curves; each rendition needs its own kind (it names the array "
+                                 f"blur_{response.kind})")
+        kinds[response.kind] = part
+        responses.append(response)
+    return tuple(responses)

@@ -31,8 +31,9 @@ from blursynth.errors import BlursynthError
 
 __all__ = [
     "COMPRESSIONS", "FRAME_ARRAYS", "MANIFEST", "Manifest", "Sample", "ShardWriter", "atomic_write_bytes",
-    "canonical_json", "config_fingerprint", "describe", "file_sha256", "is_own_file", "iter_samples", "open_shard",
-    "read_meta", "shard_name", "verify",
+    "canonical_json", "config_fingerprint", "describe", "file_sha256", "frame_arrays", "is_frame_array",
+    "is_own_file", "iter_samples", "open_shard", "read_meta", "rendition_array", "renditions_of", "shard_name",
+    "verify",
 ]
 
 SCHEMA = "blursynth/1"
@@ -43,6 +44,46 @@ MANIFEST = "manifest.json"
 COMPRESSIONS = ("none", "lzf", "gzip")
 # Frame arrays written per sample. Each is uint8 [L, H, W, 3] (latent: [L, K, H, W, 3]).
 FRAME_ARRAYS = ("blur", "sharp", "latent")
+# Further renditions of ``blur`` (``--response gamma,linear``): ``blur_<curve kind>``, shaped as ``blur``.
+_RENDITION_PATTERN = re.compile(r"blur_[a-z]+")
+
+
+def rendition_array(kind: str) -> str:
+    """The array of a further rendition encoded with a curve of ``kind``: ``linear`` -> ``blur_linear``."""
+    name = f"blur_{kind}"
+    if _RENDITION_PATTERN.fullmatch(name) is None:
+        raise ValueError(f"not a curve kind: {kind!r}")
+    return name
+
+
+def is_frame_array(name: str) -> bool:
+    """Whether ``name`` is a frame array of a shard: ``blur``, ``sharp``, ``latent`` or ``blur_<kind>``."""
+    return name in FRAME_ARRAYS or _RENDITION_PATTERN.fullmatch(name) is not None
+
+
+def frame_arrays(names) -> list[str]:
+    """The frame arrays among ``names`` (e.g. an open shard), in the order
+    ``blur``, ``blur_<kind>`` (sorted), ``sharp``, ``latent``."""
+    def rank(name: str) -> tuple[int, str]:
+        if name in FRAME_ARRAYS:  # blur 0, sharp 2, latent 3
+            return FRAME_ARRAYS.index(name) + (name != "blur"), ""
+        return 1, name  # the renditions, after blur
+
+    return sorted((n for n in names if is_frame_array(n)), key=rank)
+
+
+def renditions_of(config: dict) -> dict[str, str]:
+    """Blurred frame arrays of a dataset made with ``config`` and their response curves.
+
+    ``{"blur": config["response"]}`` for a single curve; with a list of curves
+    (``config["responses"]``, see :func:`blursynth.config.resolved_config`) the
+    first is ``blur`` and each further one ``blur_<kind>``, in the list's order.
+    """
+    names = config.get("responses") or [str(config.get("response", "unknown"))]
+    out = {"blur": str(names[0])}
+    for name in names[1:]:
+        out[rendition_array(str(name).partition(":")[0])] = str(name)
+    return out
 
 
 # The names blursynth gives the files it writes into ``--out``, and nothing else:
@@ -208,7 +249,7 @@ class ShardWriter:
             raise RuntimeError("shard is full")
         budget.ensure_room(self.path.parent, sum(a.nbytes for a in sample.arrays.values()), self.writers)
         for name, frames in sample.arrays.items():
-            if name not in FRAME_ARRAYS:
+            if not is_frame_array(name):
                 raise ValueError(f"unknown frame array {name!r}")
             if frames.dtype != np.uint8:
                 raise TypeError(f"{name} must be uint8, got {frames.dtype}")
@@ -227,8 +268,8 @@ class ShardWriter:
     def commit(self) -> str:
         """Finish the file, rename it into place and return its sha256."""
         try:
-            for name in FRAME_ARRAYS:
-                if name in self._file and self.count < self.capacity:
+            for name in frame_arrays(self._file):
+                if self.count < self.capacity:
                     ds = self._file[name]
                     ds.resize((self.count, *ds.shape[1:]))
             group = self._file.create_group("meta")
@@ -519,7 +560,7 @@ def iter_samples(out: Path) -> Iterator[Sample]:
         with open_shard(path) as f:
             with reading(path):
                 meta = read_meta(f)
-                names = [n for n in FRAME_ARRAYS if n in f]
+                names = frame_arrays(f)
                 count = int(f.attrs["samples"])
             for i in range(count):
                 with reading(path):
@@ -557,7 +598,7 @@ def describe(out: Path) -> dict:
         total_bytes += shard_bytes
         with open_shard(path) as f, reading(path):
             if not shapes:
-                shapes = {name: list(f[name].shape[1:]) for name in FRAME_ARRAYS if name in f}
+                shapes = {name: list(f[name].shape[1:]) for name in frame_arrays(f)}
             n = int(f.attrs["samples"])
             if not n:
                 continue
@@ -596,8 +637,10 @@ def verify(out: Path) -> list[str]:
     -------
     list of str
         One line per problem, naming the shard: an incomplete run, a missing,
-        modified (sha256) or unreadable shard, or sample counts that differ
-        between the manifest and the shard; empty when the dataset is fine.
+        modified (sha256) or unreadable shard, a rendition the config records
+        (``blur_<kind>``) missing from a shard, or sample counts that differ
+        between the manifest and the shard (every frame array, renditions
+        included); empty when the dataset is fine.
     """
     manifest = Manifest.load(out)
     problems = []
@@ -621,6 +664,10 @@ def verify(out: Path) -> list[str]:
         except BlursynthError as exc:
             problems.append(str(exc).replace(f"{path}: ", f"{name}: ", 1))
             continue
+        missing = [array for array in renditions_of(manifest.config) if array not in counts]
+        if missing and entry["samples"]:
+            problems.append(f"{name}: no {missing[0]} array, though the config records its response curve")
+            continue
         if set(counts.values()) != {entry["samples"]}:
             values = set(counts.values())
             found = str(values.pop()) if len(values) == 1 else \
@@ -637,9 +684,8 @@ def _shard_counts(path: Path) -> dict[str, int]:
     """Samples a shard says it holds (``attrs``) and the lengths of its arrays."""
     with open_shard(path) as f, reading(path):
         counts = {"attrs": int(f.attrs["samples"])}
-        for name in FRAME_ARRAYS:
-            if name in f:
-                counts[name] = len(f[name])
+        for name in frame_arrays(f):
+            counts[name] = len(f[name])
         for key, ds in f["meta"].items():
             counts[f"meta/{key}"] = len(ds)
     return counts

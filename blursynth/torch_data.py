@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from blursynth.dataset import Dataset, open_dataset
+from blursynth.shards import frame_arrays
 
 
 class TorchDataset(torch.utils.data.Dataset):
@@ -26,10 +27,9 @@ class TorchDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         sample = self.dataset[i]
         item = {"index": int(sample["index"]), "source": str(sample["source"])}
-        for name in ("blur", "sharp", "latent"):
-            if name in sample:
-                frames = np.moveaxis(sample[name], -1, -3)  # [..., H, W, 3] -> [..., 3, H, W]
-                item[name] = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+        for name in frame_arrays(sample):
+            frames = np.moveaxis(sample[name], -1, -3)  # [..., H, W, 3] -> [..., 3, H, W]
+            item[name] = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
         return item
 
 
@@ -37,7 +37,7 @@ def torch_dataset(path) -> TorchDataset:
     """A ``torch.utils.data.Dataset`` over the dataset in ``path``: float32 tensors in [0, 1].
 
     Items are dicts with ``blur`` and ``sharp`` ``[L, 3, H, W]``, ``latent``
-    ``[L, K, 3, H, W]`` when present, ``index`` and ``source``; a DataLoader
+    ``[L, K, 3, H, W]`` and ``blur_<kind>`` (further renditions) when present, ``index`` and ``source``; a DataLoader
     batches them when all samples have one frame size.
     """
     return TorchDataset(open_dataset(path))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from blursynth.curation import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.atomic import atomic_write_bytes
 from reference_models.checkpoint import model_from_checkpoint
@@ -73,6 +74,8 @@ def evaluate_model(model: torch.nn.Module, dataset, device: str = "cpu", amp: st
         Score at most this many items (the first ones).
     progress : bool
         Show a progress bar.
+    select : str, Path or Selection, optional
+        A selection (``blursynth filter``): score only its samples of the split.
 
     Returns
     -------
@@ -160,7 +163,7 @@ def _selection(ckpt: dict, run: Path, data, split: str, split_file, index: Shard
 def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file: str | Path | None = None,
              device: str = "auto", amp: str = "none", crop: int | None = None,
              max_samples: int | None = None, seed: int = 0, out: str | Path | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, select: str | Path | Selection | None = None) -> dict:
     """Evaluate the run in ``run`` on split ``split`` of ``data`` and write the JSON report.
 
     Parameters
@@ -185,6 +188,8 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
         Report file (default ``RUN/eval-SPLIT.json``).
     progress : bool
         Show a progress bar.
+    select : str, Path or Selection, optional
+        A selection (``blursynth filter``): score only its samples of the split.
 
     Returns
     -------
@@ -207,6 +212,11 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
     model.to(device)
     index = ShardIndex(data)
     refs, split_path = _selection(ckpt, run, data, split, split_file, index)
+    if select is not None:
+        chosen = select if isinstance(select, Selection) else load_selection(select, data)
+        if chosen.fingerprint != index.manifest.fingerprint:
+            raise BlursynthError(f"--select: the selection was made for another dataset than {data}")
+        refs = filter_refs(refs, chosen, f"--select (split {split})")
     refs = sample_across_sources(refs, max_samples, seed)
     dataset = task_of(model).dataset(index, refs, model=model, clip_len=None, patch=None, augment=False,
                                      flip=False, seed=0)

@@ -49,6 +49,7 @@ import torch.distributed as dist
 
 from blursynth.errors import BlursynthError
 from blursynth.atomic import atomic_write_bytes
+from blursynth.curation import load_selection
 from reference_models.checkpoint import (
     CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
 )
@@ -74,7 +75,7 @@ FALLBACK = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 1.
             "lr_decay_every": 10_000, "weight_reg": 0.0}
 
 # Config fields a resumed run must share with the run it continues.
-_IDENTITY = ("model", "model_args", "split_file", "batch", "patch", "clip_len", "lr",
+_IDENTITY = ("model", "model_args", "split_file", "select", "batch", "patch", "clip_len", "lr",
              "lr_decay", "lr_decay_every", "weight_reg", "seed", "amp", "flip")
 
 # Above this, the early progress line suggests --time-budget.
@@ -101,6 +102,8 @@ class TrainConfig:
     from the model's ``ModelTask.defaults`` (:func:`resolve_defaults`).
     ``patch=0`` trains on whole frames. ``data=None`` and ``out=None`` are
     resolved by the CLI (built-in sample dataset, ``runs/<model>``).
+    ``select`` is a selection file (``blursynth filter``): training and
+    validation use only its samples, each in the split of its source.
     """
 
     data: str | None = None
@@ -118,6 +121,7 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     split_file: str | None = None
+    select: str | None = None
     device: str = "auto"
     amp: str = "none"
     compile: bool = False
@@ -283,6 +287,7 @@ class Trainer:
         self.requested = config.to_json()
         self.ckpt = self._open_run_folder(config)
         self.index = ShardIndex(config.data)
+        self.selection = load_selection(config.select, config.data) if config.select is not None else None
         self.config = self._fit_sizes(config)
         self.train_refs, self.val_refs = self._split()
         self._build_data()
@@ -359,14 +364,27 @@ class Trainer:
             path = self._make_split()
         if path is None:
             self.split_doc = None
-            return index.select(None), []
+            return self._selected(index.select(None), "the dataset"), []
         self.config = dataclasses.replace(config, split_file=str(path))
         self.split_doc = load_split(path, config.data)
         train = index.select(self.split_doc["sources"]["train"])
         val = index.select(self.split_doc["sources"].get("val") or [])
         if not train:
             raise BlursynthError(f"{path}: the train split is empty")
+        if self.selection is not None:  # each selected sample stays in its source's split
+            train = self._selected(train, f"the train split of {path}")
+            val = [r for r in val if r.index in self.selection.indices]
         return train, val
+
+    def _selected(self, refs: list, what: str) -> list:
+        """``refs`` restricted to ``--select`` (all of them without one), with a note of the count."""
+        if self.selection is None:
+            return refs
+        kept = [r for r in refs if r.index in self.selection.indices]
+        if not kept:
+            raise BlursynthError(f"--select {self.config.select}: keeps none of the samples of {what}")
+        self.log(f"--select {self.config.select}: training on {len(kept)} of {len(refs)} samples of {what}")
+        return kept
 
     def _make_split(self) -> str | None:
         """No split anywhere: split by source into the run folder (train/val/test ≈ 80/10/10)."""
@@ -378,7 +396,8 @@ class Trainer:
         val, test = (0.1, 0.1) if n >= 3 else (0.0, 0.5)
         path = self.out / SPLIT_FILE
         if self.env.main:
-            make_split(self.config.data, val=val, test=test, seed=self.config.seed, out=path)
+            make_split(self.config.data, val=val, test=test, seed=self.config.seed, out=path,
+                       select=self.selection)
         self.env.barrier()
         doc = load_split(path)
         self.log(f"split by source into {path} (train {len(doc['sources']['train'])}, val "
@@ -596,7 +615,8 @@ class Trainer:
         loss = self.last_record["loss"] if self.last_record else self.metrics.get("loss", math.nan)
         return {"step": step, "loss": loss, "val_psnr": self.metrics.get("val_psnr"),
                 "val_psnr_input": self.metrics.get("val_psnr_input"),
-                "elapsed_s": time.monotonic() - self.t0, "run": str(self.out)}
+                "elapsed_s": time.monotonic() - self.t0, "run": str(self.out),
+                "n_train": len(self.train_refs), "n_val": len(self.val_refs)}
 
 
 def default_run_folder(model: str, resume: bool = False, root: str | Path = "runs") -> Path:
@@ -648,8 +668,10 @@ def train(config: TrainConfig) -> dict:
     Returns
     -------
     dict
-        ``{"step", "loss", "val_psnr", "val_psnr_input", "elapsed_s", "run"}``;
-        ``loss`` is the last value written to ``log.jsonl``.
+        ``{"step", "loss", "val_psnr", "val_psnr_input", "elapsed_s", "run", "n_train", "n_val"}``;
+        ``loss`` is the last value written to ``log.jsonl``; ``n_train`` and
+        ``n_val`` count the samples of the train and validation splits used
+        (after ``select``).
 
     Raises
     ------

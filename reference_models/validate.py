@@ -16,6 +16,7 @@ import math
 import tempfile
 from pathlib import Path
 
+from blursynth.curation import load_selection
 from blursynth.errors import BlursynthError
 from reference_models.data import ShardIndex
 from reference_models.evaluate import evaluate
@@ -78,6 +79,8 @@ class Verdict:
         The evaluation report.
     model : str
         The model trained.
+    n_train : int
+        Samples of the train split trained on (after ``--select``).
     """
 
     teaches: bool
@@ -88,10 +91,12 @@ class Verdict:
     n_test: int
     report: dict
     model: str = ""
+    n_train: int = 0
 
     def message(self, dataset: str, model: str) -> str:
+        trained = f" on {self.n_train} training samples" if self.n_train else ""
         figures = (f"PSNR on {self.n_test} held-out samples: {self.psnr_output:.2f} dB after "
-                   f"{self.steps} steps vs {self.psnr_input:.2f} dB for the blurry input "
+                   f"{self.steps} steps{trained} vs {self.psnr_input:.2f} dB for the blurry input "
                    f"({self.gain:+.2f} dB)")
         if self.teaches:
             return f"{figures}\nverdict: {dataset} teaches {model} to deblur."
@@ -110,7 +115,7 @@ class Verdict:
 def validate_dataset(dataset: str | Path, model: str | None = None, budget_minutes: float = 10.0,
                      out: str | Path | None = None, seed: int = 0, val: float = 0.0, test: float = 0.2,
                      min_gain: float = 0.1, max_test_samples: int | None = 32,
-                     **train_options) -> Verdict:
+                     select: str | Path | None = None, **train_options) -> Verdict:
     """Split by source, train for ``budget_minutes``, evaluate on the held-out test split.
 
     Parameters
@@ -133,6 +138,10 @@ def validate_dataset(dataset: str | Path, model: str | None = None, budget_minut
     max_test_samples : int or None
         Score at most this many held-out samples, a seeded draw across the
         held-out sources (not the first ones in index order).
+    select : str or Path or None
+        A selection file (``blursynth filter``): the split is made over the
+        selected samples' sources, and training and scoring use only the
+        selected samples, each in the split of its source.
     **train_options
         Further :class:`TrainConfig` fields (batch, patch, lr, device, …).
 
@@ -147,20 +156,22 @@ def validate_dataset(dataset: str | Path, model: str | None = None, budget_minut
         raise BlursynthError(f"--max-test-samples {max_test_samples}: must be at least 1")
     if not math.isfinite(min_gain):
         raise BlursynthError(f"--min-gain {min_gain}: must be a finite number of dB")
+    selection = load_selection(select, dataset) if select is not None else None
     model = model or choose_model(dataset)
     with (tempfile.TemporaryDirectory(prefix="blursynth-validate-") if out is None
           else contextlib.nullcontext(out)) as run:
         run = Path(run)
         run.mkdir(parents=True, exist_ok=True)
-        split_path = make_split(dataset, val=val, test=test, seed=seed, out=run / "split.json")
+        split_path = make_split(dataset, val=val, test=test, seed=seed, out=run / "split.json", select=selection)
         options = {"steps": 10 ** 9, "val_every": 10 ** 9, "ckpt_every": 10 ** 9, **train_options}
         config = TrainConfig(data=str(dataset), out=str(run / "train"), model=model, seed=seed,
-                             split_file=str(split_path), time_budget_s=budget_minutes * 60.0, **options)
+                             split_file=str(split_path), select=None if select is None else str(select),
+                             time_budget_s=budget_minutes * 60.0, **options)
         result = train(config)
         report = evaluate(run / "train", dataset, split="test", split_file=split_path,
                           device=config.device, amp=config.amp, max_samples=max_test_samples, seed=seed,
-                          out=run / "eval-test.json", progress=not config.quiet)
+                          out=run / "eval-test.json", progress=not config.quiet, select=selection)
     gain = report["psnr"]["gain"]
     return Verdict(teaches=gain >= min_gain, psnr_output=report["psnr"]["output"],
                    psnr_input=report["psnr"]["input"], gain=gain, steps=result["step"],
-                   n_test=report["n_samples"], report=report, model=model)
+                   n_test=report["n_samples"], report=report, model=model, n_train=result["n_train"])

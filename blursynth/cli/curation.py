@@ -23,7 +23,10 @@ from blursynth.cli.root import main
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def filter_command(dataset, out, min_blur_psnr, max_blur_psnr, max_motion, max_clipped, sources, workers, quiet):
-    """Write a selection of DATASET's samples to --out; export and report take it with --select."""
+    """Write a selection of DATASET's samples to --out.
+
+    export, report, train-reference and validate take it with --select.
+    """
     from blursynth.curation import select_samples, write_selection
 
     selection = select_samples(dataset, min_blur_psnr=min_blur_psnr, max_blur_psnr=max_blur_psnr,

@@ -22,7 +22,8 @@ FORMAT_NAMES = ("gopro", "paired", "lmdb", "reds", "bsd")
 @click.option("--split-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Split file from 'blursynth split' [default: DATASET/split.json if present, else all train].")
 @click.option("--input", "input_", default="blur", show_default=True,
-              help="Blurred rendition used as input by paired, lmdb, reds and bsd.")
+              help="Blurred rendition used as input by paired, lmdb, reds and bsd: blur, or blur_<kind> "
+                   "of a dataset made with a --response list (gopro writes every rendition).")
 @click.option("--png-level", type=int, default=1, show_default=True, help="PNG compression level 0-9.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

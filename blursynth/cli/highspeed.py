@@ -34,7 +34,8 @@ class PeriodType(click.ParamType):
 @click.option("--latent", type=int, default=0, show_default=True,
               help="Also store K latent frames evenly spanning each exposure (K-1 must divide tau-1).")
 @click.option("--response", default="gamma", show_default=True,
-              help="Camera response: gamma, srgb, linear, or crf:FILE.")
+              help="Camera response: gamma, srgb, linear, or crf:FILE; a comma list (gamma,linear) stores "
+                   "one rendition per curve from the same frames: blur (first), blur_<kind> (the others).")
 @click.option("--gamma", type=float, default=2.2, show_default=True, help="Exponent for --response gamma.")
 @click.option("--resize", type=Size(partial=True), default=None, show_default="each clip's own size",
               help="Output size, area-resampled in linear light: WxH, or 960x / x540 to keep each clip's "

@@ -81,6 +81,9 @@ def training_options(func):
         click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed of the run (split, initialization, crops, order)."),
+        click.option("--select", type=click.Path(dir_okay=False), default=None,
+                     help="Selection file from 'blursynth filter': train and validate on its samples only "
+                          "(each stays in the split of its source)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or notes."),
     ]
     for decorator in reversed(decorators):
@@ -141,7 +144,7 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
                          compile=compile_, time_budget_s=_minutes("--time-budget", time_budget), **kw)
     result = train(config)
     if not config.quiet:
-        msg = f"step {result['step']}: loss {result['loss']:.5g}"
+        msg = f"step {result['step']}: loss {result['loss']:.5g} ({result['n_train']} training samples)"
         if result["val_psnr"] is not None:
             msg += f", val PSNR {result['val_psnr']:.2f} dB (input {result['val_psnr_input']:.2f} dB)"
         click.echo(f"{msg} -> {result['run']}", err=True)
@@ -194,7 +197,7 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
               help="Split file [default: DATASET/split.json].")
 def split(dataset, val, test, seed, out):
     """Split DATASET by source (clip or panorama) into train/val/test; no data is copied."""
-    from reference_models.split import load_split, make_split
+    from blursynth.split import load_split, make_split
 
     path = make_split(dataset, val=val, test=test, seed=seed, out=out)
     doc = load_split(path)

@@ -26,16 +26,12 @@ from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
 from blursynth.progress import progress_bar
-from reference_models.split import default_split_file, load_split
+from blursynth.shards import renditions_of
+from blursynth.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
 STATE_FORMAT = "blursynth-export/1"
 LOCK = ".blursynth-export.lock"
-
-
-def renditions_of(config: dict) -> dict[str, str]:
-    """Blurred frame arrays of a dataset and their response curves, first one ``blur``."""
-    return {"blur": str(config.get("response", "unknown"))}
 
 
 def _layout(fmt: str):

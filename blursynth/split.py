@@ -1,0 +1,149 @@
+"""Split a dataset into train/val/test by source, without copying data (the split file).
+
+Every sample carries ``meta/source`` (the clip or panorama it was cut from).
+Frames of one source are strongly correlated, so a model scored on a source it
+trained on is scored on what it memorized; the split therefore assigns whole
+sources to splits. The result is a small JSON file listing the sources of each
+split (the samples follow from ``meta/source``), written atomically.
+
+File format (``blursynth-split/1``)::
+
+    {"format": "blursynth-split/1", "dataset_fingerprint": "...", "seed": 0,
+     "val": 0.1, "test": 0.1, "n_samples": {"train": ..., "val": ..., "test": ...},
+     "sources": {"train": [...], "val": [...], "test": [...]}}
+
+This module needs numpy only, so ``export`` and ``report`` read split files
+without importing torch; the reference models use it through
+:mod:`reference_models.split`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from blursynth.atomic import atomic_write_bytes
+from blursynth.curation import Selection, sample_sources
+from blursynth.errors import BlursynthError
+from blursynth.jsondoc import read_doc
+from blursynth.shards import Manifest
+
+SPLIT_FORMAT = "blursynth-split/1"
+SPLIT_FILE = "split.json"
+SPLITS = ("train", "val", "test")
+
+
+def split_sources(counts: dict[str, int], val: float, test: float, seed: int) -> dict[str, list[str]]:
+    """Assign whole sources to train/val/test so that sample fractions approach ``val`` and ``test``.
+
+    Sources are shuffled with ``default_rng(seed)`` (after sorting, so the result
+    does not depend on the order of ``counts``) and laid end to end by sample
+    count; a source goes to test if the middle of its stretch falls in the first
+    ``test`` fraction, to val if in the next ``val`` fraction, else to train.
+    A split with a positive fraction gets at least one source, and train always does.
+
+    Parameters
+    ----------
+    counts : dict of str to int
+        Samples per source.
+    val, test : float
+        Fractions of the samples, each in [0, 1), sum < 1.
+    seed : int
+        Shuffle seed.
+
+    Returns
+    -------
+    dict of str to list of str
+        ``{"train": [...], "val": [...], "test": [...]}``, each sorted.
+    """
+    for name, frac in (("val", val), ("test", test)):
+        if not 0.0 <= frac < 1.0:
+            raise BlursynthError(f"--{name} {frac}: must be in [0, 1)")
+    if val + test >= 1.0:
+        raise BlursynthError(f"--val {val} + --test {test} leave nothing to train on")
+    names = sorted(counts)
+    wanted = 1 + (val > 0) + (test > 0)
+    if len(names) < wanted:
+        raise BlursynthError(f"the dataset has {len(names)} source(s); a split into {wanted} parts "
+                             "by source needs at least one source per part")
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    total = float(sum(counts[s] for s in order))
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    done = 0.0
+    for source in order:
+        mid = (done + counts[source] / 2.0) / total
+        done += counts[source]
+        out["test" if mid < test else "val" if mid < test + val else "train"].append(source)
+    # Guarantee non-empty parts: move one source from the largest part.
+    for name, frac in (("test", test), ("val", val), ("train", 1.0)):
+        if frac > 0 and not out[name]:
+            donor = max((n for n in SPLITS if n != name and len(out[n]) > 1), key=lambda n: len(out[n]))
+            out[name].append(out[donor].pop())
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: int = 0,
+               out: str | Path | None = None, select: Selection | None = None) -> Path:
+    """Split ``dataset`` by source and write the split file (default ``DATASET/split.json``).
+
+    With ``select`` (:func:`blursynth.curation.load_selection`), only the
+    selected samples are counted, so the split covers the sources the
+    selection keeps and its fractions are fractions of the selected samples.
+
+    Returns the path written.
+    """
+    index = sample_sources(dataset)
+    if select is not None:
+        index = {i: s for i, s in index.items() if i in select.indices}
+    counts = Counter(index.values())
+    if not counts:
+        raise BlursynthError(f"{dataset}: no samples to split" + (" in the selection" if select else ""))
+    parts = split_sources(dict(counts), val, test, seed)
+    doc = {
+        "format": SPLIT_FORMAT,
+        "dataset_fingerprint": Manifest.load(dataset).fingerprint,
+        "seed": seed, "val": val, "test": test,
+        "n_samples": {k: sum(counts[s] for s in v) for k, v in parts.items()},
+        "sources": parts,
+    }
+    path = Path(out) if out is not None else Path(dataset) / SPLIT_FILE
+    try:
+        atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
+    except OSError as exc:
+        raise BlursynthError(f"{path}: cannot write the split file ({exc.strerror}); "
+                             "pass --out FILE elsewhere") from None
+    return path
+
+
+def load_split(path: str | Path, dataset: str | Path | None = None) -> dict:
+    """Read a split file; with ``dataset``, check that it was made for that dataset.
+
+    Raises
+    ------
+    BlursynthError
+        Missing, unreadable, of another format or made for another dataset
+        (:func:`blursynth.jsondoc.read_doc`), or without a ``sources`` object.
+    """
+    doc = read_doc(path, SPLIT_FORMAT, name=str(path), what="split file", make="blursynth split DATASET",
+                   dataset=dataset)
+    sources = doc.get("sources")
+    if not isinstance(sources, dict) or not all(isinstance(v, list) for v in sources.values()):
+        raise BlursynthError(f"{path}: malformed split file (no 'sources' lists)")
+    return doc
+
+
+def default_split_file(dataset: str | Path) -> Path:
+    """Where a dataset's own split file lives: ``DATASET/split.json``."""
+    return Path(dataset) / SPLIT_FILE
+
+
+def split_sources_of(doc: dict, name: str, path: str | Path = "split file") -> list[str]:
+    """The sources of split ``name`` in a loaded split file."""
+    if name not in doc["sources"]:
+        raise BlursynthError(f"--split {name}: {path} has {', '.join(doc['sources'])}")
+    if not doc["sources"][name]:
+        raise BlursynthError(f"--split {name}: the split is empty in {path}")
+    return doc["sources"][name]

@@ -38,6 +38,8 @@ from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardW
 from blursynth.worker import Worker
 
 # ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
+# Specs of the same shard a worker is told it renders next (Worker.upcoming).
+LOOKAHEAD = 4
 Renderer = Callable[[object, Worker], Sample]
 
 
@@ -192,9 +194,9 @@ def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, spec
     Returns None when all went in, or (``skip_bad``) the skip record of the
     first source found bad, at which point the shard must be started again.
     """
-    for spec in specs:
-        if spec.source in excluded:
-            continue
+    todo = [spec for spec in specs if spec.source not in excluded]
+    for i, spec in enumerate(todo):
+        worker.upcoming = todo[i + 1:i + 1 + LOOKAHEAD]
         try:
             sample = renderer(spec, worker)
         except BadSourceError as exc:

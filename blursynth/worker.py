@@ -11,7 +11,7 @@ call; a renderer called on its own gets a fresh one (serial, nothing kept).
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -32,6 +32,10 @@ class Worker:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.threads = int(threads)
         self._state: dict = {}
+        # The specs this worker renders next, in order (set by the engine before
+        # each call; empty when unknown). A renderer may prepare for them, e.g.
+        # load their source on a spare thread; what it renders never depends on them.
+        self.upcoming: Sequence = ()
 
     def state(self, key, make: Callable[[], T]) -> T:
         """The object kept under ``key``, made by ``make()`` on first use.

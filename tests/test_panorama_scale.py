@@ -350,3 +350,50 @@ def test_maps_stay_finite_looking_straight_at_a_pole():
         assert np.isfinite(map_x).all() and np.isfinite(map_y).all()
         assert abs(map_y[16, 16] - (g.PAD - 0.5 if pitch > 0 else 50 + g.PAD - 0.5)) < 1e-3
         assert 0 <= map_x.min() and map_x.max() <= 101
+
+
+# ------------------------------------------------------------ loading ahead
+def test_a_spare_thread_loads_the_next_panoramas_without_changing_a_byte(tmp_path, monkeypatch):
+    import threading
+
+    folder = write_panoramas(tmp_path / "p", 5)
+    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=5, size=(8, 8), latent=1, seed=4))
+    loaded = []  # (panorama, thread) of every decode
+    real = P.read_image
+    monkeypatch.setattr(P, "read_image", lambda path, *a, **kw: loaded.append(
+        (Path(path).name, threading.current_thread().name)) or real(path, *a, **kw))
+
+    def run(threads):
+        P._padded.cache_clear()
+        loaded.clear()
+        worker = Worker(threads)
+        samples = []
+        for i, spec in enumerate(specs):
+            worker.upcoming = specs[i + 1:i + 3]  # as the engine tells a worker
+            samples.append(render(spec, worker))
+        return samples, list(loaded)
+
+    serial, serial_loads = run(1)
+    ahead, ahead_loads = run(2)
+    for a, b in zip(serial, ahead):
+        for name in a.arrays:
+            np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    # each panorama decoded once either way; with a spare thread all but the first on the loader
+    assert sorted(n for n, _ in serial_loads) == sorted(n for n, _ in ahead_loads) == sorted(s.source for s in specs)
+    assert all(not t.startswith("blursynth-panorama-loader") for _, t in serial_loads)
+    assert [n for n, t in ahead_loads if t.startswith("blursynth-panorama-loader")] == [s.source for s in specs[1:]]
+
+
+def test_a_bad_panorama_loaded_ahead_fails_only_when_its_turn_comes(tmp_path):
+    folder = write_panoramas(tmp_path / "p", 3)
+    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=3, size=(8, 8), seed=1))
+    (folder / "p01.png").write_bytes((folder / "p01.png").read_bytes()[:40])  # truncated after planning
+    P._padded.cache_clear()
+    worker = Worker(2)
+    worker.upcoming = specs[1:]
+    first = render(specs[0], worker)  # p01 is loaded ahead meanwhile, and fails there
+    assert first.meta["source"] == "p00.png"
+    worker.upcoming = specs[2:]
+    with pytest.raises(BlursynthError) as info:
+        render(specs[1], worker)
+    assert "p01.png" in str(info.value) and "\n" not in str(info.value)

@@ -40,9 +40,11 @@ def check_budget(config: PanoramaConfig, out) -> None:
     L, K = config.seq_len, config.latent
     pano_w = 2 * math.ceil(math.pi * geometry.focal_length(w, config.fov))
     # the uint8 sample, float32 RGBL frames kept (latent + sharp + sum + one
-    # being rendered), the two remap maps, the linear panorama and its padded copy
+    # being rendered), the two remap maps, the linear panorama and its padded
+    # copy (a quarter of the width more on each side, geometry.seam_pad), and
+    # one more padded panorama loaded ahead by a spare thread
     memory = (budget.frame_bytes(L, K, h, w) + 16 * h * w * (L * (K + 1) + 2) + 8 * h * w
-              + 2 * 16 * pano_w * (pano_w // 2))
+              + 4 * 16 * pano_w * (pano_w // 2))
     budget.check_sample_memory(memory, f"--size {h}x{w}, --seq-len {L}, --latent {K}")
     budget.check_plan_size(config.n, f"--n {config.n}")
     budget.check_disk(out, config.n * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD),

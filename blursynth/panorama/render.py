@@ -24,6 +24,9 @@ from blursynth.shards import Sample
 from blursynth.sources.panoramas import load_panorama
 from blursynth.worker import Worker
 
+# Panoramas a worker loads ahead at most (load_panorama's cache keeps four).
+AHEAD = 2
+
 # Median luminance of the sharp frame after exposure (a mid-grey card).
 MIDDLE_GREY = 0.18
 
@@ -108,6 +111,43 @@ class CpuViews:
         return total, kept
 
 
+def _source_key(spec: PanoramaSpec) -> tuple:
+    return (spec.path, spec.kind, spec.response, spec.pano_width, spec.source)
+
+
+def _load(spec: PanoramaSpec, worker: Worker) -> np.ndarray:
+    """The spec's panorama (:func:`~blursynth.sources.panoramas.load_panorama`).
+
+    A worker with a spare thread (``worker.threads > 1``) meanwhile loads the
+    panoramas of the specs it renders next (``worker.upcoming``) on up to
+    ``threads - 1`` loader threads, so that decoding a large panorama overlaps
+    rendering the current one. A failed load ahead is forgotten: the load in
+    this thread raises the same one-line error when its spec comes.
+    """
+    ahead = worker.state("panorama.ahead", dict)  # key -> Future of load_panorama
+    key = _source_key(spec)
+    pending = ahead.pop(key, None)
+    if pending is not None:
+        try:
+            pending.result()  # decoded into load_panorama's per-process cache
+        except Exception:  # noqa: BLE001 - raised again by the load below, in this thread
+            pass
+    pano = load_panorama(*key)
+    if worker.threads > 1 and spec.device == "cpu":
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = worker.state("panorama.loader", lambda: ThreadPoolExecutor(
+            max_workers=min(worker.threads - 1, AHEAD), thread_name_prefix="blursynth-panorama-loader"))
+        wanted = [k for k in dict.fromkeys(_source_key(s) for s in worker.upcoming
+                                           if isinstance(s, PanoramaSpec)) if k != key]
+        for k in wanted[:min(worker.threads - 1, AHEAD)]:
+            if k not in ahead:
+                ahead[k] = pool.submit(load_panorama, *k)
+        for k in [k for k in ahead if k not in wanted]:  # plans change (a skipped source): let go
+            ahead.pop(k).cancel()
+    return pano
+
+
 def _views(spec: PanoramaSpec, pano: np.ndarray, worker: Worker):
     """The renderer of ``spec``'s device; on a GPU, kept by the worker between samples."""
     if spec.device == "cpu":
@@ -173,7 +213,8 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     spec : PanoramaSpec
         The sample; it alone decides the content.
     worker : Worker, optional
-        Where a GPU renderer is kept between samples (see
+        Where map builders and a GPU renderer are kept between samples, and
+        whose spare threads load the next panoramas (see :func:`_load` and
         :mod:`blursynth.worker`); None renders on its own.
 
     Returns
@@ -184,7 +225,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     """
     response = parse_response(spec.response)
     worker = worker or Worker()
-    pano = load_panorama(spec.path, spec.kind, spec.response, spec.pano_width, spec.source)
+    pano = _load(spec, worker)
     # Realism (blursynth.realism): drawn from the sample's own named streams.
     params = spec.realism.draw(spec.seed)
     saturate = spec.kind != "hdr" and params.get("saturation", 0.0) > 0  # HDR saturates by itself

@@ -31,13 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_models import create_model  # noqa: E402
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
-
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, {os.cpu_count()} logical CPUs"
+from machine import parse_sizes, torch_machine, torch_setup  # benchmarks/machine.py (run from here)
 
 
 def time_once(model, image: torch.Tensor, device: str, amp: bool) -> float:
@@ -63,17 +57,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    gpu = device.startswith("cuda")
+    device, gpu = torch_setup(args.device, args.threads)
     rounds = args.rounds or (50 if gpu else 3)
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
+    sizes = parse_sizes(args.sizes)
     ks = [int(k) for k in args.k.split(",")]
     if gpu:
-        torch.backends.cudnn.benchmark = True
         configs = [("fp32", False, False), ("bf16+channels_last", True, True)]
     else:
         configs = [(name, name == "bf16", False) for name in
@@ -84,7 +72,7 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         models[k] = create_model("blur2video", frames=k).eval().to(device)
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
-    header = {"machine": machine(device), "device": device, "torch": torch.__version__,
+    header = {"machine": torch_machine(device), "device": device, "torch": torch.__version__,
               "model": "blur2video (defaults)", "params": params, "rounds": rounds,
               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
     print(f"# {header['machine']} | torch {torch.__version__} | load average {header['load_average']}",

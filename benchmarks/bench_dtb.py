@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,15 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference_models import create_model  # noqa: E402
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from machine import parse_sizes, torch_machine, torch_setup  # benchmarks/machine.py (run from here)
 
 PAPER_FPS = {(640, 480): 24.0, (1280, 720): 8.0}  # Kim et al. 2017, GTX 1080
-
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()}, {torch.get_num_threads()} torch threads, {os.cpu_count()} logical CPUs"
 
 
 def measure(model, size, frames: int, warmup: int, device: str, amp: bool, channels_last: bool,
@@ -85,17 +78,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    gpu = device.startswith("cuda")
+    device, gpu = torch_setup(args.device, args.threads)
     frames = args.frames or (200 if gpu else 10)
     warmup = args.warmup if args.warmup is not None else (20 if gpu else 2)
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
+    sizes = parse_sizes(args.sizes)
     if gpu:
-        torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         configs = [("fp32", False, False, False), ("bf16+channels_last+compile", True, True, True)]
@@ -112,7 +99,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     model = create_model("dtb").eval().to(device)
     params = sum(p.numel() for p in model.parameters())
-    header = {"machine": machine(device), "device": device, "torch": torch.__version__,
+    header = {"machine": torch_machine(device), "device": device, "torch": torch.__version__,
               "model": "dtb (paper defaults)", "params": params}
     print(f"# {header['machine']} | torch {torch.__version__} | dtb, {params / 1e6:.2f} M parameters",
           flush=True)

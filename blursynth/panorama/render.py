@@ -120,7 +120,7 @@ def _load(spec: PanoramaSpec, worker: Worker) -> np.ndarray:
 
     A worker with a spare thread (``worker.threads > 1``) meanwhile loads the
     panoramas of the specs it renders next (``worker.upcoming``) on up to
-    ``threads - 1`` loader threads, so that decoding a large panorama overlaps
+    ``min(threads - 1, AHEAD)`` loader threads, so that decoding a large panorama overlaps
     rendering the current one. A failed load ahead is forgotten: the load in
     this thread raises the same one-line error when its spec comes.
     """

@@ -540,6 +540,8 @@ class InterpolatedMapBuilder:
         self.tolerance = float(tolerance)
         self.exact = MapBuilder(size, fov_deg, pano_hw, PAD, pad_x)
         self._grids: dict[int, tuple] = {}
+        self._bands: dict[tuple, np.ndarray] = {}  # upsampling buffers by (step, rows)
+        self._exact_bands: dict[tuple, MapBuilder] = {}  # exact builders by camera rows
         ph, pw = pano_hw
         self._sx = pw / (2.0 * np.pi)
         self._ox = pad_x - 0.5  # map_x = sx (lon + pi) + pad_x - 0.5
@@ -553,7 +555,7 @@ class InterpolatedMapBuilder:
         self.counts = {s: 0 for s in (*self.steps, 0)}
 
     def _grid(self, s: int):
-        """The grid builder, upsampling buffer and crops of step ``s`` (made on first use)."""
+        """The grid builder of step ``s`` and its offset ``e`` (made on first use)."""
         if s not in self._grids:
             h, w = self.size
             # cv2.resize by the factor s takes output pixel o from source
@@ -566,11 +568,7 @@ class InterpolatedMapBuilder:
             nx, ny = (math.floor((n - 1 + e + 0.5) / s - 0.5) + 2 for n in (w, h))
             cols, rows = ((np.arange(k) + 0.5) * s - 0.5 - e for k in (nx, ny))
             grid = MapBuilder(self.size, self.fov, self.pano_hw, PAD, self.pad_x, pixels=(cols, rows))
-            # a frame's grid is map_x rows above map_y rows: one resize upsamples
-            # both (an output row of either half reads source rows of that half only)
-            big = np.empty((2 * ny * s, nx * s), np.float32)
-            crops = ((slice(e, e + h), slice(e, e + w)), (slice(ny * s + e, ny * s + e + h), slice(e, e + w)))
-            self._grids[s] = (grid, big, crops)
+            self._grids[s] = (grid, e)
         return self._grids[s]
 
     def bound(self, s: int, lat):
@@ -578,11 +576,15 @@ class InterpolatedMapBuilder:
         c = np.cos(np.minimum(np.abs(lat), np.pi / 2 - 1e-6))
         return self._bound1 * s * s / (c * c)
 
-    def frames(self, rotations: np.ndarray):
-        """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, of every world <- camera
-        matrix in ``rotations`` (``[n, 3, 3]``), one frame at a time.
+    def plan(self, rotations: np.ndarray) -> list:
+        """How each of ``rotations`` (``[n, 3, 3]`` world <- camera) is mapped:
+        its grid of the coarsest step that serves it, or exactly. The grids of
+        all of them are computed here, together; :meth:`band` upsamples one.
 
-        A generator: each frame's maps are views overwritten by the next frame's.
+        Returns
+        -------
+        list
+            Per rotation, ``(grid maps, index, step)`` or ``(None, rotation)``.
         """
         rots = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
         n = len(rots)
@@ -593,7 +595,7 @@ class InterpolatedMapBuilder:
         turned = turn @ rots  # the view's centre at longitude 0 ...
         shifts = self._sx * lon  # ... and back: longitude + lon is sx lon pixels to the right
         centre = shifts + self._sx * np.pi + self._ox
-        chosen: list = [None] * n  # (grid maps, index, step) per frame; None: exact
+        chosen: list = [(None, rot) for rot in rots]
         todo = np.arange(n)
         for s in self.steps:
             if not len(todo):
@@ -606,18 +608,58 @@ class InterpolatedMapBuilder:
             good = fits & (self.bound(s, lat) <= self.tolerance)
             for j in np.flatnonzero(good):
                 chosen[todo[j]] = (maps, j, s)
+                self.counts[s] += 1
             todo = todo[fits & ~good]  # a pole or the seam in view: no step serves it
-        for i in range(n):
-            if chosen[i] is None:
-                self.counts[0] += 1
-                yield self.exact(rots[i])
-                continue
-            maps, j, s = chosen[i]
-            _, big, (crop_x, crop_y) = self._grid(s)
-            both = maps[j].reshape(-1, maps.shape[3])
-            cv2.resize(both, (big.shape[1], big.shape[0]), dst=big, interpolation=cv2.INTER_LINEAR)
-            self.counts[s] += 1
-            yield big[crop_x], big[crop_y]
+        self.counts[0] += sum(1 for entry in chosen if entry[0] is None)
+        return chosen
+
+    def band(self, entry, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Maps ``(map_x, map_y)``, float32 ``[y1 - y0, W]``, of camera rows
+        ``[y0, y1)`` of a frame planned by :meth:`plan` (views of buffers that
+        the next call overwrites).
+
+        A band upsamples only the grid rows around it: the node rows whose
+        positions bracket its rows, so that no output row is clamped. Its values
+        are those of the whole frame's upsampling (cv2.resize's weights repeat
+        every ``s`` rows).
+        """
+        maps, j = entry[0], entry[1]
+        h, w = self.size
+        if maps is None:  # exact: a builder for the band's rows, kept
+            if (y0, y1) == (0, h):
+                return self.exact(entry[1])
+            if (y0, y1) not in self._exact_bands:
+                self._exact_bands[(y0, y1)] = MapBuilder(self.size, self.fov, self.pano_hw, PAD, self.pad_x,
+                                                         pixels=(np.arange(w), np.arange(y0, y1)))
+            return self._exact_bands[(y0, y1)](entry[1])
+        s = entry[2]
+        _, e = self._grid(s)
+        # node k sits on upsampled row k s + (s - 1) / 2, camera row k s + (s - 1) / 2 - e
+        k0 = math.floor((y0 + e - (s - 1) / 2) / s)
+        k1 = math.ceil((y1 - 1 + e - (s - 1) / 2) / s)
+        rows, cols = (k1 - k0 + 1) * s, maps.shape[3] * s
+        if (s, rows) not in self._bands:
+            self._bands[(s, rows)] = np.empty((2, rows, cols), np.float32)
+        out = self._bands[(s, rows)]
+        if k1 - k0 + 1 == maps.shape[2]:
+            # all the node rows: map_x's rows above map_y's are one contiguous
+            # image, and one resize upsamples both (no output row reads across)
+            cv2.resize(maps[j].reshape(-1, maps.shape[3]), (cols, 2 * rows), dst=out.reshape(2 * rows, cols),
+                       interpolation=cv2.INTER_LINEAR)
+        else:
+            for axis in (0, 1):
+                cv2.resize(maps[j, axis, k0:k1 + 1], (cols, rows), dst=out[axis], interpolation=cv2.INTER_LINEAR)
+        crop = (slice(y0 + e - k0 * s, y1 + e - k0 * s), slice(e, e + w))
+        return out[0][crop], out[1][crop]
+
+    def frames(self, rotations: np.ndarray):
+        """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, of every world <- camera
+        matrix in ``rotations`` (``[n, 3, 3]``), one frame at a time.
+
+        A generator: each frame's maps are views overwritten by the next frame's.
+        """
+        for entry in self.plan(rotations):
+            yield self.band(entry, 0, self.size[0])
 
     def __call__(self, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Maps ``(map_x, map_y)``, float32 ``[H, W]`` each, of one world <- camera matrix."""

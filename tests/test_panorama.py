@@ -20,6 +20,7 @@ from blursynth.panorama.torch_render import TorchViews
 from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
 from blursynth.seeds import sample_rng
 from blursynth.shards import Manifest, iter_samples, verify
+from blursynth.worker import Worker
 from conftest import assert_one_line_error, no_partial_output
 from oracles import srgb_decode_8bit, srgb_encode_8bit
 
@@ -503,3 +504,25 @@ def test_latent_counts(small_pano, k):
         last = render_view(pano, q_of(sample.meta["q1"]), (16, 24), spec.fov)[..., :3]
         assert np.abs(latent[0, 0].astype(int) - srgb_encode_8bit(first)).max() <= 1
         assert np.abs(latent[0, -1].astype(int) - srgb_encode_8bit(last)).max() <= 1
+
+
+def test_rendering_band_by_band_gives_the_bytes_of_whole_frames(small_pano, monkeypatch):
+    import importlib
+
+    R = importlib.import_module("blursynth.panorama.render")  # the module, not the function it exports
+    # low and steep views, so that grids of several steps and exact maps are all banded
+    specs = [spec for pitch in (15, 80)
+             for spec in plan(PanoramaConfig(src=(str(small_pano),), n=6, size=(72, 96), fov=70.0, latent=3,
+                                             seed=5, max_pitch=pitch))[0]]
+    runs, counts = [], {}
+    for band_bytes in (1 << 30, 1):  # one band per frame; bands of 8 rows
+        monkeypatch.setattr(R, "BAND_BYTES", band_bytes)
+        worker = Worker()
+        runs.append([render(spec, worker) for spec in specs])
+        for builder in worker.state("panorama.map_builders", dict).values():
+            for step, n in builder.counts.items():
+                counts[step] = counts.get(step, 0) + n
+    assert counts[0] > 0 and sum(1 for step, n in counts.items() if step and n) >= 2, counts
+    for whole, banded in zip(*runs):
+        for name in whole.arrays:
+            np.testing.assert_array_equal(whole.arrays[name], banded.arrays[name])

@@ -24,6 +24,9 @@ from blursynth.shards import Sample
 from blursynth.sources.panoramas import load_panorama
 from blursynth.worker import Worker
 
+# Working set of one band of rows in CpuViews.render, well inside an L3 cache.
+BAND_BYTES = 4 << 20
+
 # Panoramas a worker loads ahead at most (load_panorama's cache keeps four).
 AHEAD = 2
 
@@ -81,6 +84,9 @@ class CpuViews:
         hw, pad_x = geometry.padded_layout(pano.shape)
         self.maps = maps or geometry.InterpolatedMapBuilder(size, fov, hw, pad_x)
         self.frame = np.empty((*size, pano.shape[2]), np.float32)
+        # rows per band: the band's sum, view, kept view and maps within BAND_BYTES
+        per_row = size[1] * (3 * 4 * pano.shape[2] + 8)
+        self.band_rows = max(8, BAND_BYTES // per_row // 8 * 8)
 
     def render(self, rotations: np.ndarray, keep: list[bool]):
         """Sum of the views of ``rotations`` and a copy of the ones marked in ``keep``.
@@ -99,15 +105,26 @@ class CpuViews:
         kept : dict of int to ndarray
             The kept views by position in ``rotations``.
         """
+        h = self.frame.shape[0]
+        plan = self.maps.plan(rotations)
         total = np.zeros_like(self.frame)
-        kept = {}
-        for i, (map_x, map_y) in enumerate(self.maps.frames(rotations)):
-            frame = total if i == 0 else self.frame  # the first view is the sum so far
-            cv2.remap(self.pano, map_x, map_y, cv2.INTER_LINEAR, dst=frame, borderMode=cv2.BORDER_REPLICATE)
-            if i:
-                cv2.add(total, frame, dst=total)
-            if keep[i]:
-                kept[i] = frame.copy()
+        kept = {i: np.empty_like(self.frame) for i in range(len(plan)) if keep[i]}
+        # Band by band of rows, every view: the band's sum, view and maps stay
+        # within BAND_BYTES. (Measured at 720p on the 2-core container: bands of
+        # 1 to 8 MB and one whole-frame band take the same time; this loop is
+        # 1.2x faster than the previous whole-frame loop, which copied each kept
+        # view into a new array, for reasons not pinned down.)
+        for y0 in range(0, h, self.band_rows):
+            y1 = min(h, y0 + self.band_rows)
+            acc, view = total[y0:y1], self.frame[:y1 - y0]
+            for i, entry in enumerate(plan):
+                map_x, map_y = self.maps.band(entry, y0, y1)
+                out = acc if i == 0 else view  # the first view is the sum so far
+                cv2.remap(self.pano, map_x, map_y, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
+                if i:
+                    cv2.add(acc, out, dst=acc)
+                if keep[i]:
+                    kept[i][y0:y1] = out
         return total, kept
 
 

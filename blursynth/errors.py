@@ -57,3 +57,38 @@ def note(message: str) -> None:
     import warnings
 
     warnings.warn(message, BlursynthWarning, stacklevel=2)
+
+
+# torch's DataLoader re-raises an error of one of its worker processes as
+# ``ExcType("Caught ExcType in DataLoader worker process N.\nOriginal Traceback
+# ...\nmodule.ExcType: message")``, or as RuntimeError when ExcType cannot be
+# rebuilt from that one string (BadSourceError).
+_WORKER_PREFIX = "Caught "
+_WORKER_MARK = " in DataLoader worker process "
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one-line message of a user error, or None for any other exception.
+
+    A :class:`BlursynthError` gives its message; the same error raised in a
+    torch DataLoader worker and re-raised by the DataLoader (see above) gives
+    the original message, without the wrapper's traceback.
+    """
+    text = str(exc)
+    first = text.split("\n", 1)[0]
+    if first.startswith(_WORKER_PREFIX) and _WORKER_MARK in first:
+        name = first[len(_WORKER_PREFIX):first.index(_WORKER_MARK)]
+        if name not in {cls.__name__ for cls in _user_error_classes()}:
+            return None
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text if isinstance(exc, BlursynthError) else None
+
+
+def _user_error_classes():
+    seen, todo = [], [BlursynthError]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen

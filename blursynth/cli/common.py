@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun
+from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun, user_message
 
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
@@ -46,13 +46,17 @@ class Group(click.Group):
             except KeyboardInterrupt:
                 click.echo(INTERRUPTED, err=True)
                 ctx.exit(128 + signal.SIGINT)
-            except BlursynthError as exc:
-                click.echo(f"blursynth: error: {exc}", err=True)
-                ctx.exit(1)
             except click.UsageError as exc:
                 where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
                 click.echo(f"blursynth: error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
                 ctx.exit(exc.exit_code)
+            except (BlursynthError, RuntimeError) as exc:
+                # a user error, also as torch's DataLoader re-raises one from its workers
+                message = user_message(exc)
+                if message is None:
+                    raise
+                click.echo(f"blursynth: error: {message}", err=True)
+                ctx.exit(1)
 
 
 def _show_note(message, category, filename, lineno, file=None, line=None):

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from blursynth.errors import BlursynthError
+from blursynth.errors import BlursynthError, InterruptedRun
 from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import load_selection
 from reference_models.checkpoint import (
@@ -82,15 +82,24 @@ _IDENTITY = ("model", "model_args", "split_file", "select", "batch", "patch", "c
 LONG_RUN_S = 3 * 3600
 
 
-class Interrupted(BlursynthError):
-    """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
+class Interrupted(InterruptedRun):
+    """Training stopped by Ctrl-C or SIGTERM after writing a checkpoint.
+
+    An :class:`~blursynth.errors.InterruptedRun` with its own message: the CLI
+    prints it on one line and exits with 128 + the signal's number, as a shell
+    does for a process that signal killed.
+    """
 
     def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.signum = signum
+        BlursynthError.__init__(self, message)
+        self.signal_number = int(signum)
+
+    @property
+    def signum(self) -> int:
+        return self.signal_number
 
     def __reduce__(self):
-        return (type(self), (str(self), self.signum))
+        return (type(self), (str(self), self.signal_number))
 
 
 @dataclass

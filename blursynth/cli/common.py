@@ -41,7 +41,7 @@ class Group(click.Group):
             try:
                 return super().invoke(ctx)
             except InterruptedRun as exc:
-                click.echo(INTERRUPTED, err=True)
+                click.echo(f"blursynth: {exc}", err=True)  # INTERRUPTED, or what the run kept
                 ctx.exit(128 + exc.signal_number)
             except KeyboardInterrupt:
                 click.echo(INTERRUPTED, err=True)

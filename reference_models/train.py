@@ -607,6 +607,8 @@ class Trainer:
                 if signals.signum is not None:
                     if self.ckpt_step != step:
                         self.save(step)
+                    if self.env.main and (self.out / LOG).exists():
+                        plot_training(self.out)  # the curves so far, beside the checkpoint
                     name = signal.Signals(signals.signum).name
                     raise Interrupted(f"{name} at step {step}: checkpoint written to {self.out}; "
                                       "re-run the same command with --resume to continue", signals.signum)

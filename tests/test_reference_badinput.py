@@ -105,6 +105,7 @@ def test_signal_during_training_writes_a_checkpoint_that_resumes_bit_for_bit(tra
     assert len(lines) == 1 and signal.Signals(sig).name in lines[0] and "--resume" in lines[0], err
     stopped = load_checkpoint(tmp_path / "a")["step"]
     assert stopped >= 3 and f"at step {stopped}" in lines[0]
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 0  # the curves so far, drawn before stopping
 
     # --resume continues from there; the result equals a run that was never interrupted.
     if sig == signal.SIGINT:

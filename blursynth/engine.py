@@ -31,7 +31,7 @@ import joblib
 
 import blursynth.budget as budget
 from blursynth.atomic import file_sha256
-from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun
+from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun, note
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, shard_name)
@@ -423,6 +423,10 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
         The final manifest, also saved as ``manifest.json``.
     """
     out = default_out(kind) if options.out is None else Path(options.out)
+    if options.compression == "lzf":
+        note("note: --compression lzf: the samples are the same for any --workers, but the shards' bytes "
+             "(and sha256) may differ between runs (liblzf's hash table is not initialised); use gzip for "
+             "byte-identical compressed shards")
     shards = _Plan(specs, options.shard_size)
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression,

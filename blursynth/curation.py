@@ -1,7 +1,7 @@
 """Curation: a selection of sample ids, made by ``blursynth filter`` and read by every consumer.
 
 A selection is a small JSON file; it copies no data. ``export``, ``report``,
-``train-reference`` and ``validate`` take it with ``--select FILE`` and use only
+``train-reference``, ``validate`` and ``eval-reference`` take it with ``--select FILE`` and use only
 the samples it lists (through :func:`load_selection` and :func:`filter_refs`).
 
 File format (``blursynth-selection/1``)::

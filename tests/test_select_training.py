@@ -109,3 +109,19 @@ def test_a_selection_of_another_dataset_or_unknown_samples_is_one_line(data, tmp
         result = run_cli(command, *args, "--select", sel, "--out", out, *CLI_TINY, "-q")
         assert_one_line_error(result, *words)
         assert not (out / "checkpoint.pt").exists()
+
+
+def test_eval_reference_scores_exactly_the_selected_samples_of_the_split(data, tmp_path):
+    sources = _sources(data)
+    split = json.loads((data / "split.json").read_text())["sources"]
+    run = tmp_path / "run"
+    assert run_cli("train-reference", "dtb", "--data", data, "--out", run, "--steps", 1, *CLI_TINY,
+                   "-q").exit_code == 0
+    test_samples = sorted(i for i, s in sources.items() if s in split["test"])
+    chosen = test_samples[:2] + [i for i, s in sources.items() if s in split["train"]][:1]  # one outside the split
+    sel = _select(data, chosen, tmp_path / "sel.json")
+    for args, want in (([], set(test_samples)), (["--select", sel], set(test_samples[:2]))):
+        out = tmp_path / f"eval{len(args)}.json"
+        result = run_cli("eval-reference", run, "--data", data, "--out", out, *args, "-q")
+        assert result.exit_code == 0, result.output
+        assert {item["index"] for item in json.loads(out.read_text())["per_sample"]} == want

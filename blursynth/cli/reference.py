@@ -165,9 +165,12 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
 @click.option("--max-samples", type=int, default=None,
               help="Score at most this many samples (a seeded draw across sources).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --max-samples draw.")
+@click.option("--select", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Selection file from 'blursynth filter': score only its samples of the split "
+                   "[default: every sample of the split, also for a run trained with --select].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the report table.")
-def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, as_json, quiet):
+def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, select, as_json, quiet):
     """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
     per scored position and in the mean.
 
@@ -176,7 +179,7 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
     from reference_models.evaluate import evaluate, format_table
 
     report = evaluate(run, data, split=split, split_file=split_file, device=device, amp=amp, crop=crop,
-                      max_samples=max_samples, seed=seed, out=out, progress=not quiet)
+                      max_samples=max_samples, seed=seed, out=out, progress=not quiet, select=select)
     if as_json:
         click.echo(json.dumps({k: report[k] for k in ("model", "step", "split", "n_samples", "n_frames",
                                                        "psnr", "ssim", "positions")}, indent=1))

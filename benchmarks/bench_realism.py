@@ -65,6 +65,16 @@ def table(title: str, times: dict[str, list[float]]) -> None:
         print(f"  {name:24s} {1000 * t:9.1f} ms/frame   {t / med['plain']:6.2f}x plain")
 
 
+def interleaved(render, specs: dict, rounds: int, label: str) -> dict:
+    """Time every case once per round, rounds interleaved (all cases see the same load)."""
+    times = {name: [] for name in specs}
+    for r in range(rounds):
+        for name in specs:
+            times[name].append(time_renders(render, specs[name]))
+            print(f"  round {r + 1} {label}{name}: {1000 * times[name][-1]:.1f} ms/frame", flush=True)
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=3, help="blurred frames per case and round")
@@ -83,11 +93,7 @@ def main():
         specs = {name: plan(HighspeedConfig(src=(str(src),), tau=(7,), T="tau", **kw), clips)[0][:args.samples]
                  for name, kw in cases.items()}
         time_renders(render_highspeed, specs["plain"])  # warm the page cache
-        times = {name: [] for name in cases}
-        for r in range(args.rounds):
-            for name in cases:
-                times[name].append(time_renders(render_highspeed, specs[name]))
-                print(f"  round {r + 1} {name}: {1000 * times[name][-1]:.1f} ms/frame", flush=True)
+        times = interleaved(render_highspeed, specs, args.rounds, "")
         table("highspeed, 1280x720, tau = 7 (time per blurred frame, decoding included):", times)
 
         # Panorama: the built-in 8-bit rendition (saturation needs 8-bit sources).
@@ -96,11 +102,7 @@ def main():
         pspecs = {name: plan_panorama(PanoramaConfig(src=(str(ldr),), n=args.samples, size=(720, 1280),
                                                      latent=0, **kw))[0] for name, kw in pano_cases.items()}
         time_renders(render_panorama, pspecs["plain"])  # warm the panorama cache
-        ptimes = {name: [] for name in pano_cases}
-        for r in range(args.rounds):
-            for name in pano_cases:
-                ptimes[name].append(time_renders(render_panorama, pspecs[name]))
-                print(f"  round {r + 1} panorama {name}: {1000 * ptimes[name][-1]:.1f} ms/frame", flush=True)
+        ptimes = interleaved(render_panorama, pspecs, args.rounds, "panorama ")
         table("panorama, 8-bit panorama, 1280x720 camera (time per blurred frame):", ptimes)
 
 

@@ -154,6 +154,27 @@ def _leave_interrupts_to_the_parent(parent: int | None) -> None:
 
 
 @contextlib.contextmanager
+def _spawning_ignores_sigint(local: bool):
+    """Worker processes started in here ignore SIGINT from their first instruction.
+
+    A disposition of SIG_IGN survives fork and exec, and Python leaves an
+    inherited SIG_IGN for SIGINT in place, so a Ctrl-C that reaches the process
+    group while a worker is still importing its modules does not print that
+    worker's traceback (:func:`_leave_interrupts_to_the_parent` only takes
+    effect once a task runs). The parent ignores Ctrl-C for the moment it takes
+    joblib to start the pool (a few tens of milliseconds).
+    """
+    if not local or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def _stop_on_sigterm():
     """Turn SIGTERM into :class:`~blursynth.errors.InterruptedRun` in the main
     thread, as SIGINT becomes KeyboardInterrupt, so that both stop the workers
@@ -525,8 +546,9 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
                 manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads,
                 os.getpid() if options.backend == "loky" else None, max(1, n_jobs))
                 for k in todo)
-            results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
-                                      batch_size=1, pre_dispatch="2*n_jobs")(tasks)
+            with _spawning_ignores_sigint(options.backend == "loky"):
+                results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
+                                          batch_size=1, pre_dispatch="2*n_jobs")(tasks)
             try:
                 for entry, shard_skips in results:
                     manifest.shards = [e for e in manifest.shards if e["index"] != entry["index"]]

@@ -111,11 +111,12 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
 
 def row_label(sample: dict, t: int, length: int) -> str:
     """What a row shows: source, sample index, frame t of L, and the draw (tau/T or angle)."""
-    parts = [f"#{int(sample['index'])}", f"frame {t + 1} of {length}"]
+    draw = []
     if "tau" in sample and "T" in sample:
-        parts.append(f"tau={int(sample['tau'])} T={int(sample['T'])}")
+        draw.append(f"tau={int(sample['tau'])} T={int(sample['T'])}")
     if "angle_deg" in sample:
-        parts.append(f"angle={float(np.ravel(sample['angle_deg'])[0]):.3g} deg")
+        draw.append(f"angle={float(np.ravel(sample['angle_deg'])[0]):.3g} deg")
     h, w = sample["blur"].shape[1:3]
-    parts.append(f"{w}x{h}")
-    return f"{sample['source']}\n" + ", ".join(parts)
+    draw.append(f"{w}x{h}")
+    # three short lines: a rotated label longer than its row runs into the next row's
+    return "\n".join([str(sample["source"]), f"#{int(sample['index'])}, frame {t + 1} of {length}", ", ".join(draw)])

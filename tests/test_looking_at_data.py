@@ -77,7 +77,7 @@ def test_preview_labels_the_frame_of_a_sequence(tmp_path):
     assert cv2.imread(str(sheet)) is not None
     sample = {"index": np.int64(5), "source": "c1", "tau": np.int64(3), "T": np.int64(3),
               "blur": np.zeros((4, 12, 20, 3), np.uint8)}
-    assert row_label(sample, 2, 4) == "c1\n#5, frame 3 of 4, tau=3 T=3, 20x12"
+    assert row_label(sample, 2, 4) == "c1\n#5, frame 3 of 4\ntau=3 T=3, 20x12"
 
 
 @pytest.mark.parametrize("workers, tasks, threads", [(2, 1, 2), (2, 2, 1), (2, 5, 1), (1, 1, 2), (4, 1, 2)])

@@ -241,3 +241,35 @@ def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out,
                                model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),
                                compile=compile_, **kw)
     click.echo(verdict.message(str(dataset), verdict.model))
+
+
+@main.command("deblur")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--run", "run", required=True, type=click.Path(path_type=Path),
+              help="Run folder of 'blursynth train-reference' (its checkpoint.pt, else model.pt) "
+                   "or a checkpoint file.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for the PNG frames: empty, new, or an earlier 'deblur' output of the same INPUT.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+              help="Mixed precision (bf16 autocast).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
+def deblur(input, run, out, device, amp, quiet):
+    """Deblur INPUT (a folder of frames, one image or a video) with the model of a training
+    run, into PNG frames in OUT.
+
+    \b
+    OUT/STEM.png for each frame STEM of a folder or image; OUT/frame_000000.png ... for a video.
+    Video models (dtb, fsta) run over the frame sequence: dtb online, frame by frame with its
+    recurrent state; fsta on the frames around each frame; the first and last frame are repeated
+    at the ends. blur2video writes its K frames per input: STEM_k0.png .. STEM_k{K-1}.png,
+    where STEM_k{K//2} is the sharp middle frame (STEM_k1.png for K = 3).
+    OUT/deblur.json records the inputs and the run. A failed run leaves OUT as it was.
+    """
+    from reference_models.apply import deblur as deblur_footage
+
+    record = deblur_footage(input, run, out, device=device, amp=amp, progress=not quiet)
+    if not quiet:
+        n, k = record["n_frames"], record["frames_per_input"]
+        what = f"{n} frame{'s' if n != 1 else ''}" + (f" ({k} output frames each)" if k > 1 else "")
+        click.echo(f"{what} deblurred by {record['model']} at step {record['step']} -> {record['out']}", err=True)

@@ -17,6 +17,7 @@ def main():
     blursynth train-reference dtb                   train a reference deblurring model
     blursynth eval-reference RUN --data DIR         PSNR/SSIM of its output vs the blurry input
     blursynth validate DATASET                      does DATASET teach a model to deblur?
+    blursynth deblur FRAMES --run RUN --out DIR     apply a trained model to your frames or video
     blursynth split DATASET                         split by source into train/val/test
     blursynth info DATASET                          what it holds, per source and frame size
     blursynth preview DATASET --out sheet.png       contact sheet of a seeded draw of samples

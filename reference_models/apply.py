@@ -1,0 +1,397 @@
+"""Apply a trained reference model to footage: frames, an image or a video -> PNG frames.
+
+``blursynth deblur INPUT --run RUN --out OUT`` in four steps:
+
+* **source** (:func:`open_footage`): a folder of frames (in name order, numbers
+  compared as numbers, so ``f2`` comes before ``f10``), one image, or a video
+  (OpenCV, through :mod:`blursynth.sources.clips`). Every frame's size is read
+  from its header before anything runs, so a frame of another size or an
+  unreadable file stops the run before any output exists.
+* **plan** (:func:`output_names`): the PNG names, from the input stems
+  (``frame_000000`` … for a video); a latent model with K > 1 frames writes
+  ``STEM_k0.png`` … ``STEM_k{K-1}.png``, ``STEM_k{K//2}`` being the sharp
+  middle frame.
+* **render** (:func:`deblur_frames`): the model as its own evaluation runs it
+  (:mod:`reference_models.evaluate`): a video model with a ``step`` method
+  (DTB, Kim et al. 2017 Sec. 4) online, one step per frame with its recurrent
+  state carried over the whole sequence; any other video model (FSTA) on the
+  2m+1 frames around each frame; both with the first and last frame repeated m
+  times at the ends of the sequence (their ``pad=True``). Latent and pair
+  models (Blur2Video) run on each frame alone.
+* **write** (:func:`deblur`): every PNG is written under a temporary name in a
+  staging folder inside OUT and renamed into OUT only when every frame is
+  done, with ``deblur.json`` recording the inputs and the run; a failed run
+  leaves OUT as it was. OUT must be empty, or hold the output of an earlier
+  ``deblur`` of the same inputs (which is replaced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from blursynth.atomic import TMP_MARK, atomic_write_bytes, fsync_dir, publish
+from blursynth.errors import BlursynthError
+from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
+from blursynth.sources.clips import discover as discover_clips
+from blursynth.sources.headers import raster_size
+from reference_models.checkpoint import CHECKPOINT, WEIGHTS, model_from_checkpoint
+from reference_models.metrics import to_uint8_range
+from reference_models.runtime import autocast, resolve_device
+from reference_models.task import core_model, task_of
+
+__all__ = ["DEBLUR_FORMAT", "Footage", "MARKER", "deblur", "deblur_frames", "open_footage", "output_names"]
+
+DEBLUR_FORMAT = "blursynth-deblur/1"
+MARKER = "deblur.json"
+# Frames per call of a windowed video model: outputs of neighbouring frames share
+# their per-frame encoder work; 2m context frames are decoded again per chunk.
+CHUNK = 4
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+
+
+@dataclass(frozen=True)
+class Footage:
+    """The frames to deblur.
+
+    Attributes
+    ----------
+    path : Path
+        The folder, image or video given as INPUT.
+    kind : {"frames", "image", "video"}
+    files : tuple of str
+        Input file names, in order (one for an image or a video).
+    stems : tuple of str
+        One output stem per frame.
+    size : (int, int)
+        ``(W, H)`` of every frame.
+    """
+
+    path: Path
+    kind: str
+    files: tuple[str, ...]
+    stems: tuple[str, ...]
+    size: tuple[int, int]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.stems)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """Every frame in order, uint8 RGB ``[H, W, 3]``.
+
+        Raises
+        ------
+        BlursynthError
+            A frame that does not decode, or decodes to another size than its header said.
+        """
+        w, h = self.size
+        if self.kind == "video":
+            reader = VideoReader(str(self.path), self.path.name)
+            try:
+                for i in range(self.n_frames):
+                    yield self._checked(reader.read(i), f"{self.path} frame {i}", w, h)
+            finally:
+                reader.close()
+            return
+        folder = self.path if self.kind == "frames" else self.path.parent
+        for name in self.files:
+            path = folder / name
+            yield self._checked(decode_frame(path, str(self.path)), str(path), w, h)
+
+    @staticmethod
+    def _checked(bgr: np.ndarray, where: str, w: int, h: int) -> np.ndarray:
+        if bgr.shape[:2] != (h, w):
+            raise BlursynthError(f"{where}: frame size {bgr.shape[1]}x{bgr.shape[0]} differs from "
+                                 f"the first frame's {w}x{h}")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        return raster_size(path)
+    except (OSError, ValueError):
+        raise BlursynthError(f"{path}: not a readable image") from None
+
+
+def open_footage(path: str | Path) -> Footage:
+    """Find and probe the frames of INPUT (headers only; no frame is decoded).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of frames (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``;
+        sub-folders are not read), one image, or a video (``.mp4``, ``.avi``,
+        ``.mov``, ``.mkv``).
+
+    Returns
+    -------
+    Footage
+
+    Raises
+    ------
+    BlursynthError
+        INPUT missing, empty or of another type; an unreadable frame; a frame of
+        another size than the first; two frames that would write the same PNG.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BlursynthError(f"INPUT {path}: no such file or folder")
+    exts = ", ".join(sorted(FRAME_EXTS))
+    if path.is_dir():
+        files = sorted((p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTS),
+                       key=_natural_key)
+        if not files:
+            raise BlursynthError(f"INPUT {path}: no frames ({exts}) in this folder")
+        stems: dict[str, str] = {}
+        for name in files:
+            stem = Path(name).stem
+            if stem in stems:
+                raise BlursynthError(f"INPUT {path}: {stems[stem]} and {name} would both write {stem}.png")
+            stems[stem] = name
+        size = None
+        for name in files:
+            this = _image_size(path / name)
+            if size is None:
+                size = this
+            elif this != size:
+                raise BlursynthError(f"{path / name}: frame size {this[0]}x{this[1]} differs from "
+                                     f"{path / files[0]}'s {size[0]}x{size[1]}")
+        return Footage(path, "frames", tuple(files), tuple(stems), size)
+    suffix = path.suffix.lower()
+    if suffix in FRAME_EXTS:
+        return Footage(path, "image", (path.name,), (path.stem,), _image_size(path))
+    if suffix in VIDEO_EXTS:
+        clip = discover_clips([path])[0][0]
+        return Footage(path, "video", (path.name,), tuple(f"frame_{i:06d}" for i in range(clip.n_frames)),
+                       clip.size)
+    raise BlursynthError(f"INPUT {path}: not a folder of frames, an image ({exts}) "
+                         f"or a video ({', '.join(sorted(VIDEO_EXTS))})")
+
+
+def _latent_frames(model: torch.nn.Module) -> int:
+    """K, the frames a latent model writes per input frame (1 for pair and video models)."""
+    if task_of(model).sample_kind != "latent":
+        return 1
+    return int(getattr(core_model(model), "frames", 1))
+
+
+def output_names(stems, k: int) -> list[list[str]]:
+    """The PNG names of each frame: ``[STEM.png]``, or ``STEM_k0.png`` … for K > 1 frames per input."""
+    if k == 1:
+        return [[f"{stem}.png"] for stem in stems]
+    return [[f"{stem}_k{i}.png" for i in range(k)] for stem in stems]
+
+
+def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1).to(device).float().div_(255.0)
+
+
+@torch.no_grad()
+def deblur_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], n_frames: int, device: str = "cpu",
+                  amp: str = "none") -> Iterator[torch.Tensor]:
+    """Run ``model`` over a sequence of frames, as its own evaluation does.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A registered reference model, on ``device``, in eval mode.
+    frames : iterator of ndarray
+        uint8 RGB ``[H, W, 3]`` frames, all of one size.
+    n_frames : int
+        How many ``frames`` yields.
+    device, amp : str
+        Where and how to run (``amp='bf16'``: bf16 autocast).
+
+    Yields
+    ------
+    torch.Tensor
+        Per input frame, in order, float32 on the CPU, not clipped: ``[3, H, W]``
+        (video and pair models) or ``[K, 3, H, W]`` (latent models).
+
+    Notes
+    -----
+    Video models see the first and last frame repeated m = frames // 2 times
+    beyond the ends of the sequence (their ``pad=True``). A model with a
+    ``step`` method (DTB) runs online: ``step`` on frames n−m..n+m with the
+    state of frame n−1, over the whole sequence (Kim et al. 2017, Sec. 4).
+    Other video models run on chunks of :data:`CHUNK` frames with m frames of
+    context on each side; each output depends only on its own window, so this
+    equals one call on the whole padded sequence.
+    """
+    task, core = task_of(model), core_model(model)
+    if task.sample_kind != "video":
+        for rgb in frames:
+            with autocast(device, amp):
+                out = model(_to_tensor(rgb, device)[None])
+            yield out[0].float().cpu()
+        return
+    m = int(getattr(core, "frames", 1)) // 2
+    cache: dict[int, torch.Tensor] = {}
+    source = iter(frames)
+    read = 0
+
+    def frame(i: int) -> torch.Tensor:
+        nonlocal read
+        i = min(max(i, 0), n_frames - 1)
+        while read <= i:
+            cache[read] = _to_tensor(next(source), device)
+            read += 1
+        return cache[i]
+
+    def forget(below: int) -> None:
+        for i in [i for i in cache if i < below]:
+            del cache[i]
+
+    if hasattr(core, "step"):
+        state = None
+        for n in range(n_frames):
+            window = torch.stack([frame(n + j) for j in range(-m, m + 1)])[None]
+            with autocast(device, amp):
+                latent, state = core.step(window, state)
+            forget(n - m)
+            yield latent[0].float().cpu()
+        return
+    for a in range(0, n_frames, CHUNK):
+        b = min(a + CHUNK, n_frames)
+        clip = torch.stack([frame(i) for i in range(a - m, b + m)])[None]
+        with autocast(device, amp):
+            out = model(clip)
+        forget(b - m)
+        for i in range(b - a):
+            yield out[0, i].float().cpu()
+
+
+def _png(image: torch.Tensor) -> bytes:
+    """A ``[3, H, W]`` 0–1 image as 8-bit PNG bytes (rounded and clipped as evaluation scores it)."""
+    rgb = to_uint8_range(image).to(torch.uint8).permute(1, 2, 0).numpy()
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return data.tobytes()
+
+
+def _load_run(run: Path) -> tuple[torch.nn.Module, dict]:
+    if not run.exists():
+        raise BlursynthError(f"--run {run}: no such folder or file")
+    if run.is_dir() and not (run / CHECKPOINT).exists() and not (run / WEIGHTS).exists():
+        raise BlursynthError(f"--run {run}: no {CHECKPOINT} or {WEIGHTS} in this folder "
+                             "(train one with 'blursynth train-reference')")
+    return model_from_checkpoint(run)
+
+
+def _previous(out: Path) -> dict | None:
+    try:
+        doc = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == DEBLUR_FORMAT else None
+
+
+def _check_out(out: Path, footage: Footage) -> list[str]:
+    """Refuse an OUT that holds anything but an earlier deblur of the same inputs; its outputs."""
+    if out.exists() and not out.is_dir():
+        raise BlursynthError(f"--out {out}: is a file, not a folder")
+    present = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if not present:
+        return []
+    doc = _previous(out)
+    same = (doc is not None and doc.get("input") == str(footage.path.resolve())
+            and doc.get("files") == list(footage.files))
+    ours = set(doc.get("outputs", [])) | {MARKER} if same else set()
+    if not same or any(name not in ours for name in present):
+        raise BlursynthError(f"--out {out}: not empty and not an earlier 'deblur' output of these inputs "
+                             "(choose an empty or new folder)")
+    return list(doc["outputs"])
+
+
+def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "auto", amp: str = "none",
+           progress: bool = True) -> dict:
+    """Deblur a folder of frames, an image or a video with the model of a training run.
+
+    Parameters
+    ----------
+    input : str or Path
+        Frames folder, image or video (:func:`open_footage`).
+    run : str or Path
+        A run folder of ``blursynth train-reference`` (its ``checkpoint.pt``,
+        else ``model.pt``) or a checkpoint file.
+    out : str or Path
+        Folder for the PNG frames (made if missing).
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    amp : str
+        ``none`` or ``bf16`` (bf16 autocast).
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        The record also written to ``OUT/deblur.json``: ``format``, ``input``,
+        ``files``, ``run``, ``model``, ``model_args``, ``step``, ``device``,
+        ``amp``, ``frames_per_input`` (K), ``n_frames``, ``outputs``; plus
+        ``out``.
+
+    Raises
+    ------
+    BlursynthError
+        A bad option, INPUT, run or OUT (see :func:`open_footage`), or a frame
+        that does not decode; OUT is then left as it was.
+    """
+    if amp not in ("none", "bf16"):
+        raise BlursynthError(f"--amp {amp}: expected none or bf16")
+    device = resolve_device(device)
+    run, out = Path(run), Path(out)
+    footage = open_footage(input)
+    old_outputs = _check_out(out, footage)
+    model, ckpt = _load_run(run)
+    model.to(device)
+    k = _latent_frames(model)
+    names = output_names(footage.stems, k)
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".deblur{TMP_MARK}{os.getpid()}"
+    from tqdm.auto import tqdm
+    try:
+        staging.mkdir()
+        outputs = deblur_frames(model, footage.frames(), footage.n_frames, device=device, amp=amp)
+        bar = tqdm(total=footage.n_frames, desc="deblur", unit="frame", file=sys.stderr, disable=not progress)
+        with bar:
+            for frame_names, result in zip(names, outputs):
+                images = result if result.ndim == 4 else result[None]
+                for name, image in zip(frame_names, images):
+                    atomic_write_bytes(staging / name, _png(image))
+                bar.update(1)
+        flat = [name for frame_names in names for name in frame_names]
+        for name in flat:
+            publish(staging / name, out / name)
+        for name in set(old_outputs) - set(flat):
+            (out / name).unlink(missing_ok=True)
+        record = {"format": DEBLUR_FORMAT, "input": str(footage.path.resolve()), "files": list(footage.files),
+                  "run": str(run.resolve()), "model": ckpt["model"], "model_args": ckpt["model_args"],
+                  "step": int(ckpt["step"]), "device": device, "amp": amp, "frames_per_input": k,
+                  "n_frames": footage.n_frames, "outputs": flat}
+        atomic_write_bytes(out / MARKER, (json.dumps(record, indent=1) + "\n").encode())
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made_out:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    staging.rmdir()
+    fsync_dir(out)
+    return {**record, "out": str(out)}

@@ -54,6 +54,7 @@ __all__ = ["DEBLUR_FORMAT", "Footage", "MARKER", "deblur", "deblur_frames", "ope
 
 DEBLUR_FORMAT = "blursynth-deblur/1"
 MARKER = "deblur.json"
+STAGING = f".deblur{TMP_MARK}"
 # Frames per call of a windowed video model: outputs of neighbouring frames share
 # their per-frame encoder work; 2m context frames are decoded again per chunk.
 CHUNK = 4
@@ -302,11 +303,17 @@ def _previous(out: Path) -> dict | None:
     return doc if isinstance(doc, dict) and doc.get("format") == DEBLUR_FORMAT else None
 
 
+def _leftover(name: str) -> bool:
+    return name.startswith(STAGING) or name.startswith(MARKER + TMP_MARK)
+
+
 def _check_out(out: Path, footage: Footage) -> list[str]:
     """Refuse an OUT that holds anything but an earlier deblur of the same inputs; its outputs."""
     if out.exists() and not out.is_dir():
         raise BlursynthError(f"--out {out}: is a file, not a folder")
     present = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    # What a killed run left: its staging folder, a half-written deblur.json (removed in deblur()).
+    present = [name for name in present if not _leftover(name)]
     if not present:
         return []
     doc = _previous(out)
@@ -365,7 +372,12 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
     names = output_names(footage.stems, k)
     made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".deblur{TMP_MARK}{os.getpid()}"
+    for stale in [p for p in out.iterdir() if _leftover(p.name)]:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+    staging = out / f"{STAGING}{os.getpid()}"
     from tqdm.auto import tqdm
     try:
         staging.mkdir()

@@ -173,6 +173,9 @@ def test_rerun_replaces_its_own_output_and_refuses_any_other_folder(runs, tmp_pa
     src = write_frames(tmp_path / "in", random_frames(3, H, W))
     out = tmp_path / "out"
     run_ok("deblur", src, "--run", runs["blur2video"], "--out", out, "-q")
+    killed = out / ".deblur.tmp-999999"  # what a run killed by SIGKILL leaves
+    killed.mkdir()
+    (killed / "f0.png").write_bytes(b"half")
     run_ok("deblur", src, "--run", runs["dtb"], "--out", out, "-q")  # the same inputs: replaced
     assert sorted(p.name for p in out.iterdir()) == ["deblur.json", "f0.png", "f1.png", "f2.png"]
     assert json.loads((out / "deblur.json").read_text())["model"] == "dtb"

@@ -10,12 +10,14 @@ blursynth`` stays light (no OpenCV, HDF5 or torch until a function is used)::
     for sample in blursynth.open_dataset("data/"): ...                 # numpy arrays
     blursynth.torch_dataset("data/")                                   # a torch Dataset
     blursynth.blur(frames, response="gamma")                           # Eq. 1 on frames in memory
+    blursynth.deblur("footage/", run="runs/dtb", out="sharp/")         # a trained model on footage
 """
 
 from blursynth.errors import BadSourceError, BlursynthError, BlursynthWarning
 from blursynth.version import __version__
 
-_API = ("blur", "make_highspeed", "make_panorama", "open_dataset", "sample_clip", "torch_dataset", "Dataset")
+_API = ("blur", "deblur", "make_highspeed", "make_panorama", "open_dataset", "sample_clip", "torch_dataset",
+        "Dataset")
 
 __all__ = ["__version__", "BlursynthError", "BadSourceError", "BlursynthWarning", *_API]
 

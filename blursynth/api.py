@@ -12,7 +12,9 @@ library; the commands call the same code.
   of a torch ``DataLoader``; :func:`torch_dataset` gives float CHW tensors;
 * :func:`blur` applies Eq. 1 of Kim et al. 2017 to frames held in memory;
 * :func:`sample_clip` writes the built-in synthetic 240 fps clip (the
-  ``sample`` command).
+  ``sample`` command);
+* :func:`deblur` applies a trained reference model to footage (the ``deblur``
+  command; torch is imported on first use).
 """
 
 from __future__ import annotations
@@ -120,6 +122,16 @@ def torch_dataset(path: str | Path):
     from blursynth.torch_data import torch_dataset as make
 
     return make(path)
+
+
+def deblur(input: str | Path, run: str | Path, out: str | Path, **kwargs) -> dict:
+    """Deblur a folder of frames, an image or a video with the model of a training run
+    (the ``deblur`` command; :func:`reference_models.apply.deblur`, whose keyword
+    arguments ``device``, ``amp`` and ``progress`` pass through). torch is imported here,
+    on first use."""
+    from reference_models.apply import deblur as apply
+
+    return apply(input, run, out, **kwargs)
 
 
 def blur(frames, response: str = "gamma", gamma: float = 2.2) -> np.ndarray:

@@ -269,10 +269,10 @@ def test_task_loss_is_eq6_of_the_model_outputs():
     out = model(to_float(batch["blur"]), details=True)
     tcl = transformation_consistency_loss(out["theta"]) + transformation_consistency_loss(out["theta_itn"])
     assert terms["tcl"] == pytest.approx(float(tcl.detach()), rel=1e-5)
-    assert float(loss) == pytest.approx(terms["pml"] + 0.3 * terms["tcl"] + 0.05 * terms["pt"], rel=1e-5)
+    assert loss.item() == pytest.approx(terms["pml"] + 0.3 * terms["tcl"] + 0.05 * terms["pt"], rel=1e-5)
     pml_only = _tiny(frames=3, loss="pml")
     loss, terms = pml_only.task.loss(pml_only, batch, None)
-    assert float(loss) == pytest.approx(terms["pml"], rel=1e-6)
+    assert loss.item() == pytest.approx(terms["pml"], rel=1e-6)
 
 
 # --------------------------------------------------------------- evaluation

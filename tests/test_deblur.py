@@ -160,6 +160,18 @@ def test_single_image_in_gives_one_image_out(runs, tmp_path):
     assert_within_one_lsb(read_png(tmp_path / "out" / "photo.png"), expected)
 
 
+def test_python_api_deblur_writes_what_the_command_writes(runs, tmp_path):
+    import blursynth
+
+    src = write_frames(tmp_path / "in", random_frames(3, H, W, seed=8))
+    run_ok("deblur", src, "--run", runs["fsta"], "--out", tmp_path / "cli", "-q")
+    blursynth.deblur(src, run=runs["fsta"], out=tmp_path / "api", progress=False)
+    names = sorted(p.name for p in (tmp_path / "cli").glob("*.png"))
+    assert len(names) == 3 and names == sorted(p.name for p in (tmp_path / "api").glob("*.png"))
+    for name in names:
+        np.testing.assert_array_equal(read_png(tmp_path / "api" / name), read_png(tmp_path / "cli" / name))
+
+
 def test_progress_bar_on_stderr_and_quiet_silences_it(runs, tmp_path):
     src = write_frames(tmp_path / "in", random_frames(2, H, W))
     loud = run_ok("deblur", src, "--run", runs["dtb"], "--out", tmp_path / "a")

@@ -248,13 +248,17 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     specs, skipped = [], []
     shortest = min(config.tau)
     responses = [r.name for r in config.responses]  # parsed once (a crf:FILE curve reads its file)
+
+    def unusable(clip: Clip, reason: str) -> None:
+        """Refuse the clip, or with --skip-bad record it as skipped."""
+        if not skip_bad:
+            raise BadSourceError(clip.id, reason)
+        skipped.append({"source": clip.id, "reason": reason})
+
     for clip in clips:
         if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
-            reason = (f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
-                      f"(--seq-len) even with tau={shortest}")
-            if not skip_bad:
-                raise BadSourceError(clip.id, reason)
-            skipped.append({"source": clip.id, "reason": reason})
+            unusable(clip, f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
+                           f"(--seq-len) even with tau={shortest}")
             continue
         resize = output_size(config.resize, clip.size)
         fps = clip_fps(config, clip)
@@ -263,11 +267,8 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
             exposures = (clip.n_frames - tau) // T + 1 if clip.n_frames >= tau else 0
             n_samples = exposures // config.seq_len
             if n_samples == 0:
-                reason = (f"too short: {clip.n_frames} frames give {exposures} exposures of tau={tau}, T={T}; "
-                          f"a sample needs {config.seq_len} (--seq-len)")
-                if not skip_bad:
-                    raise BadSourceError(clip.id, reason)
-                skipped.append({"source": clip.id, "reason": reason})
+                unusable(clip, f"too short: {clip.n_frames} frames give {exposures} exposures of tau={tau}, "
+                               f"T={T}; a sample needs {config.seq_len} (--seq-len)")
                 continue
             span = (config.seq_len - 1) * T + tau
             for s in range(n_samples):

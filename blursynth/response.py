@@ -43,6 +43,8 @@ import numpy as np
 from blursynth.errors import BlursynthError
 
 ENCODE_TABLE_SIZE = 65536
+# Rows shorter than this are padded before they reach OpenCV (see Response._index_flat).
+_CV_MIN_ROW = 8
 # Floats per band of rows in Response.average (about 25 rows of 720p RGB): the
 # accumulator and its scratch band stay in L2 (measured best at 24-40 rows).
 _BAND_FLOATS = 96 * 1024
@@ -149,18 +151,30 @@ class Response:
             for f in flat[1:]:
                 cv2.add(a, cv2.LUT(f[band], self.decode_table, dst=t), dst=a)
             if out is None:
-                cv2.multiply(a, inv, dst=linear_out.reshape(h, -1)[band])
+                np.multiply(a, np.float32(inv), out=linear_out.reshape(h, -1)[band])
             else:
                 out[band] = self._encode_flat(a, inv)
         return None if out is None else out.reshape(first.shape)
 
     def _index_flat(self, lin: np.ndarray, scale: float) -> np.ndarray:
-        """Indices into :attr:`encode_table` of a float32 ``[1, N]`` row."""
-        # Clamp above first (+inf would not saturate in cv2.multiply); the square
-        # root of a negative value is NaN, which cv2.multiply turns into 0.
-        root = cv2.sqrt(cv2.min(lin, 1.0 / scale))
-        # cv2.multiply with an integer dtype rounds and saturates.
-        return cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
+        """Indices into :attr:`encode_table` of a float32 ``[R, N]`` array.
+
+        Negative values and NaN give index 0 and values above ``1 / scale``
+        (+inf included) the last index, on every OpenCV version: the clamp is
+        numpy's ``fmax``/``fmin``, which return the number when one operand is
+        NaN. OpenCV promises nothing for NaN (``cv2.multiply`` saturated it to 0
+        up to 4.x and to 65535 in 5.1), so only finite values reach it.
+        """
+        n = lin.shape[1]
+        if n < _CV_MIN_ROW:
+            # OpenCV reads an array of up to 4 numbers as a Scalar; pad the row.
+            lin = np.concatenate([lin, np.zeros((lin.shape[0], _CV_MIN_ROW - n), np.float32)], axis=1)
+        clamped = np.fmax(lin, np.float32(0.0))
+        np.fmin(clamped, np.float32(1.0 / scale), out=clamped)
+        root = cv2.sqrt(clamped)
+        # cv2.multiply with an integer dtype rounds (half to even) and saturates.
+        index = cv2.multiply(root, float((ENCODE_TABLE_SIZE - 1) * np.sqrt(scale)), dtype=cv2.CV_16U)
+        return index[:, :n] if n < _CV_MIN_ROW else index
 
     def _encode_flat(self, lin: np.ndarray, scale: float) -> np.ndarray:
         # np.take of a contiguous index array is about twice as fast as indexing

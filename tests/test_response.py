@@ -59,6 +59,32 @@ def test_encode_scale_saturation_and_bad_values():
     assert response.encode(acc, scale=1 / 3).tolist() == response.encode(np.full((1, 3), 0.2, np.float32)).tolist()
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (2, 2), (1, 7), (3, 5), (1, 1000)])
+def test_encode_bad_values_any_shape_against_float64_oracle(shape):
+    # NaN and negatives -> 0, +inf and overflow -> 255 on every OpenCV version and
+    # for arrays small enough that OpenCV would read them as a Scalar.
+    rng = np.random.default_rng(sum(shape))
+    x = rng.uniform(-0.5, 1.5, shape).astype(np.float32)
+    specials = np.array([np.nan, -np.inf, np.inf, -1.0, 0.0, 1e30], np.float32)
+    flat = x.reshape(-1)
+    flat[: min(flat.size, specials.size)] = specials[: flat.size]
+    y = np.nan_to_num(flat.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+    oracle = np.rint(255.0 * y ** (1 / 2.2)).reshape(shape)
+    out = parse_response("gamma").encode(x)
+    assert out.shape == shape and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - oracle).max() <= 1
+    assert (out.reshape(-1)[np.isnan(flat) | (flat <= 0)] == 0).all()
+    assert (out.reshape(-1)[flat >= 1.0] == 255).all()
+
+
+def test_average_of_one_pixel_frames_is_eq1():
+    response = parse_response("gamma")
+    frames = [np.full((1, 1, 3), v, np.uint8) for v in (10, 200, 90)]
+    lin = np.mean([(f / 255.0) ** 2.2 for f in frames], axis=0)
+    oracle = np.rint(255 * lin ** (1 / 2.2))
+    assert np.abs(response.average(frames).astype(float) - oracle).max() <= 1
+
+
 def test_crf_file_inverse_table(tmp_path):
     # An inverse CRF (linear value per code) written as 256 numbers.
     table = (np.arange(256) / 255.0) ** 2.0

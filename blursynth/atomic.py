@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 # Temporary files are ``NAME.tmp-PID``: unique per writing process, and easy to
 # recognize (and delete) after a killed run.
 TMP_MARK = ".tmp-"
+_TEMPORARY = re.compile(rf"(.+){re.escape(TMP_MARK)}\d+")
 
 
 def tmp_path(path: Path) -> Path:
@@ -33,6 +35,16 @@ def tmp_path(path: Path) -> Path:
     """
     path = Path(path)
     return path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+
+
+def final_name(name: str) -> str | None:
+    """The name whose temporary ``name`` is: ``NAME`` for ``NAME.tmp-PID``, else None.
+
+    Only that exact form counts (digits after the mark, nothing after them):
+    ``notes.tmp-1x`` or ``a.tmp-`` are no temporaries.
+    """
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
 
 
 def fsync_dir(path: Path) -> None:

@@ -14,12 +14,9 @@ keeps every finished shard whose checksum matches and makes the rest.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import functools
 import os
 import signal
-import stat
 import sys
 import threading
 import warnings
@@ -32,6 +29,8 @@ import joblib
 import blursynth.budget as budget
 from blursynth.atomic import file_sha256
 from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun, note
+from blursynth.outdir import entries as out_entries
+from blursynth.outdir import output_folder, remove_temporaries
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, shard_name)
@@ -247,56 +246,13 @@ def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: 
     return {"index": index, "file": path.name, "samples": count, "sha256": file_sha256(path)}
 
 
-LOCK = ".blursynth.lock"
-
-
-@contextlib.contextmanager
-def _locked(out: Path):
-    """Hold ``out/.blursynth.lock`` (an exclusive ``flock``) for the whole run.
-
-    The lock file is opened without following a symbolic link and without
-    truncating (``O_CREAT`` without ``O_TRUNC``), so a hostile or stray
-    ``.blursynth.lock`` can neither redirect nor empty another file. It is
-    never deleted: unlinking it on exit would let a run waiting on the old
-    file and a new run on a fresh one both believe they hold the lock.
-    """
-    path = out / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise BlursynthError(f"--out {out}: {LOCK} is a symbolic link; blursynth does not follow it "
-                                 "(remove it if no run is writing there)") from None
-        raise BlursynthError(f"--out {out}: cannot open the lock file {LOCK} ({exc.strerror})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BlursynthError(f"--out {out}: {LOCK} is not a regular file; remove it")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BlursynthError(f"--out {out}: another blursynth run is writing there") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _make_out(out: Path) -> None:
-    """Create ``out`` if needed and check that it is a writable folder."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise BlursynthError(f"--out {out}: the folder is not writable")
-
-
 def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
     """Check that ``out`` (locked by this run) may be (re)used; return the manifest to continue.
 
     With ``overwrite``, only files blursynth can prove are its own
     (:func:`blursynth.shards.is_own_file`) are deleted.
     """
-    entries = [p.name for p in out.iterdir() if p.name != LOCK]
+    entries = out_entries(out)
     if (out / MANIFEST).exists():
         try:
             old = Manifest.load(out)
@@ -452,8 +408,8 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression,
                         shard_starts=None if shards.uniform else shards.starts)
-    _make_out(out)
-    with _locked(out), _stop_on_sigterm(), _disk_full_is_one_line(out):  # the lock before anything is deleted
+    # The folder's lock (blursynth.outdir) before anything is deleted.
+    with output_folder(out), _stop_on_sigterm(), _disk_full_is_one_line(out):
         manifest = _prepare_out(out, manifest, options.overwrite)
         manifest.sources = [dict(s) for s in sources]
         _announce(out, options)
@@ -477,9 +433,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 def _remove_temporaries(out: Path) -> None:
     """Delete files a killed run left under blursynth's temporary names (never a
     finished file, never a user's ``*.tmp-*``: see :func:`blursynth.shards.is_temporary`)."""
-    for stale in out.iterdir():
-        if is_temporary(stale.name):
-            _remove_own(stale)
+    remove_temporaries(out, is_temporary)
 
 
 def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tuple[list[int], set[int]]:

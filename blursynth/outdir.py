@@ -14,7 +14,7 @@ again (with the parents it created), so an error leaves no empty folder behind.
 
 **Temporaries.** A file is written as ``NAME.tmp-PID``
 (:func:`blursynth.atomic.tmp_path`) and renamed to ``NAME`` when complete.
-:func:`remove_temporaries` deletes only files of that exact form for the names
+:func:`remove_own` deletes only files of that exact form (:func:`temporaries_of`) for the names
 ``NAME`` the command itself writes, only in the folders it writes them to; a
 user's ``notes.tmp-1`` anywhere, or ``frame.png.tmp-1`` beside files the
 command does not make, is never touched.
@@ -202,18 +202,21 @@ def temporaries_of(names: Collection[str]) -> Callable[[str], bool]:
     return test
 
 
-def remove_temporaries(folder: Path, is_own_temporary: Callable[[str], bool]) -> list[str]:
-    """Delete the temporaries a killed command left in ``folder`` (not in its sub-folders).
+def remove_own(folder: Path, is_own: Callable[[str], bool]) -> list[str]:
+    """Delete the files in ``folder`` (not in its sub-folders) that the command names as its own.
+
+    Used for the temporaries a killed command left (``is_own`` from
+    :func:`temporaries_of`, or a dataset's exact patterns) and for files a
+    command made and no longer needs (an export's LMDB parts).
 
     Parameters
     ----------
     folder : Path
         A folder the command writes into; a missing one, or a symbolic link
         to one, is left alone.
-    is_own_temporary : callable
-        ``name -> bool``: whether ``name`` is a temporary of a file this
-        command writes in ``folder`` (e.g. :func:`temporaries_of`). Folders
-        are never removed, whatever their name.
+    is_own : callable
+        ``name -> bool``: whether ``name`` is a file this command writes in
+        ``folder``. Folders are never removed, whatever their name.
 
     Returns
     -------
@@ -226,11 +229,26 @@ def remove_temporaries(folder: Path, is_own_temporary: Callable[[str], bool]) ->
     removed = []
     with os.scandir(folder) as it:
         for entry in it:
-            if is_own_temporary(entry.name) and not entry.is_dir(follow_symlinks=False):
+            if is_own(entry.name) and not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
+
+
+def real_subfolder(root: Path, relative: str | Path) -> bool:
+    """Whether ``root / relative`` exists as a folder reached through no symbolic link below ``root``."""
+    path = Path(root)
+    for part in Path(relative).parts:
+        if part in ("..", "/"):
+            return False
+        path = path / part
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def subfolder(root: Path, relative: str | Path, option: str = "--out") -> Path:
@@ -261,7 +279,8 @@ def subfolder(root: Path, relative: str | Path, option: str = "--out") -> Path:
             raise BlursynthError(f"{option} {root}: {path.relative_to(root)} is a symbolic link; blursynth "
                                  "does not write through it (remove it)")
         if not stat.S_ISDIR(mode):
-            raise BlursynthError(f"{option} {root}: {path.relative_to(root)} is not a folder; remove it")
+            raise BlursynthError(f"{option} {root}: {path.relative_to(root)} is a file where blursynth "
+                                 "needs a folder")
     return path
 
 
@@ -378,4 +397,5 @@ def write_output(path: str | Path, data: bytes, kind: OutputKind, *, overwrite: 
 
 
 __all__ = ["LOCK", "OutputKind", "check_output_file", "dataset_file", "entries", "json_bytes", "locked",
-           "make_folder", "output_folder", "remove_temporaries", "subfolder", "temporaries_of", "write_output"]
+           "make_folder", "output_folder", "real_subfolder", "remove_own", "subfolder", "temporaries_of",
+           "write_output"]

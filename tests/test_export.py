@@ -160,7 +160,8 @@ def test_lmdb_layout_read_as_basicsr_lmdb_mode(dataset, tmp_path):
 def test_reds_layout_numbers_sequences_and_frames(dataset, tmp_path):
     out = tmp_path / "reds"
     export(dataset, "reds", out, workers=1, quiet=True)
-    assert sorted(p.name for p in out.iterdir()) == ["blursynth-export.json", "train_blur", "train_sharp"]
+    assert sorted(p.name for p in out.iterdir()) == [".blursynth.lock", "blursynth-export.json", "train_blur",
+                                                     "train_sharp"]
     want, want_sharp = expected_clips(dataset), expected_clips(dataset, "sharp")
     order = [("a", 0), ("b", 0), ("a", 1)]  # clips in order of their first sample index
     seqs = sorted((out / "train_blur").iterdir())
@@ -266,7 +267,9 @@ def test_killed_folder_export_resumes_without_redoing_and_bit_for_bit(dataset, t
 
     def dying(self, task, ctx):
         if len(calls) == 2:
-            (ctx.out / "train" / "stale.png.tmp-999").write_bytes(b"partial")  # as a kill mid-write leaves
+            first = next(iter(self.files(task.clip, task.frames[0].number, ctx).values()))
+            ctx.folder(Path(first).parent)
+            (ctx.out / f"{first}.tmp-999").write_bytes(b"partial")  # as a kill mid-write leaves
             raise Killed
         calls.append(task.id)
         real(self, task, ctx)

@@ -1,8 +1,10 @@
 """What every export layout shares: the context of a run, PNG encoding, file writes.
 
-A layout is an object with ``write(task, ctx)``, ``done(task, ctx)`` and
-``finish(tasks, ctx)``. Folder layouts (:class:`FolderLayout`) only say where
-each frame goes; the LMDB layout collects encoded frames and builds its
+A layout is an object with ``write(task, ctx)``, ``done(task, ctx)``,
+``finish(tasks, ctx)`` and ``outputs(tasks, ctx)``: every file it writes, so
+that a resumed export removes the temporaries of those files and of nothing
+else (:mod:`blursynth.outdir`). Folder layouts (:class:`FolderLayout`) only
+say where each frame goes; the LMDB layout collects encoded frames and builds its
 databases at the end.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 from blursynth.atomic import tmp_path
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
+from blursynth.outdir import subfolder
 from blursynth.shards import open_shard
 
 
@@ -47,6 +50,11 @@ class ExportContext:
         if ".." in Path(relative).parts or Path(relative).is_absolute():
             raise BlursynthError(f"--out {self.out}: refusing to write {relative!r} outside it")
         return path
+
+    def folder(self, relative: str | Path) -> Path:
+        """``out / relative`` as a real folder inside ``out`` (:func:`blursynth.outdir.subfolder`):
+        made where missing; a symbolic link or a file on the way is one line."""
+        return subfolder(self.out, relative)
 
 
 def encode_png(rgb: np.ndarray, level: int) -> bytes:
@@ -112,6 +120,11 @@ class FolderLayout:
         return all(ctx.path(rel).exists() for frame in task.frames
                    for rel in self.files(task.clip, frame.number, ctx).values())
 
+    def outputs(self, tasks: list[Task], ctx: ExportContext) -> list[str]:
+        """Every file of ``tasks``, relative to ``out``."""
+        return [rel for task in tasks for frame in task.frames
+                for rel in self.files(task.clip, frame.number, ctx).values()]
+
     def write(self, task: Task, ctx: ExportContext) -> None:
         made: set[Path] = set()
         with FrameReader(ctx.dataset) as reader:
@@ -121,7 +134,7 @@ class FolderLayout:
                     if path.exists():  # written before a kill: complete (renamed into place)
                         continue
                     if path.parent not in made:
-                        path.parent.mkdir(parents=True, exist_ok=True)
+                        ctx.folder(Path(rel).parent)
                         made.add(path.parent)
                     data = encode_png(reader.frame(array, frame.file, frame.row, frame.t), ctx.png_level)
                     write_file(path, data)

@@ -11,27 +11,25 @@ complete) and makes the rest; a different export into the same folder is refused
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from pathlib import Path
 
 import joblib
 
-from blursynth.atomic import TMP_MARK, atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
+from blursynth.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
 from blursynth.progress import progress_bar
 from blursynth.shards import renditions_of
 from blursynth.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
 STATE_FORMAT = "blursynth-export/1"
-LOCK = ".blursynth-export.lock"
 
 
 def _layout(fmt: str):
@@ -49,51 +47,34 @@ def _run_task(fmt: str, task: Task, ctx: ExportContext) -> int:
     return len(task.frames)
 
 
-@contextlib.contextmanager
-def _locked(out: Path):
-    fh = open(out / LOCK, "w")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise BlursynthError(f"--out {out}: another export is writing there") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-        (out / LOCK).unlink(missing_ok=True)
-
-
 def _prepare_out(out: Path, identity: dict) -> dict | None:
-    """Create ``out`` or check it may be resumed; returns the state found (or None)."""
-    if out.exists() and not out.is_dir():
-        raise BlursynthError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BlursynthError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    """Check that ``out`` (created and locked by this run) may be resumed; the state found (or None)."""
     state_path = out / STATE
     if state_path.exists():
         try:
             state = json.loads(state_path.read_text())
         except (OSError, ValueError) as exc:
             raise BlursynthError(f"--out {out}: unreadable {STATE} ({exc}); choose another folder") from None
-        if state.get("identity") != identity:
-            raise BlursynthError(f"--out {out}: holds a different export ({state.get('identity', {}).get('layout')} "
+        if not isinstance(state, dict) or state.get("identity") != identity:
+            layout = state.get("identity", {}).get("layout") if isinstance(state, dict) else None
+            raise BlursynthError(f"--out {out}: holds a different export ({layout} "
                                  "of another dataset, split, selection or options); choose another folder")
         return state
-    if any(p.name != LOCK for p in out.iterdir()):
+    if entries(out):
         raise BlursynthError(f"--out {out}: not empty and holds no blursynth export; choose an empty folder")
     return None
 
 
-def _remove_temporaries(out: Path) -> None:
-    """Remove files a killed run left under a temporary name (``NAME.tmp-PID``)."""
-    for folder, _dirs, files in os.walk(out):
-        for name in files:
-            if TMP_MARK in name:
-                (Path(folder) / name).unlink(missing_ok=True)
+def _remove_temporaries(out: Path, files: list[str]) -> None:
+    """Remove what a killed run left under a temporary name: ``NAME.tmp-PID`` for each file
+    NAME the export writes, in the folder it writes it to, and nothing else."""
+    by_folder: dict[str, set[str]] = {".": {STATE}}
+    for rel in files:
+        folder, _, name = rel.rpartition("/")
+        by_folder.setdefault(folder or ".", set()).add(name)
+    for folder, names in by_folder.items():
+        if real_subfolder(out, folder):
+            remove_own(out / folder, temporaries_of(names))
 
 
 def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path | Selection | None = None,
@@ -156,11 +137,13 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
         "clips": [{"split": c.split, "name": c.name, "sequence": c.ordinal, "source": c.source,
                    "samples": [s.index for s in c.samples], "frames": c.n_frames} for c in clips],
     }
-    found = _prepare_out(out, identity)
-    with _locked(out):
+    if out.is_dir():  # refuse a folder of someone else's before putting a lock in it
+        _prepare_out(out, identity)
+    with output_folder(out):  # the lock (blursynth.outdir), then the check that counts
+        found = _prepare_out(out, identity)
         if found is None or not found.get("complete"):
-            atomic_write_bytes(out / STATE, (json.dumps(state, indent=1) + "\n").encode())
-            _remove_temporaries(out)
+            atomic_write_bytes(out / STATE, json_bytes(state))
+            _remove_temporaries(out, layout.outputs(tasks, ctx))
             pending = [t for t in tasks if not layout.done(t, ctx)]
             total = sum(len(t.frames) for t in tasks)
             with progress_bar(total, total - sum(len(t.frames) for t in pending), quiet, f"export {fmt}") as bar:
@@ -175,7 +158,7 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
                         bar.update(frames)
             layout.finish(tasks, ctx)
             state["complete"] = True
-            atomic_write_bytes(out / STATE, (json.dumps(state, indent=1) + "\n").encode())
+            atomic_write_bytes(out / STATE, json_bytes(state))
         cleanup = getattr(layout, "cleanup", None)
         if cleanup is not None:
             cleanup(ctx)

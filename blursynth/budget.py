@@ -125,8 +125,10 @@ def check_disk(out: Path, needed: float, what: str) -> None:
         return
     missing = needed - own_bytes(out) + DISK_MARGIN
     if missing > free:
-        raise BlursynthError(f"--out {out}: {what} need about {human(needed)} of disk space "
-                             f"and only {human(free)} is free there; free space or choose another --out")
+        # The margin is said: "need 16.5 KB, only 50.0 MB free" reads as a bug without it.
+        raise BlursynthError(f"--out {out}: {what} need about {human(needed)} of disk space plus a "
+                             f"{human(DISK_MARGIN)} safety margin, and only {human(free)} is free there; "
+                             "free space or choose another --out")
 
 
 def ensure_room(folder: Path, nbytes: int, writers: int = 1) -> None:

@@ -22,13 +22,16 @@ from typing import Iterable, TypeVar
 
 from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
-from blursynth.jsondoc import read_doc
+from blursynth.jsondoc import NON_NEGATIVE, Opt, read_doc
 from blursynth.measures import has_consecutive_frames, measure_dataset
 from blursynth.shards import Manifest, open_shard, read_meta
 
 SELECTION_FORMAT = "blursynth-selection/1"
 
 Ref = TypeVar("Ref")
+# What a selection holds besides its format and fingerprint (blursynth.jsondoc.check_schema):
+# indices are integers, never true, 1.9 or "3".
+SELECTION_SCHEMA = {"indices": [NON_NEGATIVE], "criteria": Opt(dict), "n_total": Opt(NON_NEGATIVE)}
 
 
 @dataclass(frozen=True)
@@ -52,18 +55,19 @@ def load_selection(path: str | Path, dataset: str | Path | None = None) -> Selec
     Raises
     ------
     BlursynthError
-        The file is missing, unreadable, of another format, made for another
-        dataset, or (with ``dataset``) names samples the dataset does not hold
-        (the message names ``--select`` and the file).
+        The file is missing, not a regular file, unreadable, of another
+        format, of the wrong types (indices must be non-negative integers:
+        ``true``, ``1.9`` or ``"3"`` are refused, not coerced), made for
+        another dataset, or (with ``dataset``) names samples the dataset does
+        not hold (the message names ``--select`` and the file).
     """
     name = f"--select {path}"
-    doc = read_doc(path, SELECTION_FORMAT, name=name, what="selection", make="blursynth filter", dataset=dataset)
-    try:
-        indices = frozenset(int(i) for i in doc["indices"])
-        selection = Selection(indices, str(doc["dataset_fingerprint"]), dict(doc.get("criteria", {})),
-                              int(doc.get("n_total", len(indices))))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BlursynthError(f"{name}: malformed selection ({exc})") from None
+    doc = read_doc(path, SELECTION_FORMAT, name=name, what="selection", make="blursynth filter",
+                   schema=SELECTION_SCHEMA, dataset=dataset,
+                   fingerprint=None if dataset is None else Manifest.load(dataset).fingerprint)
+    indices = frozenset(doc["indices"])
+    selection = Selection(indices, doc["dataset_fingerprint"], doc.get("criteria", {}),
+                          doc.get("n_total", len(indices)))
     if dataset is not None:
         unknown = sorted(selection.indices - set(sample_sources(dataset)))
         if unknown:

@@ -33,14 +33,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
+from numpy.lib import format as npy_format
 
 from blursynth.errors import BlursynthError
+from blursynth.infiles import read_input
 
 ENCODE_TABLE_SIZE = 65536
 # Rows shorter than this are padded before they reach OpenCV (see Response._index_flat).
@@ -192,14 +196,32 @@ def _build(name: str, forward, inverse) -> Response:
     return Response(name, decode, encode, forward, inverse)
 
 
+def _read_npy(data: bytes) -> np.ndarray:
+    """An array from ``.npy`` bytes, its header checked against the bytes there are first
+    (a header may declare any shape; numpy would allocate it before reading)."""
+    fh = io.BytesIO(data)
+    version = npy_format.read_magic(fh)
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    shape, _, dtype = read_header(fh)
+    if dtype.hasobject:
+        raise ValueError("the array holds Python objects")
+    if math.prod(shape) * dtype.itemsize > len(data) - fh.tell():
+        raise ValueError(f"the header declares a {shape} array, more than the file holds")
+    fh.seek(0)
+    return np.load(fh, allow_pickle=False)
+
+
 def _load_crf(path: Path):
+    name = f"--response crf:{path}"
+    data = read_input(path, "response curve", name=name)  # a regular file within the cap
     try:
         if path.suffix.lower() == ".npy":
-            table = np.load(path)
+            table = _read_npy(data)
         else:
-            table = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None)
-    except (OSError, ValueError) as exc:
-        raise BlursynthError(f"--response crf:{path}: cannot read the curve ({exc})") from None
+            text = io.StringIO(data.decode("utf-8"))
+            table = np.loadtxt(text, delimiter="," if path.suffix.lower() == ".csv" else None)
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, not numbers, a bad .npy header
+        raise BlursynthError(f"{name}: cannot read the curve ({exc})") from None
     table = np.asarray(table)
     if table.dtype.kind not in "iuf":  # strings, complex numbers, booleans, objects
         raise BlursynthError(f"--response crf:{path}: holds {table.dtype} values; a curve is real numbers")
@@ -272,11 +294,9 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
         return _parse_cached(f"gamma:{g:g}", None)
     if kind == "crf" and arg:
         path = Path(arg)
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise BlursynthError(f"--response crf:{arg}: cannot read the file ({exc.strerror})") from None
-        return _parse_cached(f"crf:{path}", digest)
+        # Refused by type and size before it is opened: a FIFO hung here, /dev/zero filled memory.
+        data = read_input(path, "response curve", name=f"--response crf:{arg}")
+        return _parse_cached(f"crf:{path}", hashlib.sha256(data).hexdigest())
     raise BlursynthError(
         f"--response {spec}: expected one of linear, srgb, gamma, gamma:G, crf:FILE"
     )

@@ -28,6 +28,7 @@ from blursynth.version import __version__
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError
+from blursynth.jsondoc import load_json
 
 __all__ = [
     "COMPRESSIONS", "FRAME_ARRAYS", "MANIFEST", "Manifest", "Sample", "ShardWriter", "atomic_write_bytes",
@@ -395,18 +396,14 @@ class Manifest:
         Raises
         ------
         BlursynthError
-            No manifest, an unreadable one, another format, a shard name that
+            No manifest, one that is not a regular file or is over its size cap,
+            an unreadable one (bad JSON, nested too deep, a number that is not
+            finite), another format, a shard name that
             is not a plain ``shard-NNNNN.h5``, or a field of the wrong type.
         """
         path = Path(out) / MANIFEST
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise BlursynthError(f"{out}: not a blursynth dataset (no {MANIFEST})") from None
-        except OSError as exc:
-            raise BlursynthError(f"{path}: unreadable manifest ({exc.strerror or exc})") from None
-        except ValueError as exc:  # bad UTF-8 or bad JSON
-            raise BlursynthError(f"{path}: unreadable manifest ({exc})") from None
+        # A regular file within the manifest cap, depth-limited, finite numbers (blursynth.jsondoc).
+        data = load_json(path, "manifest", missing=f"{out}: not a blursynth dataset (no {MANIFEST})")
         if not isinstance(data, dict) or data.get("format") != SCHEMA:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise BlursynthError(f"{path}: format {found!r} is not {SCHEMA}")

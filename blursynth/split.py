@@ -28,12 +28,14 @@ import numpy as np
 from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import Selection, sample_sources
 from blursynth.errors import BlursynthError
-from blursynth.jsondoc import read_doc
+from blursynth.jsondoc import Map, read_doc
 from blursynth.shards import Manifest
 
 SPLIT_FORMAT = "blursynth-split/1"
 SPLIT_FILE = "split.json"
 SPLITS = ("train", "val", "test")
+# What a split file holds besides its format and fingerprint (blursynth.jsondoc.check_schema).
+SPLIT_SCHEMA = {"sources": Map([str], keys=SPLITS)}
 
 
 def split_sources(counts: dict[str, int], val: float, test: float, seed: int) -> dict[str, list[str]]:
@@ -125,13 +127,22 @@ def load_split(path: str | Path, dataset: str | Path | None = None) -> dict:
     ------
     BlursynthError
         Missing, unreadable, of another format or made for another dataset
-        (:func:`blursynth.jsondoc.read_doc`), or without a ``sources`` object.
+        (:func:`blursynth.jsondoc.read_doc`); without a ``sources`` object of
+        lists of source ids keyed by ``train``, ``val``, ``test``; or with
+        parts that overlap (one source in two parts): every reader (export,
+        report, train-reference, eval-reference) refuses it.
     """
     doc = read_doc(path, SPLIT_FORMAT, name=str(path), what="split file", make="blursynth split DATASET",
-                   dataset=dataset)
-    sources = doc.get("sources")
-    if not isinstance(sources, dict) or not all(isinstance(v, list) for v in sources.values()):
-        raise BlursynthError(f"{path}: malformed split file (no 'sources' lists)")
+                   schema=SPLIT_SCHEMA, dataset=dataset,
+                   fingerprint=None if dataset is None else Manifest.load(dataset).fingerprint)
+    # A split is a partition: a source in two parts would be trained on and scored on.
+    seen: dict[str, str] = {}
+    for part, members in doc["sources"].items():
+        for source in members:
+            if seen.setdefault(source, part) != part:
+                raise BlursynthError(f"{path}: source {source!r} is in both {seen[source]} and {part}; the "
+                                     "parts of a split must not overlap (make a new one with "
+                                     "'blursynth split DATASET')")
     return doc
 
 

@@ -12,13 +12,13 @@ flags win key by key).
 from __future__ import annotations
 
 import signal
-import tomllib
 import warnings
 from pathlib import Path
 
 import click
 
 from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun, user_message
+from blursynth.jsondoc import load_toml
 
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
@@ -89,20 +89,15 @@ def load_recipe(path: str | Path, command: click.Command) -> dict:
     Raises
     ------
     BlursynthError
-        A file that is not UTF-8 TOML, an unknown option, an option that says
+        A file that is not a regular file of at most 1 MiB, not UTF-8 TOML
+        (:func:`blursynth.jsondoc.load_toml`: nesting and ``inf``/``nan``
+        refused too), an unknown option, an option that says
         where or how to run (:data:`RUN_KEYS`), one option given twice
         (``seq-len`` and ``seq_len``), or a value of the wrong type
         (``tau = true``, ``tau = 7.5``).
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise BlursynthError(f"--recipe {path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise BlursynthError(f"--recipe {path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BlursynthError(f"--recipe {path}: not valid TOML ({exc})") from None
+    data = load_toml(path, "recipe", name=f"--recipe {path}")  # a regular file, capped, finite, not too deep
     data.pop("recipe", None)
     names = {p.name for p in command.params if isinstance(p, click.Option)}
     if isinstance(data.get("train"), dict):  # [train]: training options, as top-level keys
@@ -197,10 +192,7 @@ def _apply_recipe(ctx: click.Context, _param, value):
             raise click.BadParameter(str(exc).removeprefix("--recipe "), param_hint="--recipe") from None
         ctx.default_map = {**(ctx.default_map or {}), **recipe}
         tables = {}
-        try:
-            model = tomllib.loads(Path(value).read_text()).get("model")
-        except (OSError, ValueError):
-            model = None
+        model = load_toml(value, "recipe").get("model")  # read and checked by load_recipe above
         if isinstance(model, dict):
             tables["model"] = {k.replace("-", "_"): v for k, v in model.items()}
         ctx.meta["blursynth.recipe_tables"] = tables

@@ -89,9 +89,8 @@ def recipes():
 
     Use one by name from any folder: blursynth highspeed --recipe kim2017_dtb --src clips/
     """
-    import tomllib
-
     from blursynth.cli.common import builtin_recipes, load_recipe
+    from blursynth.jsondoc import load_toml
 
     commands = [main.commands[name] for name in ("highspeed", "panorama", "train-reference", "validate")
                 if name in main.commands]
@@ -99,7 +98,7 @@ def recipes():
     if not builtin_recipes():
         raise BlursynthError("no recipes are installed with this copy of blursynth")
     for name, path in builtin_recipes().items():
-        doc = tomllib.loads(path.read_text()).get("recipe", {})
+        doc = load_toml(path, "recipe").get("recipe", {})
         fits = []
         for command in commands:
             try:

@@ -30,7 +30,7 @@ import blursynth.budget as budget
 from blursynth.atomic import file_sha256
 from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun, note
 from blursynth.outdir import entries as out_entries
-from blursynth.outdir import output_folder, remove_temporaries
+from blursynth.outdir import output_folder, remove_own
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, shard_name)
@@ -433,7 +433,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 def _remove_temporaries(out: Path) -> None:
     """Delete files a killed run left under blursynth's temporary names (never a
     finished file, never a user's ``*.tmp-*``: see :func:`blursynth.shards.is_temporary`)."""
-    remove_temporaries(out, is_temporary)
+    remove_own(out, is_temporary)
 
 
 def _resume(out: Path, manifest: Manifest, planned_skips: Sequence[dict]) -> tuple[list[int], set[int]]:

@@ -7,12 +7,19 @@ source, which frame of a sequence and which draw it shows.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from blursynth.dataset import Dataset
 from blursynth.errors import BlursynthError
+from blursynth.outdir import OutputKind, check_output_file, write_output
+
+PREVIEW_FORMAT = "blursynth-preview/1"
+# A sheet carries the PNG text chunk ``Software: blursynth-preview/1`` (written before
+# the pixels), so that ``preview`` knows a file it wrote (blursynth.outdir).
+PREVIEW_PNG = OutputKind("blursynth preview", b"Software\x00" + PREVIEW_FORMAT.encode())
 
 
 def pick(sources: list[str], n: int, seed: int = 0) -> list[tuple[int, int]]:
@@ -49,7 +56,8 @@ def pick(sources: list[str], n: int, seed: int = 0) -> list[tuple[int, int]]:
     return rows
 
 
-def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 0) -> Path:
+def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 0,
+                  overwrite: bool = False) -> Path:
     """Write a PNG contact sheet of ``n`` samples of ``dataset`` drawn with ``seed``.
 
     Parameters
@@ -62,6 +70,9 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
         Rows (samples).
     seed : int
         Which samples, and which frame of each sequence, are shown.
+    overwrite : bool
+        Replace an existing ``out`` that ``preview`` did not write (a
+        dataset's own files never).
 
     Returns
     -------
@@ -74,6 +85,7 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
 
     if n < 1:
         raise BlursynthError(f"--n {n}: must be at least 1")
+    out = check_output_file(out, PREVIEW_PNG, overwrite=overwrite)
     data = Dataset(dataset)
     if not len(data):
         raise BlursynthError(f"{dataset}: the dataset has no samples")
@@ -103,10 +115,10 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
             ax.set_title(title, fontsize=8)
         axrow[0].set_ylabel(row_label(sample, t, length), fontsize=7)
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, metadata={"Software": PREVIEW_FORMAT})
     plt.close(fig)
-    return out
+    return write_output(out, png.getvalue(), PREVIEW_PNG, overwrite=overwrite)
 
 
 def row_label(sample: dict, t: int, length: int) -> str:

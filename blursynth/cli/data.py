@@ -59,12 +59,14 @@ def info(dataset):
 @click.option("--n", type=int, default=4, show_default=True, help="Samples to show (one row each).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Which samples are drawn (across sources) and which frame of each sequence is shown.")
-def preview(dataset, out, n, seed):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that 'blursynth preview' did not write (a dataset's own files never).")
+def preview(dataset, out, n, seed, overwrite):
     """Contact sheet of DATASET: blurred, sharp and latent frames of a seeded draw of samples
     across its sources; each row names its source, sample and frame of the sequence."""
     from blursynth.preview import contact_sheet
 
-    contact_sheet(dataset, out, n, seed=seed)
+    contact_sheet(dataset, out, n, seed=seed, overwrite=overwrite)
     click.echo(f"wrote {out}", err=True)
 
 

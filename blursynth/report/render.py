@@ -20,6 +20,10 @@ import numpy as np
 from blursynth.shards import Manifest, open_shard, read_meta
 
 THUMB_WIDTH = 240
+REPORT_FORMAT = "blursynth-report/1"
+# In the page's <head>, before anything taken from the data: how ``report`` knows
+# a page it wrote (blursynth.outdir).
+GENERATOR = f"<meta name='generator' content='{REPORT_FORMAT}'>"
 MEASURE_TITLES = {
     "psnr": "blur strength: PSNR blur vs sharp (dB, low = strong blur)",
     "mad": "blur strength: mean |blur - sharp| (8-bit levels)",
@@ -121,7 +125,7 @@ def html_page(figures: dict, plot_pngs: list[tuple[str, bytes]], thumbs: dict[in
     """The whole report page (UTF-8 HTML, images embedded)."""
     d = figures["dataset"]
     by_index = {s["index"]: s for s in figures["samples"]}
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>blursynth report: "
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>{GENERATOR}<title>blursynth report: "
              f"{html.escape(Path(d['path']).name)}</title><style>{CSS}</style></head><body>",
              f"<h1>blursynth report: {html.escape(d['path'])}</h1>",
              _table(["kind", "samples reported", "samples in dataset", "complete", "fingerprint"],

@@ -14,19 +14,20 @@ File format (``blursynth-selection/1``)::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, TypeVar
 
-from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import NON_NEGATIVE, Opt, read_doc
 from blursynth.measures import has_consecutive_frames, measure_dataset
+from blursynth.outdir import OutputKind, json_bytes, write_output
 from blursynth.shards import Manifest, open_shard, read_meta
 
 SELECTION_FORMAT = "blursynth-selection/1"
+# What ``filter`` writes, and how it knows a file it wrote (blursynth.outdir).
+SELECTION_OUT = OutputKind.json("blursynth filter", SELECTION_FORMAT)
 
 Ref = TypeVar("Ref")
 # What a selection holds besides its format and fingerprint (blursynth.jsondoc.check_schema):
@@ -101,14 +102,13 @@ def sample_sources(dataset: str | Path) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
-def write_selection(selection: Selection, path: str | Path) -> Path:
-    """Write ``selection`` to ``path`` atomically."""
-    path = Path(path)
-    try:
-        atomic_write_bytes(path, (json.dumps(selection.to_json(), indent=1) + "\n").encode())
-    except OSError as exc:
-        raise BlursynthError(f"--out {path}: cannot write the selection ({exc.strerror})") from None
-    return path
+def write_selection(selection: Selection, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``selection`` to ``path`` atomically (:func:`blursynth.outdir.write_output`).
+
+    An existing ``path`` that is not a selection (``blursynth filter`` did not
+    write it) is refused unless ``overwrite``; a dataset's own file always.
+    """
+    return write_output(path, json_bytes(selection.to_json()), SELECTION_OUT, overwrite=overwrite)
 
 
 def _source_list(sources: str | Iterable[str] | None) -> list[str] | None:

@@ -19,21 +19,22 @@ without importing torch; the reference models use it through
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import Selection, sample_sources
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import Map, read_doc
+from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
 from blursynth.shards import Manifest
 
 SPLIT_FORMAT = "blursynth-split/1"
 SPLIT_FILE = "split.json"
 SPLITS = ("train", "val", "test")
+# What ``split`` writes, and how it knows a file it wrote (blursynth.outdir).
+SPLIT_OUT = OutputKind.json("blursynth split", SPLIT_FORMAT)
 # What a split file holds besides its format and fingerprint (blursynth.jsondoc.check_schema).
 SPLIT_SCHEMA = {"sources": Map([str], keys=SPLITS)}
 
@@ -88,15 +89,20 @@ def split_sources(counts: dict[str, int], val: float, test: float, seed: int) ->
 
 
 def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: int = 0,
-               out: str | Path | None = None, select: Selection | None = None) -> Path:
+               out: str | Path | None = None, select: Selection | None = None, overwrite: bool = False) -> Path:
     """Split ``dataset`` by source and write the split file (default ``DATASET/split.json``).
 
     With ``select`` (:func:`blursynth.curation.load_selection`), only the
     selected samples are counted, so the split covers the sources the
     selection keeps and its fractions are fractions of the selected samples.
+    An existing ``out`` that ``blursynth split`` did not write is refused
+    unless ``overwrite``, a dataset's own file always
+    (:func:`blursynth.outdir.check_output_file`).
 
     Returns the path written.
     """
+    path = Path(out) if out is not None else default_split_file(dataset)
+    check_output_file(path, SPLIT_OUT, overwrite=overwrite)
     index = sample_sources(dataset)
     if select is not None:
         index = {i: s for i, s in index.items() if i in select.indices}
@@ -111,13 +117,7 @@ def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: i
         "n_samples": {k: sum(counts[s] for s in v) for k, v in parts.items()},
         "sources": parts,
     }
-    path = Path(out) if out is not None else Path(dataset) / SPLIT_FILE
-    try:
-        atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
-    except OSError as exc:
-        raise BlursynthError(f"{path}: cannot write the split file ({exc.strerror}); "
-                             "pass --out FILE elsewhere") from None
-    return path
+    return write_output(path, json_bytes(doc), SPLIT_OUT, overwrite=overwrite)
 
 
 def load_split(path: str | Path, dataset: str | Path | None = None) -> dict:

@@ -12,7 +12,6 @@ first (blur2video: the better of the true and the reversed order).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from blursynth.curation import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
-from blursynth.atomic import atomic_write_bytes
+from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex
 from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
@@ -34,6 +33,8 @@ from reference_models.task import task_of
 __all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
 
 EVAL_FORMAT = "blursynth-eval/2"
+# What ``eval-reference`` writes, and how it knows a report it wrote (blursynth.outdir).
+EVAL_OUT = OutputKind.json("blursynth eval-reference", EVAL_FORMAT)
 _KEYS = ("psnr_output", "psnr_input", "ssim_output", "ssim_input")
 
 
@@ -163,7 +164,7 @@ def _selection(ckpt: dict, run: Path, data, split: str, split_file, index: Shard
 def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file: str | Path | None = None,
              device: str = "auto", amp: str = "none", crop: int | None = None,
              max_samples: int | None = None, seed: int = 0, out: str | Path | None = None,
-             progress: bool = True, select: str | Path | Selection | None = None) -> dict:
+             progress: bool = True, select: str | Path | Selection | None = None, overwrite: bool = False) -> dict:
     """Evaluate the run in ``run`` on split ``split`` of ``data`` and write the JSON report.
 
     Parameters
@@ -190,6 +191,9 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
         Show a progress bar.
     select : str, Path or Selection, optional
         A selection (``blursynth filter``): score only its samples of the split.
+    overwrite : bool
+        Replace an existing ``out`` that is not an evaluation report (a
+        dataset's own file never: see :func:`blursynth.outdir.check_output_file`).
 
     Returns
     -------
@@ -207,6 +211,9 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
     if max_samples is not None and max_samples < 1:
         raise BlursynthError(f"--max-samples {max_samples}: must be at least 1")
     run = Path(run)
+    base = run if run.is_dir() else run.parent
+    out = Path(out) if out is not None else base / f"eval-{split}.json"
+    check_output_file(out, EVAL_OUT, overwrite=overwrite)  # before the model runs
     model, ckpt = model_from_checkpoint(run)
     device = resolve_device(device)
     model.to(device)
@@ -234,8 +241,6 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
         "psnr": res["psnr"], "ssim": res["ssim"], "positions": res["positions"],
         "elapsed_s": round(time.monotonic() - t0, 3), "per_sample": res["per_item"],
     }
-    base = run if run.is_dir() else run.parent
-    out = Path(out) if out is not None else base / f"eval-{split}.json"
-    atomic_write_bytes(out, (json.dumps(report, indent=1) + "\n").encode())
+    write_output(out, json_bytes(report), EVAL_OUT, overwrite=overwrite)
     report["out"] = str(out)
     return report

@@ -22,15 +22,20 @@ from blursynth.cli.root import main
 @click.option("--sources", default=None, help="Comma-separated source ids to keep.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def filter_command(dataset, out, min_blur_psnr, max_blur_psnr, max_motion, max_clipped, sources, workers, quiet):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that is not a selection (a dataset's own files never).")
+def filter_command(dataset, out, min_blur_psnr, max_blur_psnr, max_motion, max_clipped, sources, workers, quiet,
+                   overwrite):
     """Write a selection of DATASET's samples to --out.
 
     export, report, train-reference and validate take it with --select.
     """
-    from blursynth.curation import select_samples, write_selection
+    from blursynth.curation import SELECTION_OUT, select_samples, write_selection
+    from blursynth.outdir import check_output_file
 
+    check_output_file(out, SELECTION_OUT, overwrite=overwrite)  # before measuring every sample
     selection = select_samples(dataset, min_blur_psnr=min_blur_psnr, max_blur_psnr=max_blur_psnr,
                                max_motion=max_motion, max_clipped=max_clipped, sources=sources,
                                workers=workers, quiet=quiet)
-    write_selection(selection, out)
+    write_selection(selection, out, overwrite=overwrite)
     click.echo(f"{len(selection.indices)} of {selection.n_total} samples -> {out}", err=True)

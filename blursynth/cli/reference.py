@@ -170,7 +170,10 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
                    "[default: every sample of the split, also for a run trained with --select].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the report table.")
-def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, select, as_json, quiet):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that is not an evaluation report (a dataset's own files never).")
+def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, select, as_json, quiet,
+                   overwrite):
     """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
     per scored position and in the mean.
 
@@ -179,7 +182,8 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
     from reference_models.evaluate import evaluate, format_table
 
     report = evaluate(run, data, split=split, split_file=split_file, device=device, amp=amp, crop=crop,
-                      max_samples=max_samples, seed=seed, out=out, progress=not quiet, select=select)
+                      max_samples=max_samples, seed=seed, out=out, progress=not quiet, select=select,
+                      overwrite=overwrite)
     if as_json:
         click.echo(json.dumps({k: report[k] for k in ("model", "step", "split", "n_samples", "n_frames",
                                                        "psnr", "ssim", "positions")}, indent=1))
@@ -198,11 +202,13 @@ def eval_reference(run, data, split, split_file, out, device, amp, crop, max_sam
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draw of sources into the parts.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Split file [default: DATASET/split.json].")
-def split(dataset, val, test, seed, out):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out that is not a split file (a dataset's own files never).")
+def split(dataset, val, test, seed, out, overwrite):
     """Split DATASET by source (clip or panorama) into train/val/test; no data is copied."""
     from blursynth.split import load_split, make_split
 
-    path = make_split(dataset, val=val, test=test, seed=seed, out=out)
+    path = make_split(dataset, val=val, test=test, seed=seed, out=out, overwrite=overwrite)
     doc = load_split(path)
     parts = ", ".join(f"{k} {doc['n_samples'][k]} samples / {len(v)} sources" for k, v in doc["sources"].items())
     click.echo(f"{parts} -> {path}", err=True)

@@ -34,6 +34,7 @@ with batch G·b sees.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -50,6 +51,7 @@ import torch.distributed as dist
 from blursynth.errors import BlursynthError, InterruptedRun
 from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import load_selection
+from blursynth.outdir import entries, output_folder, temporaries_of
 from reference_models.checkpoint import (
     CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
 )
@@ -68,6 +70,9 @@ __all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "default_ru
 
 LOG = "log.jsonl"
 CONFIG = "config.json"
+# What a run writes into its folder before its first checkpoint (a killed run leaves
+# them): a new run starts over a folder holding only these (blursynth.outdir).
+EARLY_FILES = (CONFIG, LOG, SPLIT_FILE, "curves.png")
 
 # Fields a model's task may set in ``ModelTask.defaults``; these values serve a
 # model whose task sets none.
@@ -316,12 +321,25 @@ class Trainer:
 
     # ----------------------------------------------------------- set-up steps
     def _open_run_folder(self, config: TrainConfig) -> dict | None:
+        """The checkpoint to resume from, or None for a new run.
+
+        A new run needs a folder that is empty or holds only what a run killed
+        before its first checkpoint wrote (:data:`EARLY_FILES`, whose log is
+        started again); anything else in it was not made by this command.
+        """
         out = self.out
         if self.env.main:
             out.mkdir(parents=True, exist_ok=True)
         if not (out / CHECKPOINT).exists():
             if config.resume:
                 self.log(f"--resume: no checkpoint in {out}; starting a new run")
+            early = temporaries_of(EARLY_FILES)
+            foreign = [name for name in entries(out) if name not in EARLY_FILES and not early(name)]
+            if foreign:
+                raise BlursynthError(f"--out {out}: not empty and holds no training run ({foreign[0]}); "
+                                     "choose an empty or new folder")
+            if self.env.main:
+                (out / LOG).unlink(missing_ok=True)  # a killed run's: this run's log starts afresh
             return None
         if not config.resume:
             raise BlursynthError(f"--out {out}: holds a run already; pass --resume to continue it "
@@ -647,7 +665,7 @@ def default_run_folder(model: str, resume: bool = False, root: str | Path = "run
         if held:
             return held[-1]
     for c in taken:
-        if c.is_dir() and not any(c.iterdir()):
+        if c.is_dir() and not entries(c):  # empty but for a lock a failed run left
             return c
     if len(taken) == len(names):
         raise BlursynthError(f"{root}: no free run folder for {model}; pass --out")
@@ -698,4 +716,7 @@ def train(config: TrainConfig) -> dict:
             box = [config.data, config.out]
             dist.broadcast_object_list(box, src=0)
             config = dataclasses.replace(config, data=box[0], out=box[1])
-        return Trainer(config, env).fit()
+        # The run folder is locked for the whole run (a second run on it stops in one
+        # line); one that this call made is removed again if an error leaves it empty.
+        with output_folder(config.out) if env.main else contextlib.nullcontext():
+            return Trainer(config, env).fit()

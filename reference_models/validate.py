@@ -18,6 +18,7 @@ from pathlib import Path
 
 from blursynth.curation import load_selection
 from blursynth.errors import BlursynthError
+from blursynth.outdir import output_folder
 from reference_models.data import ShardIndex
 from reference_models.evaluate import evaluate
 from reference_models.registry import is_model
@@ -158,10 +159,10 @@ def validate_dataset(dataset: str | Path, model: str | None = None, budget_minut
         raise BlursynthError(f"--min-gain {min_gain}: must be a finite number of dB")
     selection = load_selection(select, dataset) if select is not None else None
     model = model or choose_model(dataset)
+    # --out is locked for the whole check, and removed if an error leaves it empty (blursynth.outdir).
     with (tempfile.TemporaryDirectory(prefix="blursynth-validate-") if out is None
-          else contextlib.nullcontext(out)) as run:
+          else contextlib.nullcontext(out)) as run, output_folder(run):
         run = Path(run)
-        run.mkdir(parents=True, exist_ok=True)
         split_path = make_split(dataset, val=val, test=test, seed=seed, out=run / "split.json", select=selection)
         options = {"steps": 10 ** 9, "val_every": 10 ** 9, "ckpt_every": 10 ** 9, **train_options}
         config = TrainConfig(data=str(dataset), out=str(run / "train"), model=model, seed=seed,

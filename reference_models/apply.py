@@ -40,8 +40,9 @@ import cv2
 import numpy as np
 import torch
 
-from blursynth.atomic import TMP_MARK, atomic_write_bytes, fsync_dir, publish
+from blursynth.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
 from blursynth.errors import BlursynthError
+from blursynth.outdir import entries, output_folder
 from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
 from blursynth.sources.clips import discover as discover_clips
 from blursynth.sources.headers import raster_size
@@ -304,14 +305,16 @@ def _previous(out: Path) -> dict | None:
 
 
 def _leftover(name: str) -> bool:
-    return name.startswith(STAGING) or name.startswith(MARKER + TMP_MARK)
+    """What a killed run left: its staging folder ``.deblur.tmp-PID``, a half-written
+    ``deblur.json.tmp-PID`` (exactly these names, :func:`blursynth.atomic.final_name`)."""
+    return final_name(name) in (STAGING[:-len(TMP_MARK)], MARKER)
 
 
 def _check_out(out: Path, footage: Footage) -> list[str]:
     """Refuse an OUT that holds anything but an earlier deblur of the same inputs; its outputs."""
     if out.exists() and not out.is_dir():
         raise BlursynthError(f"--out {out}: is a file, not a folder")
-    present = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    present = entries(out) if out.is_dir() else []
     # What a killed run left: its staging folder, a half-written deblur.json (removed in deblur()).
     present = [name for name in present if not _leftover(name)]
     if not present:
@@ -370,40 +373,42 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
     model.to(device)
     k = _latent_frames(model)
     names = output_names(footage.stems, k)
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [p for p in out.iterdir() if _leftover(p.name)]:
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink()
-    staging = out / f"{STAGING}{os.getpid()}"
-    from tqdm.auto import tqdm
-    try:
-        staging.mkdir()
-        outputs = deblur_frames(model, footage.frames(), footage.n_frames, device=device, amp=amp)
-        bar = tqdm(total=footage.n_frames, desc="deblur", unit="frame", file=sys.stderr, disable=not progress)
-        with bar:
-            for frame_names, result in zip(names, outputs):
-                images = result if result.ndim == 4 else result[None]
-                for name, image in zip(frame_names, images):
-                    atomic_write_bytes(staging / name, _png(image))
-                bar.update(1)
-        flat = [name for frame_names in names for name in frame_names]
-        for name in flat:
-            publish(staging / name, out / name)
-        for name in set(old_outputs) - set(flat):
-            (out / name).unlink(missing_ok=True)
-        record = {"format": DEBLUR_FORMAT, "input": str(footage.path.resolve()), "files": list(footage.files),
-                  "run": str(run.resolve()), "model": ckpt["model"], "model_args": ckpt["model_args"],
-                  "step": int(ckpt["step"]), "device": device, "amp": amp, "frames_per_input": k,
-                  "n_frames": footage.n_frames, "outputs": flat}
-        atomic_write_bytes(out / MARKER, (json.dumps(record, indent=1) + "\n").encode())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made_out:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    staging.rmdir()
-    fsync_dir(out)
-    return {**record, "out": str(out)}
+    # OUT is locked from here to the end (blursynth.outdir); a folder made here and left
+    # empty by an error is removed.
+    with output_folder(out) as made_out:
+        old_outputs = _check_out(out, footage)  # again, under the lock
+        for stale in [p for p in out.iterdir() if _leftover(p.name)]:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+        staging = out / f"{STAGING}{os.getpid()}"
+        from tqdm.auto import tqdm
+        try:
+            staging.mkdir()
+            outputs = deblur_frames(model, footage.frames(), footage.n_frames, device=device, amp=amp)
+            bar = tqdm(total=footage.n_frames, desc="deblur", unit="frame", file=sys.stderr, disable=not progress)
+            with bar:
+                for frame_names, result in zip(names, outputs):
+                    images = result if result.ndim == 4 else result[None]
+                    for name, image in zip(frame_names, images):
+                        atomic_write_bytes(staging / name, _png(image))
+                    bar.update(1)
+            flat = [name for frame_names in names for name in frame_names]
+            for name in flat:
+                publish(staging / name, out / name)
+            for name in set(old_outputs) - set(flat):
+                (out / name).unlink(missing_ok=True)
+            record = {"format": DEBLUR_FORMAT, "input": str(footage.path.resolve()), "files": list(footage.files),
+                      "run": str(run.resolve()), "model": ckpt["model"], "model_args": ckpt["model_args"],
+                      "step": int(ckpt["step"]), "device": device, "amp": amp, "frames_per_input": k,
+                      "n_frames": footage.n_frames, "outputs": flat}
+            atomic_write_bytes(out / MARKER, (json.dumps(record, indent=1) + "\n").encode())
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if made_out:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        staging.rmdir()
+        fsync_dir(out)
+        return {**record, "out": str(out)}

@@ -14,6 +14,7 @@ import torch
 from conftest import (
     assert_one_line_error, no_partial_output, random_frames, run_cli, run_ok, write_frames, write_video,
 )
+from blursynth.outdir import LOCK
 from reference_models import create_model
 from test_reference_datasets import make_tiny_dataset
 
@@ -110,7 +111,7 @@ def test_dtb_frames_equal_its_own_recurrence(runs, tmp_path):
         stateless = to8(torch.stack([model.step(padded[n:n + 3][None])[0][0] for n in range(len(frames))]))
     assert np.abs(stateless.astype(int) - expected.astype(int)).max() > 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        [f"f{i}.png" for i in range(11)] + ["deblur.json"])
+        [f"f{i}.png" for i in range(11)] + ["deblur.json", LOCK])
 
 
 def test_fsta_frames_equal_the_padded_clip_in_one_call(runs, tmp_path):
@@ -154,7 +155,7 @@ def test_single_image_in_gives_one_image_out(runs, tmp_path):
     frame = random_frames(1, H, W, seed=5)[0]
     src = write_frames(tmp_path / "in", [frame], ext=".jpg", name="photo")
     run_ok("deblur", src / "photo.jpg", "--run", runs["dtb"], "--out", tmp_path / "out", "-q")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["deblur.json", "photo.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LOCK, "deblur.json", "photo.png"]
     decoded = cv2.cvtColor(cv2.imread(str(src / "photo.jpg")), cv2.COLOR_BGR2RGB)  # what the model sees
     expected = to8(dtb_by_its_recurrence(load_model(runs["dtb"]), as_tensor([decoded])))[0]
     assert_within_one_lsb(read_png(tmp_path / "out" / "photo.png"), expected)
@@ -189,7 +190,7 @@ def test_rerun_replaces_its_own_output_and_refuses_any_other_folder(runs, tmp_pa
     killed.mkdir()
     (killed / "f0.png").write_bytes(b"half")
     run_ok("deblur", src, "--run", runs["dtb"], "--out", out, "-q")  # the same inputs: replaced
-    assert sorted(p.name for p in out.iterdir()) == ["deblur.json", "f0.png", "f1.png", "f2.png"]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK, "deblur.json", "f0.png", "f1.png", "f2.png"]
     assert json.loads((out / "deblur.json").read_text())["model"] == "dtb"
 
     other = write_frames(tmp_path / "other", random_frames(3, H, W, seed=9))

@@ -68,6 +68,10 @@ class RunOptions:
         Replace a different dataset in ``out``.
     skip_bad : bool
         Leave unusable sources out and list them in the manifest.
+    max_pixels : int, optional
+        The most pixels a source image may declare in its header
+        (``--max-megapixels``); None: 100 megapixels for frames, 400 for
+        panoramas (:mod:`blursynth.sources.headers`).
     quiet : bool
         No progress bar.
     threads_per_worker : int, optional
@@ -85,8 +89,11 @@ class RunOptions:
     skip_bad: bool = False
     quiet: bool = False
     threads_per_worker: int | None = None  # None: cores // min(workers, shards to make) (1 on Dask)
+    max_pixels: int | None = None
 
     def __post_init__(self):
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise BlursynthError(f"--max-megapixels {self.max_pixels / 1e6:g}: must be more than 0")
         if self.shard_size < 1:
             raise BlursynthError(f"--shard-size {self.shard_size}: must be at least 1")
         if self.workers is not None and self.workers < 1:

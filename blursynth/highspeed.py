@@ -605,7 +605,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     sources, fallback = sample_fallback(config.src)
     if fallback:
         note(fallback["note"])
-    clips, skipped = discover(sources, skip_bad=options.skip_bad)
+    clips, skipped = discover(sources, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
     check_budget(config, clips, options.out or default_out(KIND))
     _notes(config, clips)
     try:

@@ -45,7 +45,8 @@ from blursynth.errors import BlursynthError
 from blursynth.outdir import entries, output_folder
 from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
 from blursynth.sources.clips import discover as discover_clips
-from blursynth.sources.headers import raster_size
+from blursynth.sources.discovery import refuse_special
+from blursynth.sources.headers import FRAME_PIXELS, check_pixels, raster_size
 from reference_models.checkpoint import CHECKPOINT, WEIGHTS, model_from_checkpoint
 from reference_models.metrics import to_uint8_range
 from reference_models.runtime import autocast, resolve_device
@@ -123,14 +124,20 @@ class Footage:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def _image_size(path: Path, max_pixels: int) -> tuple[int, int]:
+    """A frame's size from its header, refused (with the reason) before anything decodes it."""
+    refuse_special(path, "INPUT")  # a FIFO named .png would hang the header read
     try:
-        return raster_size(path)
-    except (OSError, ValueError):
-        raise BlursynthError(f"{path}: not a readable image") from None
+        size = raster_size(path)
+        check_pixels(size, max_pixels)
+    except OSError as exc:
+        raise BlursynthError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise BlursynthError(f"{path}: {exc}") from None
+    return size
 
 
-def open_footage(path: str | Path) -> Footage:
+def open_footage(path: str | Path, max_pixels: int = FRAME_PIXELS) -> Footage:
     """Find and probe the frames of INPUT (headers only; no frame is decoded).
 
     Parameters
@@ -139,6 +146,10 @@ def open_footage(path: str | Path) -> Footage:
         A folder of frames (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``;
         sub-folders are not read), one image, or a video (``.mp4``, ``.avi``,
         ``.mov``, ``.mkv``).
+    max_pixels : int
+        The most pixels a frame's header may declare (``--max-megapixels``;
+        100 megapixels by default): a small file can declare a huge image,
+        refused here before any pixel is decoded.
 
     Returns
     -------
@@ -147,15 +158,17 @@ def open_footage(path: str | Path) -> Footage:
     Raises
     ------
     BlursynthError
-        INPUT missing, empty or of another type; an unreadable frame; a frame of
-        another size than the first; two frames that would write the same PNG.
+        INPUT missing, empty or of another type (a FIFO, a socket, a device);
+        an unreadable frame; a frame over ``max_pixels``; a frame of another
+        size than the first; two frames that would write the same PNG.
     """
     path = Path(path)
     if not path.exists():
         raise BlursynthError(f"INPUT {path}: no such file or folder")
     exts = ", ".join(sorted(FRAME_EXTS))
     if path.is_dir():
-        files = sorted((p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTS),
+        # Not is_file(): a FIFO named f3.png must be refused by _image_size, not skipped in silence.
+        files = sorted((p.name for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in FRAME_EXTS),
                        key=_natural_key)
         if not files:
             raise BlursynthError(f"INPUT {path}: no frames ({exts}) in this folder")
@@ -167,7 +180,7 @@ def open_footage(path: str | Path) -> Footage:
             stems[stem] = name
         size = None
         for name in files:
-            this = _image_size(path / name)
+            this = _image_size(path / name, max_pixels)
             if size is None:
                 size = this
             elif this != size:
@@ -176,9 +189,9 @@ def open_footage(path: str | Path) -> Footage:
         return Footage(path, "frames", tuple(files), tuple(stems), size)
     suffix = path.suffix.lower()
     if suffix in FRAME_EXTS:
-        return Footage(path, "image", (path.name,), (path.stem,), _image_size(path))
+        return Footage(path, "image", (path.name,), (path.stem,), _image_size(path, max_pixels))
     if suffix in VIDEO_EXTS:
-        clip = discover_clips([path])[0][0]
+        clip = discover_clips([path], max_pixels=max_pixels)[0][0]
         return Footage(path, "video", (path.name,), tuple(f"frame_{i:06d}" for i in range(clip.n_frames)),
                        clip.size)
     raise BlursynthError(f"INPUT {path}: not a folder of frames, an image ({exts}) "
@@ -330,7 +343,7 @@ def _check_out(out: Path, footage: Footage) -> list[str]:
 
 
 def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "auto", amp: str = "none",
-           progress: bool = True) -> dict:
+           progress: bool = True, max_pixels: int = FRAME_PIXELS) -> dict:
     """Deblur a folder of frames, an image or a video with the model of a training run.
 
     Parameters
@@ -348,6 +361,8 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
         ``none`` or ``bf16`` (bf16 autocast).
     progress : bool
         Show a progress bar on stderr.
+    max_pixels : int
+        The most pixels an input frame may declare (:func:`open_footage`).
 
     Returns
     -------
@@ -367,7 +382,7 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
         raise BlursynthError(f"--amp {amp}: expected none or bf16")
     device = resolve_device(device)
     run, out = Path(run), Path(out)
-    footage = open_footage(input)
+    footage = open_footage(input, max_pixels)
     old_outputs = _check_out(out, footage)
     model, ckpt = _load_run(run)
     model.to(device)

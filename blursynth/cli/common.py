@@ -11,6 +11,7 @@ flags win key by key).
 
 from __future__ import annotations
 
+import math
 import signal
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ import click
 
 from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun, user_message
 from blursynth.jsondoc import load_toml
+from blursynth.sources.headers import FRAME_PIXELS, PANORAMA_PIXELS
 
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
 
@@ -68,7 +70,8 @@ def _show_note(message, category, filename, lineno, file=None, line=None):
 
 # Options that say where to write and how to run: a recipe sets content only,
 # so that a downloaded recipe cannot choose what gets deleted or where.
-RUN_KEYS = frozenset({"out", "overwrite", "workers", "backend", "scheduler", "skip_bad", "quiet"})
+RUN_KEYS = frozenset({"out", "overwrite", "workers", "backend", "scheduler", "skip_bad", "quiet",
+                      "max_megapixels"})
 
 
 def load_recipe(path: str | Path, command: click.Command) -> dict:
@@ -326,6 +329,7 @@ def run_options(command: str):
         click.option("--overwrite", is_flag=True, help="Replace a different dataset already in --out."),
         click.option("--skip-bad", is_flag=True, help="Skip unusable sources and list them in manifest.json."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        max_megapixels_option(FRAME_PIXELS if command == "highspeed" else PANORAMA_PIXELS),
     ]
 
     def apply(func):
@@ -342,7 +346,30 @@ def make_run_options(kw: dict):
     from blursynth.engine import RunOptions
     keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
             "skip_bad", "quiet")
-    return RunOptions(**{k: kw.pop(k) for k in keys})
+    return RunOptions(**{k: kw.pop(k) for k in keys}, max_pixels=pixel_limit(kw.pop("max_megapixels")))
+
+
+def max_megapixels_option(default: int):
+    """``--max-megapixels``: the pixel limit of a source image's header (default ``default`` pixels)."""
+    return click.option(
+        "--max-megapixels", type=float, default=None, metavar="MP", show_default=f"{default / 1e6:g}",
+        help="Refuse a source image whose header declares more megapixels, before any pixel is decoded "
+             "(a small file can declare a huge image); raise it for real images that large.")
+
+
+def pixel_limit(megapixels: float | None) -> int | None:
+    """``--max-megapixels`` in pixels (None: the command's default).
+
+    Raises
+    ------
+    BlursynthError
+        Not a positive, finite number.
+    """
+    if megapixels is None:
+        return None
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        raise BlursynthError(f"--max-megapixels {megapixels:g}: must be a positive number")
+    return max(1, int(megapixels * 1e6))
 
 
 def report(manifest, out) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from blursynth.cli.root import main
-from blursynth.cli.common import recipe_option
+from blursynth.cli.common import max_megapixels_option, pixel_limit, recipe_option
+from blursynth.sources.headers import FRAME_PIXELS
 
 _DATA = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -260,7 +261,8 @@ def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out,
 @click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
               help="Mixed precision (bf16 autocast).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
-def deblur(input, run, out, device, amp, quiet):
+@max_megapixels_option(FRAME_PIXELS)
+def deblur(input, run, out, device, amp, quiet, max_megapixels):
     """Deblur INPUT (a folder of frames, one image or a video) with the model of a training
     run, into PNG frames in OUT.
 
@@ -274,7 +276,9 @@ def deblur(input, run, out, device, amp, quiet):
     """
     from reference_models.apply import deblur as deblur_footage
 
-    record = deblur_footage(input, run, out, device=device, amp=amp, progress=not quiet)
+    limit = pixel_limit(max_megapixels)
+    record = deblur_footage(input, run, out, device=device, amp=amp, progress=not quiet,
+                            **({} if limit is None else {"max_pixels": limit}))
     if not quiet:
         n, k = record["n_frames"], record["frames_per_input"]
         what = f"{n} frame{'s' if n != 1 else ''}" + (f" ({k} output frames each)" if k > 1 else "")

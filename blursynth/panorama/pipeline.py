@@ -67,5 +67,5 @@ def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     """
     check_device(config.device)
     check_budget(config, options.out or default_out(KIND))
-    specs, skipped = plan(config, skip_bad=options.skip_bad)
+    specs, skipped = plan(config, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
     return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)

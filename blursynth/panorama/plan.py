@@ -182,7 +182,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
 
 
 def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
-         skip_bad: bool = False) -> tuple[list[PanoramaSpec], list[dict]]:
+         skip_bad: bool = False, max_pixels: int | None = None) -> tuple[list[PanoramaSpec], list[dict]]:
     """Config (+ checked panoramas) -> ``(specs, skipped)``, specs in index order.
 
     Samples come in groups of ``K = per_panorama`` consecutive ones (the last
@@ -199,6 +199,9 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
         :func:`blursynth.sources.panoramas.discover`.
     skip_bad : bool
         With ``panoramas`` None: list unusable panoramas instead of raising.
+    max_pixels : int, optional
+        With ``panoramas`` None: the pixel limit of a panorama's header
+        (default 400 megapixels, ``--max-megapixels``).
 
     Returns
     -------
@@ -213,7 +216,7 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
     """
     skipped: list[dict] = []
     if panoramas is None:
-        panoramas, skipped = discover(config.src, skip_bad=skip_bad)
+        panoramas, skipped = discover(config.src, skip_bad=skip_bad, max_pixels=max_pixels)
     if not panoramas:
         first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
         raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")

@@ -10,7 +10,9 @@
 A clip's id is its path relative to the ``--src`` root it was found under (for a
 folder or file given directly: its name), POSIX-style, so ids are stable across
 machines (:mod:`blursynth.sources.discovery`). Probing a frame folder reads only
-image headers (Pillow). Probing a video counts the frames that really decode,
+image headers (:mod:`blursynth.sources.headers`), and a frame (or a video's
+reported frame size) of more than 100 megapixels is refused before any pixel
+is decoded (``--max-megapixels`` raises the limit). Probing a video counts the frames that really decode,
 because container headers lie (an AVI whose header claims 444 frames may hold
 68 that decode): the plan uses that count, never the header's, so a clip never
 ends mid-run. The count is cached per file, keyed by size and modification
@@ -19,6 +21,7 @@ time (:func:`decodable_frames`), so a re-run does not decode the video twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -30,6 +33,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.sources import headers
 from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
 
@@ -94,18 +98,18 @@ def _order_frames(folder: Path, names: list[str], clip_id: str) -> tuple[str, ..
     return tuple(name for _, name in numbered)
 
 
-def _probe_frames(folder: Path, clip_id: str, names: list[str]) -> Clip:
-    from PIL import Image, UnidentifiedImageError
-
+def _probe_frames(folder: Path, clip_id: str, names: list[str], max_pixels: int) -> Clip:
     files = _order_frames(folder, names, clip_id)
     size = None
     for name in files:
         path = folder / name
         try:
-            with Image.open(path) as im:
-                this = im.size
-        except (OSError, UnidentifiedImageError, ValueError):
-            raise BadSourceError(clip_id, f"{path}: not a readable image") from None
+            this = headers.raster_size(path)
+            headers.check_pixels(this, max_pixels)
+        except OSError as exc:
+            raise BadSourceError(clip_id, f"{path}: cannot read ({exc.strerror})") from None
+        except ValueError as exc:
+            raise BadSourceError(clip_id, f"{path}: {exc}") from None
         if size is None:
             size = this
         elif this != size:
@@ -114,7 +118,7 @@ def _probe_frames(folder: Path, clip_id: str, names: list[str]) -> Clip:
     return Clip(clip_id, str(folder), "frames", len(files), size, files)
 
 
-def _probe_video(path: Path, clip_id: str) -> Clip:
+def _probe_video(path: Path, clip_id: str, max_pixels: int) -> Clip:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -127,6 +131,10 @@ def _probe_video(path: Path, clip_id: str) -> Clip:
         cap.release()
     if w <= 0 or h <= 0:
         raise BadSourceError(clip_id, f"{path}: the video reports no frame size")
+    try:
+        headers.check_pixels((w, h), max_pixels)  # before a frame is decoded (counted)
+    except ValueError as exc:
+        raise BadSourceError(clip_id, f"{path}: {exc}") from None
     n = decodable_frames(path, clip_id)
     if n <= 0:
         raise BadSourceError(clip_id, f"{path}: no frame decodes (the header claims {max(header, 0)})")
@@ -198,26 +206,27 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
     return n
 
 
-def _candidates(root: Path):
+def _candidates(root: Path, max_pixels: int):
     """``(id, probe)`` of every clip under one ``--src`` entry (see :mod:`.discovery`)."""
     if root.is_file():
         if root.suffix.lower() not in VIDEO_EXTS:
             raise BlursynthError(f"--src {root}: not a video ({', '.join(sorted(VIDEO_EXTS))}) or a folder")
-        return [(root.name, lambda r=root: _probe_video(r, r.name))]
+        return [(root.name, lambda r=root: _probe_video(r, r.name, max_pixels))]
     found = []
     for folder, rel, files in walk(root):
         frames = [f for f in files if Path(f).suffix.lower() in FRAME_EXTS]
         videos = [f for f in files if Path(f).suffix.lower() in VIDEO_EXTS]
         if frames:
             base = root.name if rel == "." else rel
-            found.append((base, lambda f=folder, b=base, n=frames: _probe_frames(f, b, n)))
+            found.append((base, lambda f=folder, b=base, n=frames: _probe_frames(f, b, n, max_pixels)))
         for video in videos:
             vid = relative_id(rel, video)
-            found.append((vid, lambda p=folder / video, v=vid: _probe_video(p, v)))
+            found.append((vid, lambda p=folder / video, v=vid: _probe_video(p, v, max_pixels)))
     return found
 
 
-def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[list[Clip], list[dict]]:
+def discover(sources: Iterable[str | Path], skip_bad: bool = False,
+             max_pixels: int | None = None) -> tuple[list[Clip], list[dict]]:
     """Find and probe every clip under ``sources``.
 
     Parameters
@@ -226,6 +235,10 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[lis
         The ``--src`` entries: videos, frame folders or trees of them.
     skip_bad : bool
         List unusable clips instead of raising.
+    max_pixels : int, optional
+        Refuse a clip whose frames (image headers, a video's reported size)
+        declare more pixels; default
+        :data:`blursynth.sources.headers.FRAME_PIXELS` (100 megapixels).
 
     Returns
     -------
@@ -239,8 +252,9 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False) -> tuple[lis
     BadSourceError
         The first unusable clip, without ``skip_bad``.
     """
+    limit = headers.FRAME_PIXELS if max_pixels is None else max_pixels
     return discover_sources(
-        list(sources), _candidates, noun="clip", skip_bad=skip_bad,
+        list(sources), functools.partial(_candidates, max_pixels=limit), noun="clip", skip_bad=skip_bad,
         nothing_found=(f"no frames ({', '.join(sorted(FRAME_EXTS))}) "
                        f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
 

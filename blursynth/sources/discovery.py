@@ -1,8 +1,9 @@
 """The one source walker: ids, duplicates, probing and the skip list.
 
 Both pipelines find their sources the same way. Each ``--src`` entry is a file
-or a folder searched recursively (symbolic links followed, hidden files and
-folders ignored, folders visited in sorted order). A source's id is its path
+or a folder searched recursively (symbolic links followed, but no folder
+entered twice; hidden files and folders ignored, folders visited in sorted
+order; a FIFO, socket or device refused). A source's id is its path
 relative to the entry it was found under, POSIX-style, so ids are stable across
 machines; a file given directly is known by its name. What counts as a source
 (a frame folder, a video, a panorama) and how it is checked is the caller's
@@ -14,11 +15,13 @@ part: a :class:`Candidates` function lists ``(id, probe)`` pairs for one
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.infiles import file_kind
 
 T = TypeVar("T")
 Probe = Callable[[], T]
@@ -27,6 +30,15 @@ Candidates = Callable[[Path], Iterable[tuple[str, Probe]]]
 
 def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
     """Every folder under ``root`` with its visible files, in a stable order.
+
+    Folders are visited depth first, sub-folders in sorted order; symbolic
+    links are followed, but a folder already visited (the same device and
+    inode, e.g. through ``ln -s . loop``) is not entered again, so a link
+    loop neither hangs the walk nor yields the same footage under many ids
+    (issue 19). A visible entry that is neither a regular file nor a folder
+    (a FIFO, a socket, a device) is refused: reading one would hang or never
+    end. A dangling link is listed as a file, for the caller's probe to refuse.
+    Folders that cannot be listed are passed over, as :func:`os.walk` does.
 
     Parameters
     ----------
@@ -41,11 +53,52 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
         Its path relative to ``root``, POSIX-style (``"."`` for ``root``).
     files : list of str
         Names of the files in it that do not start with ``.``, sorted.
+
+    Raises
+    ------
+    BlursynthError
+        An entry that is not a regular file or a folder, named.
     """
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        folder = Path(folder)
-        yield folder, folder.relative_to(root).as_posix(), sorted(f for f in files if not f.startswith("."))
+    root = Path(root)
+    visited: set[tuple[int, int]] = set()
+    todo = [root]
+    while todo:
+        folder = todo.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in visited:
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = [e for e in it if not e.name.startswith(".")]
+        except OSError:
+            continue
+        dirs, files = [], []
+        for entry in entries:
+            if entry.is_dir():  # follows links, like is_file
+                dirs.append(entry.name)
+            elif entry.is_file():
+                files.append(entry.name)
+            else:
+                refuse_special(folder / entry.name)
+                files.append(entry.name)  # a dangling link
+        yield folder, folder.relative_to(root).as_posix(), sorted(files)
+        todo.extend(folder / d for d in sorted(dirs, reverse=True))
+
+
+def refuse_special(path: Path, option: str = "--src") -> None:
+    """Raise :class:`BlursynthError` naming ``path`` when it exists and is not a regular file or folder.
+
+    A FIFO, socket or device in ``--src`` (or ``deblur``'s INPUT: ``option``)
+    would hang the probe that opens it (or, for ``/dev/zero``, never end).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or a dangling link: the caller says so
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise BlursynthError(f"{option} {path}: is {file_kind(mode)}, not a regular file or a folder "
+                             "(reading it would hang); remove it")
 
 
 def relative_id(rel: str, name: str) -> str:
@@ -113,6 +166,7 @@ def discover(sources: Sequence[str | Path], candidates: Candidates, *, nothing_f
     for root in roots:
         if not root.exists():
             raise BlursynthError(f"--src {root}: no such file or folder")
+        refuse_special(root)
         found.extend(candidates(root))
     if not found:
         raise BlursynthError(f"--src {' '.join(map(str, roots))}: {nothing_found}")

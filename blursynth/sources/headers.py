@@ -14,8 +14,13 @@ working width), so it reads a few hundred bytes per file instead of decoding it:
   scale (its sign gives the byte order), separated by white space. The file
   must also be long enough to hold ``W H C`` float32 values, so a truncated
   file is caught at plan time too.
-* 8-bit ``.jpg``/``.png``: the JPEG start-of-frame segment (ITU T.81) or the
-  PNG IHDR chunk; other files named so fall back to Pillow's header parser.
+* 8-bit ``.jpg``/``.png``/``.tif``: the JPEG start-of-frame segment (ITU
+  T.81), the PNG IHDR chunk or the TIFF's first image file directory; other
+  files named so fall back to Pillow's header parser.
+* OpenEXR (``.exr``): the ``dataWindow`` attribute of the header.
+
+Every size is checked against a pixel limit (:func:`check_pixels`) before any
+pixel is decoded, in synthesis and in ``deblur`` (issue 19, item 5).
 
 Every function returns ``(width, height)`` or raises :class:`ValueError` with a
 short reason; the caller names the file.
@@ -184,13 +189,112 @@ def png_size(path: str | Path) -> tuple[int, int]:
     return width, height
 
 
-def raster_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` of an 8-bit image (JPEG, PNG) from its header.
+def tiff_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of a TIFF from its first image file directory (TIFF 6.0, section 2).
 
-    JPEG and PNG headers are parsed here (:func:`jpeg_size`, :func:`png_size`:
-    a few hundred bytes, no library in the loop); anything else, e.g. a PNG
-    renamed ``.jpg``, falls back to Pillow's header parser (``Image.open`` reads
-    no pixels).
+    The header gives the byte order (``II``/``MM``), 42 and the offset of the
+    first IFD; the IFD's ImageWidth (256) and ImageLength (257) entries hold
+    the size, as SHORT or LONG values in the entry itself.
+
+    Raises
+    ------
+    ValueError
+        Not a classic TIFF (BigTIFF included), or no width and height in the first IFD.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            raise ValueError("not a TIFF file")
+        order = "little" if head[:2] == b"II" else "big"
+        if int.from_bytes(head[2:4], order) != 42:
+            raise ValueError("not a classic TIFF file")
+        fh.seek(int.from_bytes(head[4:8], order))
+        count = int.from_bytes(fh.read(2), order)
+        entries = fh.read(12 * min(count, 4096))
+    size = {}
+    for k in range(len(entries) // 12):
+        entry = entries[12 * k:12 * k + 12]
+        tag, kind = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
+        if tag in (256, 257) and kind in (3, 4):  # SHORT: the first 2 bytes of the value field
+            size[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+    if 256 not in size or 257 not in size or min(size.values()) < 1:
+        raise ValueError("no TIFF image size in the first directory")
+    return size[256], size[257]
+
+
+def exr_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an OpenEXR file from its header's ``dataWindow`` (OpenEXR file layout).
+
+    After the magic number and the version field come attributes, each a
+    null-terminated name, a null-terminated type, a 4-byte size and the
+    value; ``dataWindow`` is a ``box2i`` (xMin, yMin, xMax, yMax as int32).
+
+    Raises
+    ------
+    ValueError
+        Not an OpenEXR file, or no ``dataWindow`` in the first ``MAX_HEADER`` bytes.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(MAX_HEADER)
+    if head[:4] != b"\x76\x2f\x31\x01":
+        raise ValueError("not an OpenEXR file")
+    pos = 8
+    while pos < len(head):
+        name_end = head.find(b"\0", pos)
+        if name_end == pos:  # an empty name ends the header
+            break
+        type_end = head.find(b"\0", name_end + 1)
+        if name_end < 0 or type_end < 0 or type_end + 5 > len(head):
+            break
+        length = int.from_bytes(head[type_end + 1:type_end + 5], "little")
+        value = head[type_end + 5:type_end + 5 + length]
+        if head[pos:name_end] == b"dataWindow" and len(value) == 16:
+            x0, y0, x1, y1 = (int.from_bytes(value[i:i + 4], "little", signed=True) for i in range(0, 16, 4))
+            if x1 < x0 or y1 < y0:
+                raise ValueError(f"bad OpenEXR data window {x0},{y0} to {x1},{y1}")
+            return x1 - x0 + 1, y1 - y0 + 1
+        pos = type_end + 5 + length
+    raise ValueError("no OpenEXR dataWindow in the header")
+
+
+# The most pixels an image may declare before anything decodes it (issue 19,
+# item 5): a 389 KB PNG may declare 20000x20000 pixels, 1.2 GB of RGB, more as
+# float. Raised with --max-megapixels.
+FRAME_PIXELS = 100_000_000
+PANORAMA_PIXELS = 400_000_000
+
+
+def check_pixels(size: tuple[int, int], limit: int) -> None:
+    """Refuse an image whose header declares more than ``limit`` pixels.
+
+    Parameters
+    ----------
+    size : (int, int)
+        ``(width, height)`` from the header.
+    limit : int
+        The most pixels allowed (:data:`FRAME_PIXELS`, :data:`PANORAMA_PIXELS`,
+        or what ``--max-megapixels`` says).
+
+    Raises
+    ------
+    ValueError
+        With the reason, for the caller to name the file.
+    """
+    w, h = size
+    if w * h > limit:
+        raise ValueError(f"declares {w}x{h} pixels ({w * h / 1e6:.1f} megapixels), more than the limit of "
+                         f"{limit / 1e6:g}; raise it with --max-megapixels if the image is real")
+
+
+def raster_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an 8-bit image (JPEG, PNG, TIFF) from its header.
+
+    JPEG, PNG and TIFF headers are parsed here (:func:`jpeg_size`,
+    :func:`png_size`, :func:`tiff_size`: a few hundred bytes, no library in
+    the loop); anything else, e.g. a BMP renamed ``.jpg``, falls back to
+    Pillow's header parser (``Image.open`` reads no pixels). Pillow's own
+    decompression-bomb limit is not applied there: the caller checks the size
+    against blursynth's (:func:`check_pixels`), which an option can raise.
 
     Raises
     ------
@@ -204,11 +308,19 @@ def raster_size(path: str | Path) -> tuple[int, int]:
             return jpeg_size(path)
         if magic == b"\x89PNG\r\n\x1a\n":
             return png_size(path)
+        if magic[:4] in (b"II*\0", b"MM\0*"):
+            return tiff_size(path)
     except ValueError:
         pass  # let Pillow judge a damaged header
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
-            return im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        raise ValueError(f"declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         raise ValueError("not a readable image") from None

@@ -9,7 +9,8 @@ the folder given. Supported files:
 * ``.hdr`` (Radiance), ``.pfm`` and ``.exr`` (``kind="hdr"``): linear radiance,
   which must be finite and non-negative.
 
-Every panorama must be 2:1 (equirectangular). Planning (:func:`discover`,
+Every panorama must be 2:1 (equirectangular) and declare at most 400
+megapixels (``--max-megapixels``). Planning (:func:`discover`,
 :func:`probe`) reads only file headers (:mod:`blursynth.sources.headers`);
 the pixels are decoded and checked (HDR: finite, non-negative) by the worker
 that renders them. :func:`load_panorama` gives the linear, resampled and padded
@@ -73,12 +74,18 @@ def kind_of(path: Path) -> str | None:
     return "ldr" if ext in LDR_EXTS else "hdr" if ext in HDR_EXTS else None
 
 
-def _read_exr(path: Path, source_id: str) -> np.ndarray:
+def _openexr(path: Path, source_id: str):
+    """The OpenEXR bindings, or a :class:`BadSourceError` saying how to get them."""
     try:
-        import OpenEXR  # noqa: F401
+        import OpenEXR
     except ImportError:
         raise BadSourceError(source_id, f"{path}: reading .exr needs the OpenEXR Python bindings "
                                         "(pip install 'blursynth[exr]'), or convert it to .hdr/.pfm") from None
+    return OpenEXR
+
+
+def _read_exr(path: Path, source_id: str) -> np.ndarray:
+    OpenEXR = _openexr(path, source_id)
     try:
         if hasattr(OpenEXR, "File"):  # OpenEXR >= 3.3
             with OpenEXR.File(str(path)) as exr:
@@ -211,13 +218,11 @@ def _check_shape(w: int, h: int, path, source_id: str) -> None:
                                         "(the width must be twice the height)")
 
 
-_HEADER_READERS = {".hdr": headers.radiance_size, ".pfm": headers.pfm_size}
+_HEADER_READERS = {".hdr": headers.radiance_size, ".pfm": headers.pfm_size, ".exr": headers.exr_size}
 
 
-def image_size(path: str | Path, source_id: str) -> tuple[int, int]:
+def image_size(path: str | Path, source_id: str, max_pixels: int | None = None) -> tuple[int, int]:
     """``(width, height)`` of a panorama file from its header alone (no decoding).
-
-    ``.exr`` is the exception: it is decoded (see docs/panorama.md).
 
     Parameters
     ----------
@@ -225,6 +230,8 @@ def image_size(path: str | Path, source_id: str) -> tuple[int, int]:
         The file.
     source_id : str
         Its id, named in errors.
+    max_pixels : int, optional
+        Refuse a header that declares more pixels (:func:`blursynth.sources.headers.check_pixels`).
 
     Returns
     -------
@@ -233,29 +240,32 @@ def image_size(path: str | Path, source_id: str) -> tuple[int, int]:
     Raises
     ------
     BadSourceError
-        The header cannot be read (the reason names the file).
+        The header cannot be read, declares more than ``max_pixels``, or (.exr)
+        the OpenEXR bindings are missing (the reason names the file).
     """
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".exr":
-        h, w = _read_exr(path, source_id).shape[:2]
-        return w, h
+        _openexr(path, source_id)  # said at plan time, not when a worker decodes it
     reader = _HEADER_READERS.get(ext, headers.raster_size)
     try:
-        return reader(path)
+        size = reader(path)
+        if max_pixels is not None:
+            headers.check_pixels(size, max_pixels)
+        return size
     except OSError as exc:
         raise BadSourceError(source_id, f"{path}: cannot read ({exc.strerror})") from None
     except ValueError as exc:
-        reason = str(exc) if reader is not headers.raster_size else "not a readable image"
-        raise BadSourceError(source_id, f"{path}: {reason}") from None
+        raise BadSourceError(source_id, f"{path}: {exc}") from None
 
 
-def probe(path: str | Path, source_id: str) -> Panorama:
-    """Check one panorama file from its header: readable and 2:1.
+def probe(path: str | Path, source_id: str, max_pixels: int = headers.PANORAMA_PIXELS) -> Panorama:
+    """Check one panorama file from its header: readable, 2:1, at most ``max_pixels``.
 
-    Pixels are not decoded (except ``.exr``): NaN or negative HDR radiance is
-    found by the worker that loads the panorama (:func:`read_image`), so that
-    planning a large collection costs a few hundred bytes per file.
+    Pixels are not decoded: NaN or negative HDR radiance is found by the
+    worker that loads the panorama (:func:`read_image`), so that planning a
+    large collection costs a few hundred bytes per file, and a header that
+    declares more than ``max_pixels`` is refused before anything decodes it.
 
     Parameters
     ----------
@@ -263,6 +273,8 @@ def probe(path: str | Path, source_id: str) -> Panorama:
         The file.
     source_id : str
         Its id (the path relative to its ``--src`` folder).
+    max_pixels : int
+        The pixel limit (``--max-megapixels``).
 
     Returns
     -------
@@ -274,18 +286,18 @@ def probe(path: str | Path, source_id: str) -> Panorama:
         The header is unreadable or the size is not 2:1.
     """
     path = Path(path)
-    w, h = image_size(path, source_id)
+    w, h = image_size(path, source_id, max_pixels)
     _check_shape(w, h, path, source_id)
     return Panorama(source_id, str(path), kind_of(path), (w, h))
 
 
-def _candidates(root: Path):
+def _candidates(root: Path, max_pixels: int):
     """``(id, probe)`` of every panorama under one ``--src`` entry."""
     if root.is_file():
         if kind_of(root) is None:
             raise BlursynthError(f"--src {root}: not a panorama image ({_EXTS}) or a folder")
-        return [(root.name, lambda: probe(root, root.name))]
-    return [(pid, lambda p=folder / name, i=pid: probe(p, i))
+        return [(root.name, lambda: probe(root, root.name, max_pixels))]
+    return [(pid, lambda p=folder / name, i=pid: probe(p, i, max_pixels))
             for folder, rel, files in walk(root)
             for name in files if kind_of(Path(name)) is not None
             for pid in [relative_id(rel, name)]]
@@ -294,7 +306,8 @@ def _candidates(root: Path):
 _EXTS = ", ".join(sorted(LDR_EXTS | HDR_EXTS))
 
 
-def discover(sources, skip_bad: bool = False) -> tuple[list[Panorama], list[dict]]:
+def discover(sources, skip_bad: bool = False,
+             max_pixels: int | None = None) -> tuple[list[Panorama], list[dict]]:
     """Find and check every panorama under ``sources`` (files or folders, searched recursively).
 
     Parameters
@@ -303,6 +316,9 @@ def discover(sources, skip_bad: bool = False) -> tuple[list[Panorama], list[dict
         The ``--src`` entries.
     skip_bad : bool
         List unusable panoramas instead of raising.
+    max_pixels : int, optional
+        Refuse a panorama whose header declares more pixels; default
+        :data:`blursynth.sources.headers.PANORAMA_PIXELS` (400 megapixels).
 
     Returns
     -------
@@ -317,8 +333,9 @@ def discover(sources, skip_bad: bool = False) -> tuple[list[Panorama], list[dict
     BadSourceError
         The first unusable panorama, without ``skip_bad``.
     """
-    return discover_sources(list(sources), _candidates, noun="panorama", skip_bad=skip_bad,
-                            nothing_found=f"no panoramas ({_EXTS}) found")
+    limit = headers.PANORAMA_PIXELS if max_pixels is None else max_pixels
+    return discover_sources(list(sources), functools.partial(_candidates, max_pixels=limit), noun="panorama",
+                            skip_bad=skip_bad, nothing_found=f"no panoramas ({_EXTS}) found")
 
 
 # RGB -> RGB + luminance in one pass (cv2.transform).

@@ -87,6 +87,17 @@ DATA = [
     (["preview", "{out}", "--out", "{out}.png"], ["does not exist"]),
     (["info", "{clip}"], ["not a blursynth dataset"]),
     (["verify", "{clip}"], ["not a blursynth dataset"]),
+    # Issue 19: output files (blursynth.outdir); a dataset's own file is never one, even with --overwrite.
+    (["preview", "{data}", "--out", "{out}/sheet.png"], ["--out", "does not exist"]),
+    (["report", "{data}", "--out", "{out}/page.html", "--workers", "1"], ["--out", "does not exist"]),
+    (["report", "{data}", "--out", "{data}/manifest.html", "--overwrite", "--workers", "1"],
+     ["manifest.json", "file of the dataset"]),
+    (["filter", "{data}", "--out", "{data}/manifest.json", "--overwrite", "--workers", "1"],
+     ["manifest.json", "file of the dataset"]),
+    (["split", "{data}", "--out", "{data}/shard-00000.h5", "--overwrite"], ["shard-00000.h5", "file of the dataset"]),
+    (["preview", "{data}", "--out", "{data}/.blursynth.lock", "--overwrite"], [".blursynth.lock", "file of the"]),
+    (["export", "{data}", "--format", "paired", "--out", "{data}", "--workers", "1"],
+     ["--out", "holds no blursynth export"]),
 ]
 
 

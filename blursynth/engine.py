@@ -280,8 +280,7 @@ def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
     elif entries and not overwrite:
         raise BlursynthError(f"--out {out}: the folder is not empty; pass --overwrite or choose another --out")
     if overwrite:
-        for name in entries:
-            _remove_own(out / name)
+        remove_own(out, is_own_file)
     return manifest
 
 

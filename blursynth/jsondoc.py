@@ -215,6 +215,8 @@ def check_schema(value, schema, name: str, field: str = "") -> None:
         raise BlursynthError(f"{name}: {where} must be {says}, not {_short(value)}")
 
     if isinstance(schema, Where):
+        if isinstance(schema.schema, type) and not _fits(value, schema.schema):
+            fail(schema.says)  # "a non-negative integer", not only "an integer"
         check_schema(value, schema.schema, name, field)
         if not schema.test(value):
             fail(schema.says)

@@ -133,6 +133,24 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "blursynth"
 
 
+def cache_unwritable(exc: OSError, what: str, hint: str = "") -> BlursynthError:
+    """The one-line error for a cache folder that cannot be written (any ``OSError``:
+    not a folder, read-only, full, no permission), naming the path and what to do.
+
+    Parameters
+    ----------
+    exc : OSError
+        What the write raised.
+    what : str
+        What was being written (``"the built-in sample clip"``).
+    hint : str
+        Another way out, appended (``", or pass --data"``).
+    """
+    where = exc.filename or cache_dir()
+    return BlursynthError(f"{where}: cannot write {what} there ({exc.strerror or exc}); "
+                          f"set BLURSYNTH_CACHE to a writable folder{hint}")
+
+
 def cached_sample_clip() -> Path:
     """The built-in 240 fps clip (96 frames of 320x180, seed 0) as a frame folder in
     :func:`cache_dir`, written on first use.
@@ -150,14 +168,13 @@ def cached_sample_clip() -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{SAMPLE_CLIP}-", dir=final.parent))
     except OSError as exc:
-        raise BlursynthError(f"{final.parent}: cannot write the built-in sample clip there ({exc.strerror}); "
-                             "set BLURSYNTH_CACHE to a writable folder") from None
+        raise cache_unwritable(exc, "the built-in sample clip") from None
     try:
         write_sample_clip(tmp)
         tmp.rename(final)
-    except OSError:
+    except OSError as exc:
         if not final.is_dir():  # another process did not win the race: a real failure
-            raise
+            raise cache_unwritable(exc, "the built-in sample clip") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

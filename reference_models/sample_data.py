@@ -30,6 +30,7 @@ from blursynth.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.shards import Manifest
 from blursynth.synthetic import cache_dir  # the one per-user cache folder (also the --src fallback clip)
+from blursynth.synthetic import cache_unwritable
 
 __all__ = ["SAMPLE_VERSION", "cache_dir", "sample_dataset"]
 
@@ -107,9 +108,8 @@ def sample_dataset(kind: str, log: Callable[[str], None] = print) -> Path:
             if not _complete(root):  # not a concurrent first run that finished first
                 shutil.rmtree(root, ignore_errors=True)
                 os.rename(work / "data", root)
-    except PermissionError as exc:
-        raise BlursynthError(f"{exc.filename}: cannot write the sample dataset there "
-                             "(set BLURSYNTH_CACHE to a writable folder, or pass --data)") from None
+    except OSError as exc:  # not only permissions: BLURSYNTH_CACHE may be a file, read-only or full
+        raise cache_unwritable(exc, "the sample dataset", ", or pass --data") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return root

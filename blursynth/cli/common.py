@@ -218,7 +218,7 @@ class RecipeType(click.ParamType):
 
     def convert(self, value, param, ctx):
         path = Path(value)
-        if path.is_file():
+        if path.exists() and not path.is_dir():  # a FIFO or a device too: load_recipe names what it is
             return str(path)
         found = builtin_recipes().get(path.name.removesuffix(".toml")) if len(path.parts) <= 2 else None
         if found is not None and (len(path.parts) == 1 or path.parent.name == "recipes"):

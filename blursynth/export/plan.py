@@ -116,16 +116,30 @@ def read_samples(dataset: str | Path) -> tuple[Manifest, list[SampleInfo]]:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# The longest clip name. A clip name becomes a folder or the start of a file
+# name (``<clip>-000000.png`` and its temporary name while written) and of an
+# LMDB key: a file name holds at most 255 bytes and an LMDB key 511, and a
+# source id of 400 characters made the export fail half-way (issue 19).
+MAX_NAME = 80
+
+
+def _digest(source: str) -> str:
+    """8 hex digits of a source id's SHA-1: what keeps shortened or cleaned names apart."""
+    return hashlib.sha1(source.encode()).hexdigest()[:8]
 
 
 def safe_name(name: str) -> str:
-    """A folder / key name made of ``[A-Za-z0-9_-]`` only.
+    """A folder / key name made of ``[A-Za-z0-9_-]`` only, at most :data:`MAX_NAME` characters.
 
     Source ids can hold path separators (``sub/clip.mp4``) or ``..``: they must
     not escape the export folder, and LMDB keys must not hold ``.``, which
-    BasicSR's meta_info reader takes as the start of the extension.
+    BasicSR's meta_info reader takes as the start of the extension. A longer
+    name keeps its start and ends with a hash of the whole id.
     """
-    return _UNSAFE.sub("_", name).strip("_") or "clip"
+    clean = _UNSAFE.sub("_", name).strip("_") or "clip"
+    if len(clean) > MAX_NAME:
+        clean = f"{clean[:MAX_NAME - 9].rstrip('_-')}-{_digest(name)}"
+    return clean
 
 
 def _unique_names(sources: list[str]) -> dict[str, str]:
@@ -134,8 +148,7 @@ def _unique_names(sources: list[str]) -> dict[str, str]:
     count: dict[str, int] = {}
     for name in base.values():
         count[name] = count.get(name, 0) + 1
-    return {s: b if count[b] == 1 else f"{b}-{hashlib.sha1(s.encode()).hexdigest()[:8]}"
-            for s, b in base.items()}
+    return {s: b if count[b] == 1 else f"{b}-{_digest(s)}" for s, b in base.items()}
 
 
 def split_of_sources(sources: list[str], split_doc: dict | None) -> dict[str, str]:

@@ -32,13 +32,16 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
     """Every folder under ``root`` with its visible files, in a stable order.
 
     Folders are visited depth first, sub-folders in sorted order; symbolic
-    links are followed, but a folder already visited (the same device and
-    inode, e.g. through ``ln -s . loop``) is not entered again, so a link
-    loop neither hangs the walk nor yields the same footage under many ids
-    (issue 19). A visible entry that is neither a regular file nor a folder
-    (a FIFO, a socket, a device) is refused: reading one would hang or never
-    end. A dangling link is listed as a file, for the caller's probe to refuse.
-    Folders that cannot be listed are passed over, as :func:`os.walk` does.
+    links are followed, but no folder is entered twice (by device and inode):
+    a link to a folder that is also reachable under ``root`` without links is
+    not followed (the footage keeps the id of its real path), and of two
+    links to one folder elsewhere only the first is. So ``ln -s . loop`` or
+    two links that point at each other neither hang the walk nor yield the
+    same footage under many ids (issue 19). A visible entry that is neither
+    a regular file nor a folder (a FIFO, a socket, a device) is refused:
+    reading one would hang or never end. A dangling link is listed as a file,
+    for the caller's probe to refuse. Folders that cannot be listed are passed
+    over, as :func:`os.walk` does.
 
     Parameters
     ----------
@@ -60,15 +63,16 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
         An entry that is not a regular file or a folder, named.
     """
     root = Path(root)
+    real = _real_folders(root)
     visited: set[tuple[int, int]] = set()
     todo = [root]
     while todo:
         folder = todo.pop()
+        key = _key(folder)
+        if key is None or key in visited:
+            continue
+        visited.add(key)
         try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in visited:
-                continue
-            visited.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as it:
                 entries = [e for e in it if not e.name.startswith(".")]
         except OSError:
@@ -76,6 +80,8 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
         dirs, files = [], []
         for entry in entries:
             if entry.is_dir():  # follows links, like is_file
+                if entry.is_symlink() and _key(entry.path) in real:
+                    continue  # walked under its real path
                 dirs.append(entry.name)
             elif entry.is_file():
                 files.append(entry.name)
@@ -84,6 +90,32 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
                 files.append(entry.name)  # a dangling link
         yield folder, folder.relative_to(root).as_posix(), sorted(files)
         todo.extend(folder / d for d in sorted(dirs, reverse=True))
+
+
+def _key(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _real_folders(root: Path) -> set[tuple[int, int]]:
+    """(device, inode) of every visible folder under ``root`` reached without following a link."""
+    found, todo = set(), [root]
+    while todo:
+        folder = todo.pop()
+        key = _key(folder)
+        if key is None or key in found:
+            continue
+        found.add(key)
+        try:
+            with os.scandir(folder) as it:
+                todo.extend(e.path for e in it
+                            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return found
 
 
 def refuse_special(path: Path, option: str = "--src") -> None:

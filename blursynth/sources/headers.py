@@ -282,7 +282,7 @@ def check_pixels(size: tuple[int, int], limit: int) -> None:
     """
     w, h = size
     if w * h > limit:
-        raise ValueError(f"declares {w}x{h} pixels ({w * h / 1e6:.1f} megapixels), more than the limit of "
+        raise ValueError(f"declares {w}x{h} pixels ({w * h / 1e6:.3g} megapixels), more than the limit of "
                          f"{limit / 1e6:g}; raise it with --max-megapixels if the image is real")
 
 

@@ -41,6 +41,8 @@ CAPS = {
     "split file": 256 * MiB,
     "manifest": 512 * MiB,
     "checkpoint": 8 * GiB,
+    "export state": 512 * MiB,
+    "deblur record": 256 * MiB,
     "cache file": 64 * MiB,
 }
 

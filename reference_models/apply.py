@@ -42,6 +42,7 @@ import torch
 
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
 from blursynth.errors import BlursynthError
+from blursynth.jsondoc import load_json
 from blursynth.outdir import entries, output_folder
 from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
 from blursynth.sources.clips import discover as discover_clips
@@ -311,8 +312,8 @@ def _load_run(run: Path) -> tuple[torch.nn.Module, dict]:
 
 def _previous(out: Path) -> dict | None:
     try:
-        doc = json.loads((out / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = load_json(out / MARKER, "deblur record")  # a FIFO planted in OUT must not hang
+    except BlursynthError:
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == DEBLUR_FORMAT else None
 

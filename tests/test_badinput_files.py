@@ -533,3 +533,35 @@ def test_the_disk_message_says_its_margin(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: namedtuple("U", "total used free")(10**12, 0, free))
     result = run_cli("highspeed", "--src", clip, "--tau", "3", "--out", tmp_path / "out", "-q", "--workers", "1")
     assert_one_line_error(result, f"{budget.DISK_MARGIN / 2**20:.1f} MB", "margin", "only 50.0 MB is free")
+
+
+# ------------------------------------------------------------------ files read by a fixed name
+def test_a_fifo_planted_as_an_export_state_or_deblur_record_does_not_hang(data, tmp_path, checkpoint):
+    out = tmp_path / "export"
+    out.mkdir()
+    state = special("fifo", out, "blursynth-export.json")
+    started = time.monotonic()
+    result = run_cli("export", data["ds"], "--format", "gopro", "--out", out, "--workers", "1", "-q")
+    check(result, [str(state), "a FIFO"], out, started)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["blursynth-export.json"]
+    deblurred = tmp_path / "deblurred"
+    deblurred.mkdir()
+    special("fifo", deblurred, "deblur.json")
+    path = _save(checkpoint["ckpt"], tmp_path / "model.pt")
+    started = time.monotonic()
+    result = run_cli("deblur", checkpoint["frames"], "--run", path, "--out", deblurred, "-q")
+    check(result, [f"--out {deblurred}", "not empty"], deblurred, started)
+
+
+def test_a_fifo_in_the_cache_costs_only_time(tmp_path, monkeypatch):
+    """The video frame-count cache (video-frames.json) is read by a fixed name: a FIFO there is
+    ignored (and replaced when the count is written), never waited on."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    special("fifo", cache, "video-frames.json")
+    monkeypatch.setenv("BLURSYNTH_CACHE", str(cache))
+    video = write_video(tmp_path / "v.avi", random_frames(6, seed=2))
+    started = time.monotonic()
+    run_ok("highspeed", "--src", video, "--tau", "3", "--out", tmp_path / "out", "-q", "--workers", "1")
+    assert time.monotonic() - started < 30
+    assert json.loads((cache / "video-frames.json").read_text())[str(video.resolve())]["frames"] == 6

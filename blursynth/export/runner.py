@@ -11,7 +11,6 @@ complete) and makes the rest; a different export into the same folder is refused
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
+from blursynth.jsondoc import load_json
 from blursynth.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
 from blursynth.progress import progress_bar
 from blursynth.shards import renditions_of
@@ -51,12 +51,10 @@ def _prepare_out(out: Path, identity: dict) -> dict | None:
     """Check that ``out`` (created and locked by this run) may be resumed; the state found (or None)."""
     state_path = out / STATE
     if state_path.exists():
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise BlursynthError(f"--out {out}: unreadable {STATE} ({exc}); choose another folder") from None
+        state = load_json(state_path, "export state")  # a regular file, capped, limits (blursynth.jsondoc)
         if not isinstance(state, dict) or state.get("identity") != identity:
-            layout = state.get("identity", {}).get("layout") if isinstance(state, dict) else None
+            found = state.get("identity") if isinstance(state, dict) else None
+            layout = found.get("layout") if isinstance(found, dict) else None
             raise BlursynthError(f"--out {out}: holds a different export ({layout} "
                                  "of another dataset, split, selection or options); choose another folder")
         return state

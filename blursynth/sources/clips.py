@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import BadSourceError, BlursynthError
+from blursynth.jsondoc import load_json
 from blursynth.sources import headers
 from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
@@ -185,10 +186,10 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
     key, stamp = str(path.resolve()), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     cache_file = cache_dir() / "video-frames.json"
     try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        cache = load_json(cache_file, "cache file")  # a regular file, capped: a FIFO there must not hang
         if not isinstance(cache, dict):
             cache = {}
-    except (OSError, ValueError):
+    except BlursynthError:
         cache = {}
     hit = cache.get(key)
     if isinstance(hit, dict) and {k: hit.get(k) for k in stamp} == stamp and isinstance(hit.get("frames"), int):

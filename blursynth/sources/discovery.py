@@ -63,7 +63,41 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
         An entry that is not a regular file or a folder, named.
     """
     root = Path(root)
-    real = _real_folders(root)
+    real = set()  # the folders reached without following a link
+    for key, _, entries, below in _folders(root):
+        real.add(key)
+        below.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    for _, folder, entries, below in _folders(root):
+        dirs, files = [], []
+        for entry in entries:
+            if entry.is_dir():  # follows links, like is_file
+                if entry.is_symlink() and _key(entry.path) in real:
+                    continue  # walked under its real path
+                dirs.append(entry.name)
+            elif entry.is_file():
+                files.append(entry.name)
+            else:
+                refuse_special(folder / entry.name)
+                files.append(entry.name)  # a dangling link
+        below.extend(folder / d for d in sorted(dirs))
+        yield folder, folder.relative_to(root).as_posix(), sorted(files)
+
+
+def _key(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _folders(root: Path) -> Iterator[tuple[tuple[int, int], Path, list[os.DirEntry], list]]:
+    """Depth first from ``root``, each folder (by device and inode) once, unlistable ones passed over.
+
+    Yields ``(key, folder, entries, below)``: the folder's (device, inode), the
+    folder, its visible entries, and an empty list that the caller fills with
+    the sub-folders to visit next, in order.
+    """
     visited: set[tuple[int, int]] = set()
     todo = [root]
     while todo:
@@ -77,45 +111,9 @@ def walk(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
                 entries = [e for e in it if not e.name.startswith(".")]
         except OSError:
             continue
-        dirs, files = [], []
-        for entry in entries:
-            if entry.is_dir():  # follows links, like is_file
-                if entry.is_symlink() and _key(entry.path) in real:
-                    continue  # walked under its real path
-                dirs.append(entry.name)
-            elif entry.is_file():
-                files.append(entry.name)
-            else:
-                refuse_special(folder / entry.name)
-                files.append(entry.name)  # a dangling link
-        yield folder, folder.relative_to(root).as_posix(), sorted(files)
-        todo.extend(folder / d for d in sorted(dirs, reverse=True))
-
-
-def _key(path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _real_folders(root: Path) -> set[tuple[int, int]]:
-    """(device, inode) of every visible folder under ``root`` reached without following a link."""
-    found, todo = set(), [root]
-    while todo:
-        folder = todo.pop()
-        key = _key(folder)
-        if key is None or key in found:
-            continue
-        found.add(key)
-        try:
-            with os.scandir(folder) as it:
-                todo.extend(e.path for e in it
-                            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
-    return found
+        below: list = []
+        yield key, Path(folder), entries, below
+        todo.extend(reversed(below))
 
 
 def refuse_special(path: Path, option: str = "--src") -> None:

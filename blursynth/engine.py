@@ -27,13 +27,16 @@ from typing import Callable, Sequence
 import joblib
 
 import blursynth.budget as budget
+import blursynth.cluster as cluster
 from blursynth.atomic import file_sha256
 from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun, note
 from blursynth.outdir import entries as out_entries
 from blursynth.outdir import output_folder, remove_own
+from blursynth.pool import local_workers
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
-                              open_shard, shard_name)
+                              open_shard, recorded_sources, shard_name)
+from blursynth.sources import stamps
 from blursynth.worker import Worker
 
 # ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
@@ -127,7 +130,8 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     skipped, excluded = [], set(exclude)
     progress = progress_file(path)  # read by the parent's bar
     header = dict(kind=kind, config=config, fingerprint=fingerprint, shard_index=index,
-                  capacity=len(specs), compression=compression, writers=writers)
+                  capacity=len(specs), compression=compression, writers=writers,
+                  sources=[s for spec in specs for s in getattr(spec, "stamps", ())])
     try:
         while True:  # once more each time a source turns out bad: its earlier samples must go too
             with ShardWriter(path, **header) as writer:
@@ -230,6 +234,8 @@ def _write_samples(writer: ShardWriter, renderer: Renderer, worker: Worker, spec
             if not skip_bad:
                 raise
             return {"source": spec.source, "reason": exc.reason, "sample": spec.index}
+        # After the render: a file replaced before or while it was read shows here.
+        stamps.check(getattr(spec, "stamps", ()))
         writer.append(sample)
         progress.write_text(str(writer.count))
     return None
@@ -240,7 +246,11 @@ def _existing_shard_entry(path: Path, manifest: Manifest, index: int, recorded: 
     if not path.exists():
         return None
     if recorded is not None:
-        return recorded if file_sha256(path) == recorded["sha256"] else None
+        if file_sha256(path) != recorded["sha256"]:
+            return None
+        # A kept shard and the shards still to make must come from the same files.
+        stamps.check(recorded_sources(path), since=f"{path.name} was made from it")
+        return recorded
     # Renamed into place but the run died before recording it: the rename is
     # atomic, so the file is complete if it opens and belongs to this run.
     try:
@@ -290,42 +300,16 @@ def _remove_own(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast (and in one line) when nothing listens at a tcp:// scheduler address."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if parts.scheme not in ("tcp", "tls") or not parts.hostname:
-        return
-    try:
-        socket.create_connection((parts.hostname, parts.port or 8786), timeout=10).close()
-    except OSError as exc:
-        raise BlursynthError(f"--scheduler {address}: cannot connect ({exc.strerror or exc})") from None
-
-
 def _parallel(options: RunOptions, n_tasks: int):
     if options.backend == "dask":
-        try:
-            from distributed import Client
-        except ImportError:  # pragma: no cover - distributed is a dependency
-            raise BlursynthError("--backend dask needs the 'distributed' package") from None
-        _check_reachable(options.scheduler)
-        try:
-            client = Client(options.scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
-            raise BlursynthError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
-        stack = contextlib.ExitStack()
-        stack.enter_context(client)
-        stack.enter_context(joblib.parallel_config(backend="dask"))
-        n_jobs = options.workers or -1
-        return stack, n_jobs, options.threads_per_worker or 1
+        # connected on entry, within a deadline (blursynth.cluster)
+        return cluster.session(options.scheduler), options.workers or -1, options.threads_per_worker or 1
     cores = os.cpu_count() or 1
     n_jobs = options.workers or cores
     # Fewer tasks than workers leaves workers idle: give the busy ones their cores
     # (a one-shard run on --workers 2 was 0.73x of --workers 1 with cores // workers).
     busy = max(1, min(n_jobs, n_tasks))
-    return contextlib.nullcontext(), n_jobs, options.threads_per_worker or max(1, cores // busy)
+    return local_workers(), n_jobs, options.threads_per_worker or max(1, cores // busy)
 
 
 def default_out(kind: str) -> Path:
@@ -519,13 +503,15 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
                         counted.add(entry["index"])
                         live.done += len(shards.shard(entry["index"]))
                         live.show()
-            except BaseException:
+            except BaseException as exc:
                 # Stopped here (an interrupt, a full disk) rather than inside
                 # joblib: closing the generator makes joblib kill the workers
                 # now instead of whenever it is collected.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     results.close()
+                if options.backend == "dask" and cluster.cluster_lost(exc):
+                    raise BlursynthError(cluster.LOST) from None
                 raise
             todo = _needing_redo(manifest, shards)
 

@@ -148,6 +148,7 @@ class HighspeedSpec:
     interpolate: int = 1  # --interpolate N: N - 1 frames between consecutive source frames (blur only)
     motion: bool = False  # measure the optical flow (meta motion_mean / motion_max)
     renditions: tuple[str, ...] = ()  # further curves of a --response list (arrays blur_<kind>)
+    stamps: tuple = ()  # size and mtime of each file read, at planning (blursynth.sources.stamps)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -279,6 +280,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                 specs.append(HighspeedSpec(
                     index=index, seed=0, source=clip.id, path=clip.path,
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
+                    stamps=clip.stamps[start:end] if clip.files else clip.stamps,
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=responses[0], renditions=tuple(responses[1:]), resize=resize,
                     fps=fps, repeat=repeat, ahead=ahead, realism=config.realism,
@@ -606,6 +608,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     if fallback:
         note(fallback["note"])
     clips, skipped = discover(sources, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
+    clips = [clip.planned() for clip in clips]  # absolute paths, and the stamps of the files
     check_budget(config, clips, options.out or default_out(KIND))
     _notes(config, clips)
     try:

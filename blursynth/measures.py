@@ -30,6 +30,7 @@ import cv2
 import joblib
 import numpy as np
 
+from blursynth.pool import local_workers
 from blursynth.progress import progress_bar
 from blursynth.shards import Manifest, open_shard, read_meta
 
@@ -158,8 +159,9 @@ def measure_dataset(dataset: str | Path, indices: Iterable[int] | None = None, *
         if n_jobs == 1:
             done = (_measure_shard(p, r, motion) for p, r in jobs)
         else:
-            done = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                joblib.delayed(_measure_shard)(p, r, motion) for p, r in jobs)
+            with local_workers():  # the pool is set up here; results are read below
+                done = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                    joblib.delayed(_measure_shard)(p, r, motion) for p, r in jobs)
         for part in done:
             results.update(part)
             bar.update(len(part))

@@ -296,7 +296,8 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
         path = Path(arg)
         # Refused by type and size before it is opened: a FIFO hung here, /dev/zero filled memory.
         data = read_input(path, "response curve", name=f"--response crf:{arg}")
-        return _parse_cached(f"crf:{path}", hashlib.sha256(data).hexdigest())
+        # absolute: a Dask worker reads the table again in its own working folder
+        return _parse_cached(f"crf:{path.absolute()}", hashlib.sha256(data).hexdigest())
     raise BlursynthError(
         f"--response {spec}: expected one of linear, srgb, gamma, gamma:G, crf:FILE"
     )

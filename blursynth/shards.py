@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -28,6 +28,8 @@ from blursynth.version import __version__
 from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError
+from blursynth.sources import stamps
+from blursynth.sources.stamps import Stamp
 from blursynth.jsondoc import load_json
 
 __all__ = [
@@ -195,10 +197,14 @@ class ShardWriter:
         sample the writer checks that the disk has room for that sample from
         each of them (:func:`blursynth.budget.ensure_room`): HDF5 itself must
         never meet a full disk.
+    sources : iterable of Stamp
+        Size and modification time of the source files the samples are made
+        from (:mod:`blursynth.sources.stamps`), recorded as the attribute
+        ``source_files`` when there are any (``verify --sources`` reads it).
     """
 
     def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
-                 capacity: int, compression: str = "none", writers: int = 1):
+                 capacity: int, compression: str = "none", writers: int = 1, sources: Iterable[Stamp] = ()):
         if compression not in COMPRESSIONS:
             raise BlursynthError(f"--compression {compression}: expected one of {', '.join(COMPRESSIONS)}")
         self.path = Path(path)
@@ -218,6 +224,9 @@ class ShardWriter:
         attrs["fingerprint"] = fingerprint
         attrs["shard_index"] = shard_index
         attrs["blursynth_version"] = __version__
+        sources = stamps.to_json(sources)
+        if sources != "[]":
+            attrs["source_files"] = sources
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -538,6 +547,27 @@ def reading(path):
         raise damaged(path, f"{type(exc).__name__}: {exc}") from None
 
 
+def recorded_sources(path: Path) -> list[Stamp] | None:
+    """The source files a shard records it was made from (attribute ``source_files``).
+
+    Returns
+    -------
+    list of Stamp or None
+        ``(path, size, mtime_ns)`` per file (:mod:`blursynth.sources.stamps`);
+        None for a shard that records none (made by an older blursynth, or
+        from specs without stamps).
+
+    Raises
+    ------
+    BlursynthError
+        A damaged shard or record, naming the shard.
+    """
+    with open_shard(path) as f, reading(path):
+        if "source_files" not in f.attrs:
+            return None
+        return stamps.from_json(str(f.attrs["source_files"]))
+
+
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:
     """The ``meta`` group of an open shard: one array per field, strings decoded."""
     out = {}
@@ -622,13 +652,17 @@ def describe(out: Path) -> dict:
     }
 
 
-def verify(out: Path) -> list[str]:
-    """Check every shard against the manifest.
+def verify(out: Path, sources: bool = False) -> list[str]:
+    """Check every shard against the manifest (and with ``sources``, its source files).
 
     Parameters
     ----------
     out : Path
         The dataset folder.
+    sources : bool
+        Also check that every source file a shard records (``source_files``,
+        :mod:`blursynth.sources.stamps`) still has the size and modification
+        time it had when the shard was made (``verify --sources``).
 
     Returns
     -------
@@ -637,13 +671,15 @@ def verify(out: Path) -> list[str]:
         modified (sha256) or unreadable shard, a rendition the config records
         (``blur_<kind>``) missing from a shard, or sample counts that differ
         between the manifest and the shard (every frame array, renditions
-        included); empty when the dataset is fine.
+        included); with ``sources``, a source file that changed or is gone
+        (once per file), or a shard that records none; empty when the dataset
+        is fine.
     """
     manifest = Manifest.load(out)
     problems = []
     if not manifest.complete:
         problems.append("the dataset is incomplete (re-run the same command to resume)")
-    seen = set()
+    seen, checked = set(), set()  # shard indices; source files already checked
     for entry in manifest.shards:
         name, path = entry["file"], manifest.shard_path(out, entry)
         if entry["index"] in seen or entry["index"] >= max(manifest.n_shards, 1):
@@ -670,10 +706,33 @@ def verify(out: Path) -> list[str]:
             found = str(values.pop()) if len(values) == 1 else \
                 ", ".join(f"{k}: {v}" for k, v in counts.items() if v != entry["samples"])
             problems.append(f"{name}: the manifest says {entry['samples']} samples, the shard holds {found}")
+            continue
+        if sources:
+            problems.extend(_source_problems(path, name, checked))
     written = sum(e["samples"] for e in manifest.shards)
     if written > manifest.n_samples or (manifest.complete and not manifest.skipped
                                         and written != manifest.n_samples):
         problems.append(f"the shards hold {written} samples, the manifest plans {manifest.n_samples}")
+    return problems
+
+
+def _source_problems(path: Path, name: str, checked: set[str]) -> list[str]:
+    """One line per source file of shard ``path`` that changed since it was made
+    (files in ``checked`` are skipped, and the ones seen here added)."""
+    try:
+        recorded = recorded_sources(path)
+    except (BlursynthError, ValueError) as exc:
+        return [f"{name}: unreadable record of source files ({exc})".replace(f"{path}: ", "", 1)]
+    if recorded is None:
+        return [f"{name}: records no source files (made by an older blursynth); its sources cannot be checked"]
+    problems = []
+    for stamp in recorded:
+        if stamp[0] in checked:
+            continue
+        checked.add(stamp[0])
+        what = stamps.change(stamp)
+        if what is not None:
+            problems.append(f"{name}: source file {stamp[0]} {what} since the shard was made from it")
     return problems
 
 

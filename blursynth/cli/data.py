@@ -31,11 +31,15 @@ def sample(out, frames, size, seed, video):
 
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def verify(dataset):
-    """Check every shard of DATASET against the checksums in its manifest."""
+@click.option("--sources", is_flag=True,
+              help="Also check that every source file still has the size and modification time it had when "
+                   "the shard made from it was written.")
+def verify(dataset, sources):
+    """Check every shard of DATASET against the checksums in its manifest (and with --sources,
+    the source files each shard was made from)."""
     from blursynth.shards import verify as verify_dataset
 
-    problems = verify_dataset(dataset)
+    problems = verify_dataset(dataset, sources=sources)
     for problem in problems:
         click.echo(f"{dataset}: {problem}", err=True)
     if problems:

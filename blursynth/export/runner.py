@@ -24,6 +24,7 @@ from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
 from blursynth.jsondoc import load_json
 from blursynth.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
+from blursynth.pool import local_workers
 from blursynth.progress import progress_bar
 from blursynth.shards import renditions_of
 from blursynth.split import default_split_file, load_split
@@ -151,8 +152,10 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
                     for task in pending:
                         bar.update(_run_task(fmt, task, ctx))
                 else:
-                    run = joblib.Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-                    for frames in run(joblib.delayed(_run_task)(fmt, t, ctx) for t in pending):
+                    with local_workers():
+                        run = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                        done = run(joblib.delayed(_run_task)(fmt, t, ctx) for t in pending)
+                    for frames in done:
                         bar.update(frames)
             layout.finish(tasks, ctx)
             state["complete"] = True

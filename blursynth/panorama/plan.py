@@ -75,6 +75,7 @@ class PanoramaSpec:
     response: str
     device: str
     realism: Realism = Realism()
+    stamps: tuple = ()  # size and mtime of the panorama file at planning (blursynth.sources.stamps)
 
     @property
     def span(self) -> float:
@@ -178,7 +179,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
         omega0=tuple(float(v) for v in omega0), omega1=tuple(float(v) for v in omega1),
         seq_len=config.seq_len, duty=float(duty), n_frames=n_frames, latent=config.latent,
-        response=config.response_name, device=config.device, realism=config.realism)
+        response=config.response_name, device=config.device, realism=config.realism, stamps=pano.stamps)
 
 
 def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
@@ -217,6 +218,7 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
     skipped: list[dict] = []
     if panoramas is None:
         panoramas, skipped = discover(config.src, skip_bad=skip_bad, max_pixels=max_pixels)
+    panoramas = [pano.planned() for pano in panoramas]  # absolute paths, and the stamps of the files
     if not panoramas:
         first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
         raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")

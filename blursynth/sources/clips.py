@@ -25,7 +25,7 @@ import functools
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -35,6 +35,7 @@ import numpy as np
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.jsondoc import load_json
 from blursynth.sources import headers
+from blursynth.sources.stamps import Stamp, take as take_stamp
 from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
 
@@ -67,6 +68,9 @@ class Clip:
         ``(W, H)`` of every frame.
     files : tuple of str
         Frame file names in order (``kind == "frames"``).
+    stamps : tuple of Stamp
+        Size and modification time of each frame file (in the order of
+        ``files``) or of the video, once :meth:`planned` took them.
     """
 
     id: str
@@ -77,6 +81,15 @@ class Clip:
     files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
     fps: float | None = None  # the container's frame rate (videos that report one)
     header_frames: int | None = None  # what a video's container claims (kind == "video")
+    stamps: tuple[Stamp, ...] = ()  # see planned()
+
+    def planned(self) -> "Clip":
+        """The clip as a plan records it: an absolute ``path`` (a Dask worker resolves a
+        relative one against its own working folder) and the :mod:`stamps
+        <blursynth.sources.stamps>` of its files, taken now."""
+        path = Path(self.path).absolute()
+        files = [path / name for name in self.files] if self.kind == "frames" else [path]
+        return replace(self, path=str(path), stamps=tuple(take_stamp(f) for f in files))
 
 
 def frame_number(name: str) -> int | None:

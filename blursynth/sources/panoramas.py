@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -32,6 +32,7 @@ import blursynth.geometry as geometry
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
 from blursynth.sources import headers
+from blursynth.sources.stamps import Stamp, take as take_stamp
 from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
 
@@ -60,12 +61,20 @@ def default_sources() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Panorama:
-    """One usable panorama: id (path relative to its --src root), file, kind, size (W, H)."""
+    """One usable panorama: id (path relative to its --src root), file, kind, size (W, H),
+    and once :meth:`planned` took it, the file's stamp (:mod:`blursynth.sources.stamps`)."""
 
     id: str
     path: str
     kind: str  # "ldr" (8-bit, through the response curve) | "hdr" (linear radiance)
     size: tuple[int, int]
+    stamps: tuple[Stamp, ...] = ()  # see planned()
+
+    def planned(self) -> "Panorama":
+        """The panorama as a plan records it: an absolute ``path`` (a Dask worker resolves
+        a relative one against its own working folder) and the stamp of its file, taken now."""
+        path = Path(self.path).absolute()
+        return replace(self, path=str(path), stamps=(take_stamp(path),))
 
 
 def kind_of(path: Path) -> str | None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+from blursynth.atomic import atomic_write_bytes
 
 
 def plot_training(run: str | Path, out: str | Path | None = None) -> Path | None:
     """Plot training loss and validation PSNR (output vs blurry input) against the step.
 
-    Reads ``RUN/log.jsonl``; writes ``out`` (default ``RUN/curves.png``) and
-    returns its path, or None when the log holds nothing to plot.
+    Reads ``RUN/log.jsonl``; writes ``out`` (default ``RUN/curves.png``,
+    atomically: a kill never leaves half a picture) and returns its path, or
+    None when the log holds nothing to plot.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -43,6 +47,8 @@ def plot_training(run: str | Path, out: str | Path | None = None) -> Path | None
         ax.grid(alpha=0.3)
     fig.tight_layout()
     out = Path(out) if out else run / "curves.png"
-    fig.savefig(out, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    atomic_write_bytes(out, png.getvalue())
     return out

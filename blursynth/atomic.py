@@ -92,7 +92,7 @@ def publish(tmp: Path, path: Path) -> None:
     fsync_dir(Path(path).parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     Parameters
@@ -101,19 +101,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         The final path; its folder must exist.
     data : bytes
         The whole content of the file.
+    sync : bool
+        fsync the file and its folder. Without it a kill still leaves no
+        partial file under the final name (the rename is atomic), but a power
+        cut may; an export of many small PNGs skips it per file.
     """
     path = Path(path)
     tmp = tmp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def file_sha256(path: Path) -> str:

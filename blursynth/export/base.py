@@ -10,14 +10,13 @@ databases at the end.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from blursynth.atomic import tmp_path
+from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
 from blursynth.outdir import subfolder
@@ -66,20 +65,14 @@ def encode_png(rgb: np.ndarray, level: int) -> bytes:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` under a temporary name and rename it into place.
+    """Write ``data`` under a temporary name and rename it into place
+    (:func:`blursynth.atomic.atomic_write_bytes`).
 
     A file that exists under its final name is therefore complete, which is
     what resume relies on. No fsync per file: a kill leaves no partial file,
     a power cut may (``blursynth-export.json`` is fsync'd when the export ends).
     """
-    tmp = tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, data, sync=False)
 
 
 class FrameReader:

@@ -700,6 +700,9 @@ class Blur2VideoTask(ModelTask):
 
     sample_kind = "latent"
     defaults = {"batch": 8, "patch": 256, "lr": 1e-4, "lr_decay": 0.5, "weight_reg": 0.0}
+    # Measured on 2 CPU cores (docs/models.md, "Presets").
+    probe = {"model_args": {"frames": 1, "width_mult": 0.5}, "steps": 3000,
+             "batch": 4, "patch": 48, "lr": 3e-4, "lr_schedule": "cosine", "ema": 0.995}
 
     def dataset(self, index: ShardIndex, refs: Sequence[SampleRef] | None, *, model: nn.Module,
                 clip_len: int | None, patch: int | None, augment: bool, flip: bool, seed: int):

@@ -293,6 +293,9 @@ class DTBTask(ModelTask):
     sample_kind = "video"
     defaults = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 0.96,
                 "lr_decay_every": 10_000, "weight_reg": 1e-5}
+    # Measured on 2 CPU cores (docs/models.md, "Presets"): half the blocks and width.
+    probe = {"model_args": {"blocks": 2, "width": 32, "feature_channels": 16}, "steps": 2500,
+             "batch": 4, "patch": 48, "clip_len": 4, "lr": 3e-4, "lr_schedule": "cosine", "ema": 0.995}
 
     def loss(self, model, batch, config):
         blur, sharp = to_float(batch["blur"]), to_float(batch["sharp"])

@@ -11,8 +11,10 @@ name, for
 * the output, target and blurry input to score (:meth:`ModelTask.outputs`),
   the per-sample alignment of output to target (:meth:`ModelTask.align`) and
   the names of the scored positions (:meth:`ModelTask.position_names`),
-* the paper's training settings (:attr:`ModelTask.defaults`), used for every
-  option the user did not give.
+* the training presets (:meth:`ModelTask.preset`): ``paper`` (the paper's
+  sizes and schedule, :attr:`ModelTask.defaults`) and ``probe`` (a small model
+  and schedule measured for the most held-out gain per CPU minute,
+  :attr:`ModelTask.probe`), used for every option the user did not give.
 
 So adding a model never edits the training loop. The contract between the loop
 and the models is written down in docs/models.md ("Adding a model").
@@ -29,10 +31,13 @@ from reference_models.data import (
     LatentDataset, PairDataset, SampleRef, ShardIndex, VideoClipDataset, to_float,
 )
 
-__all__ = ["ModelTask", "Outputs", "SAMPLE_KINDS", "core_model", "task_of"]
+__all__ = ["ModelTask", "Outputs", "PRESETS", "SAMPLE_KINDS", "core_model", "task_of"]
 
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 SAMPLE_KINDS = ("video", "latent", "pair")
+# ``paper``: the paper's model and schedule (a GPU's work); ``probe``: small and
+# short enough to answer "does this data teach?" on two CPU cores (docs/models.md).
+PRESETS = ("paper", "probe")
 
 
 class ModelTask:
@@ -47,11 +52,31 @@ class ModelTask:
     defaults : dict
         :class:`~reference_models.train.TrainConfig` field -> the paper's value,
         used when the user gave neither a flag nor a recipe value (for example
-        ``{"batch": 8, "patch": 128, "lr": 1e-4, "clip_len": 13}``).
+        ``{"batch": 8, "patch": 128, "lr": 1e-4, "clip_len": 13}``): the
+        ``paper`` preset.
+    probe : dict
+        The ``probe`` preset: TrainConfig fields (``steps`` included) and
+        ``model_args`` (the smaller model), chosen by measurement on 2 CPU
+        cores (docs/models.md, "Presets"). Empty: the paper's settings.
     """
 
     sample_kind: str = "video"
     defaults: dict = {}
+    probe: dict = {}
+
+    def preset(self, name: str) -> dict:
+        """The fields of preset ``name`` (``paper`` or ``probe``); ``model_args`` among them.
+
+        Raises
+        ------
+        ValueError
+            For a name not in :data:`PRESETS`.
+        """
+        if name == "paper":
+            return dict(self.defaults)
+        if name == "probe":
+            return {**self.defaults, **self.probe}
+        raise ValueError(f"--preset {name}: expected one of {', '.join(PRESETS)}")
 
     # ------------------------------------------------------------------ data
     def dataset(self, index: ShardIndex, refs: Sequence[SampleRef] | None, *, model: torch.nn.Module,

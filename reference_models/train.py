@@ -63,7 +63,7 @@ from reference_models.runtime import Distributed, autocast
 from reference_models.split import (
     SPLIT_FILE, default_split_file, load_split, make_split, sample_across_sources,
 )
-from reference_models.task import ModelTask, task_of
+from reference_models.task import PRESETS, ModelTask, task_of
 
 __all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "default_run_folder", "resolve_defaults",
            "resolve_paths", "train"]
@@ -76,12 +76,19 @@ EARLY_FILES = (CONFIG, LOG, SPLIT_FILE, "curves.png")
 
 # Fields a model's task may set in ``ModelTask.defaults``; these values serve a
 # model whose task sets none.
-FALLBACK = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 1.0,
-            "lr_decay_every": 10_000, "weight_reg": 0.0}
+FALLBACK = {"steps": 10_000, "batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 1.0,
+            "lr_decay_every": 10_000, "weight_reg": 0.0, "lr_schedule": "paper", "ema": 0.0}
+
+# Learning-rate schedules: the model's paper schedule (ModelTask.learning_rate), or a
+# cosine decay to LR_FLOOR·lr at the last step after a linear warm-up (the probe
+# preset: the last steps of a short run then move the weights little, so the scored
+# weights do not depend on where a fixed-rate run happened to stop).
+LR_SCHEDULES = ("paper", "cosine")
+LR_FLOOR = 0.01
 
 # Config fields a resumed run must share with the run it continues.
 _IDENTITY = ("model", "model_args", "split_file", "select", "batch", "patch", "clip_len", "lr",
-             "lr_decay", "lr_decay_every", "weight_reg", "seed", "amp", "flip")
+             "lr_decay", "lr_decay_every", "weight_reg", "seed", "amp", "flip", "lr_schedule", "ema")
 
 # Above this, the early progress line suggests --time-budget.
 LONG_RUN_S = 3 * 3600
@@ -111,9 +118,15 @@ class Interrupted(InterruptedRun):
 class TrainConfig:
     """Everything that defines a training run (JSON-able: it is stored in checkpoints).
 
-    Fields left ``None`` among ``batch``, ``patch``, ``clip_len``, ``lr``,
-    ``lr_decay``, ``lr_decay_every`` and ``weight_reg`` take the paper's value
-    from the model's ``ModelTask.defaults`` (:func:`resolve_defaults`).
+    Fields left ``None`` among ``steps``, ``batch``, ``patch``, ``clip_len``,
+    ``lr``, ``lr_decay``, ``lr_decay_every``, ``weight_reg``, ``lr_schedule``
+    and ``ema`` take their value from the ``preset`` (``paper``: the model's
+    paper values, ``ModelTask.defaults``; ``probe``: ``ModelTask.probe``), and
+    ``model_args`` from the preset's ``model_args`` under the user's own
+    (:func:`resolve_defaults`). ``lr_schedule``: ``paper`` (the model's
+    schedule) or ``cosine`` (to the last step). ``ema``: decay of the
+    exponential moving average of the weights that ``model.pt`` holds and
+    validation scores (0: the trained weights themselves).
     ``patch=0`` trains on whole frames. ``data=None`` and ``out=None`` are
     resolved by the CLI (built-in sample dataset, ``runs/<model>``).
     ``select`` is a selection file (``blursynth filter``): training and
@@ -124,7 +137,8 @@ class TrainConfig:
     out: str | None = None
     model: str = "dtb"
     model_args: dict = field(default_factory=dict)
-    steps: int = 10_000
+    preset: str | None = None
+    steps: int | None = None
     batch: int | None = None
     patch: int | None = None
     clip_len: int | None = None
@@ -132,6 +146,8 @@ class TrainConfig:
     lr_decay: float | None = None
     lr_decay_every: int | None = None
     weight_reg: float | None = None
+    lr_schedule: str | None = None
+    ema: float | None = None
     flip: bool = True
     seed: int = 0
     split_file: str | None = None
@@ -154,11 +170,12 @@ class TrainConfig:
             return v is None or (isinstance(v, (int, float)) and math.isfinite(v))
 
         checks = {
-            "steps": self.steps >= 1, "batch": self.batch is None or self.batch >= 1,
+            "steps": self.steps is None or self.steps >= 1, "batch": self.batch is None or self.batch >= 1,
             "lr": self.lr is None or (finite(self.lr) and self.lr > 0),
             "lr_decay": self.lr_decay is None or (finite(self.lr_decay) and 0 < self.lr_decay <= 1),
             "lr_decay_every": self.lr_decay_every is None or self.lr_decay_every >= 1,
             "weight_reg": self.weight_reg is None or (finite(self.weight_reg) and self.weight_reg >= 0),
+            "ema": self.ema is None or (finite(self.ema) and 0 <= self.ema < 1),
             "workers": self.workers >= 0, "log_every": self.log_every >= 1,
             "val_every": self.val_every >= 1, "ckpt_every": self.ckpt_every >= 1,
             "val_samples": self.val_samples >= 0, "seed": self.seed >= 0,
@@ -174,6 +191,10 @@ class TrainConfig:
                     value = value / 60.0  # the CLI option is in minutes
                 raise BlursynthError(f"--{name.replace('_', '-')} {value}: out of range"
                                      + (" (must be a finite number)" if not finite(value) else ""))
+        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
+            raise BlursynthError(f"--lr-schedule {self.lr_schedule}: expected {' or '.join(LR_SCHEDULES)}")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise BlursynthError(f"--preset {self.preset}: expected {' or '.join(PRESETS)}")
         if self.amp not in ("none", "bf16"):
             raise BlursynthError(f"--amp {self.amp}: expected none or bf16")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -184,9 +205,32 @@ class TrainConfig:
 
 
 def resolve_defaults(config: TrainConfig, task: ModelTask) -> TrainConfig:
-    """Fill the fields left ``None`` from ``task.defaults``, else :data:`FALLBACK`."""
-    changes = {k: task.defaults.get(k, v) for k, v in FALLBACK.items() if getattr(config, k) is None}
-    return dataclasses.replace(config, **changes) if changes else config
+    """Fill the fields left ``None`` from the preset (``paper`` when none is named), else :data:`FALLBACK`.
+
+    The preset's ``model_args`` come under the user's own (``--model-arg`` wins).
+    """
+    name = config.preset or "paper"
+    values = task.preset(name)
+    changes = {k: values.get(k, v) for k, v in FALLBACK.items() if getattr(config, k) is None}
+    if values.get("model_args"):
+        changes["model_args"] = {**values["model_args"], **config.model_args}
+    return dataclasses.replace(config, preset=name, **changes)
+
+
+def learning_rate(config: TrainConfig, task: ModelTask, step: int, steps_per_epoch: int) -> float:
+    """The learning rate at ``step`` (0-based) under ``config.lr_schedule``.
+
+    ``cosine``: a linear warm-up over the first min(100, steps/20) steps, then
+    ``lr · (f + (1 − f)(1 + cos πu)/2)`` with u the fraction of the remaining
+    steps done and f = :data:`LR_FLOOR`; ``paper``: the model's own schedule.
+    """
+    if config.lr_schedule != "cosine":
+        return task.learning_rate(config, step, steps_per_epoch)
+    warm = max(1, min(100, config.steps // 20))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    u = min(1.0, (step - warm) / max(1, config.steps - warm - 1))
+    return config.lr * (LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * u)))
 
 
 def _append_log(path: Path, record: dict) -> None:
@@ -294,10 +338,10 @@ class Trainer:
         self.ckpt_step: int | None = None
         self.device = env.device
         self.out = Path(config.out)
+        self.task = task_of(build_model(config.model, {}))  # the class's task: the preset's sizes come next
+        config = resolve_defaults(config, self.task)
         torch.manual_seed(config.seed)  # the model is initialized from the seed, the same on every rank
         self.model = build_model(config.model, config.model_args)
-        self.task = task_of(self.model)
-        config = resolve_defaults(config, self.task)
         self.requested = config.to_json()
         self.ckpt = self._open_run_folder(config)
         self.index = ShardIndex(config.data)
@@ -347,6 +391,8 @@ class Trainer:
         ckpt = load_checkpoint(out / CHECKPOINT)
         old = {**FALLBACK, **ckpt["requested"]}
         differ = [k for k in _IDENTITY if k != "split_file" and old.get(k) != self.requested.get(k)]
+        if self.requested.get("lr_schedule") == "cosine" and old.get("steps") != self.requested.get("steps"):
+            differ.append("steps")  # the cosine schedule ends at the last step
         if config.split_file is not None and config.split_file != ckpt["config"].get("split_file"):
             differ.append("split_file")
         if differ:
@@ -477,11 +523,19 @@ class Trainer:
     def _build_optimizer(self) -> None:
         config, model = self.config, self.model
         model.to(self.device)
-        if self.device.startswith("cuda"):
-            model.to(memory_format=torch.channels_last)
+        # NHWC convolutions: faster on GPUs and, with oneDNN, on the CPU (docs/benchmarks.md)
+        model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.ema = None
+        if config.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
         if self.ckpt is not None:
-            model.load_state_dict(self.ckpt["state_dict"])
+            # with an EMA, "state_dict" holds the averaged weights and "train_state_dict" the trained ones
+            model.load_state_dict(self.ckpt.get("train_state_dict", self.ckpt["state_dict"]))
+            if self.ema is not None:
+                self.ema.module.load_state_dict(self.ckpt["state_dict"])
+                self.ema.n_averaged.fill_(self.start)
             self.optimizer.load_state_dict(self.ckpt["optimizer"])
             torch.set_rng_state(self.ckpt["rng"]["torch"])
             if self.env.main:
@@ -504,8 +558,13 @@ class Trainer:
     def feed_data(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """The weights that validation scores and ``model.pt`` holds: the EMA when there is one."""
+        return self.model if self.ema is None else self.ema.module
+
     def update_learning_rate(self, step: int) -> float:
-        lr = self.task.learning_rate(self.config, step, self.steps_per_epoch)
+        lr = learning_rate(self.config, self.task, step, self.steps_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -523,6 +582,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         for k, v in {"loss": value, **terms}.items():
             self.window[k] = self.window.get(k, 0.0) + float(v)
         self.window_steps += 1
@@ -539,7 +600,7 @@ class Trainer:
     def validate(self, step: int) -> None:
         if self.val_dataset is None or not self.env.main:
             return
-        res = evaluate_model(self.model, self.val_dataset, device=self.device, amp=self.config.amp,
+        res = evaluate_model(self.scored_model, self.val_dataset, device=self.device, amp=self.config.amp,
                              crop=self.config.val_crop)
         self.model.train()
         self.metrics.update(val_psnr=res["psnr"]["output"], val_psnr_input=res["psnr"]["input"])
@@ -552,14 +613,16 @@ class Trainer:
     def save(self, step: int) -> None:
         if self.env.main:
             config = self.config
-            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            state = {k: v.detach().cpu() for k, v in self.scored_model.state_dict().items()}
             base = {"format": CHECKPOINT_FORMAT, "model": config.model, "model_args": config.model_args,
                     "config": config.to_json(), "requested": self.requested,
                     "dataset_fingerprint": self.index.manifest.fingerprint, "step": step,
                     "train_sources": sorted({r.source for r in self.train_refs}),
                     "split": self.split_doc, "state_dict": state, "metrics": self.metrics}
-            save_checkpoint(self.out / CHECKPOINT, {**base, "optimizer": self.optimizer.state_dict(),
-                                                    "rng": {"torch": torch.get_rng_state()}})
+            resume = {"optimizer": self.optimizer.state_dict(), "rng": {"torch": torch.get_rng_state()}}
+            if self.ema is not None:
+                resume["train_state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            save_checkpoint(self.out / CHECKPOINT, {**base, **resume})
             save_checkpoint(self.out / WEIGHTS, base)
         self.ckpt_step = step
 

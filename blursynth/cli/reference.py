@@ -55,6 +55,19 @@ def training_options(func):
     default to None here; the training loop fills them in.
     """
     decorators = [
+        click.option("--preset", type=click.Choice(["paper", "probe"]), default=None,
+                     help="paper: the paper's model and schedule (a GPU's work); probe: a small model "
+                          "and a cosine schedule measured for the most held-out gain per CPU minute "
+                          "(docs/models.md). Options given win over the preset's values. "
+                          "[default: train-reference: probe on a CPU when neither --steps nor "
+                          "--time-budget is given, else paper; validate: probe on a CPU, paper on a GPU]"),
+        click.option("--lr-schedule", type=click.Choice(["paper", "cosine"]), default=None,
+                     show_default="the preset's",
+                     help="paper: the model's own schedule (--lr-decay/--lr-decay-every); cosine: decay "
+                          "to 1% of --lr at the last step."),
+        click.option("--ema", type=float, default=None, show_default="the preset's: paper 0, probe 0.995",
+                     help="Decay of the moving average of the weights that model.pt holds and validation "
+                          "scores (0: off)."),
         click.option("--model-arg", "model_arg", multiple=True, metavar="KEY=VALUE",
                      help="Model constructor argument (repeatable; VALUE parsed as JSON), "
                           "e.g. --model-arg blocks=2 --model-arg width=32; also a [model] table in a recipe."),
@@ -92,6 +105,25 @@ def training_options(func):
     return func
 
 
+def _on_gpu(device: str) -> bool:
+    """Whether ``--device`` resolves to a GPU."""
+    if device == "cpu":
+        return False
+    import torch
+    return device != "auto" or torch.cuda.is_available()
+
+
+def _probe_note(model: str) -> str:
+    """The one line that says a CPU run trains the probe preset, and how to get the paper's model."""
+    from reference_models.checkpoint import build_model
+    from reference_models.task import task_of
+
+    probe = task_of(build_model(model, {})).preset("probe")
+    return (f"note: on the CPU, training {model}'s probe preset ({probe.get('steps', 10_000)} steps, "
+            f"a small model: docs/models.md); pass --preset paper (a GPU's work) or --steps N for the "
+            "paper's model")
+
+
 def _minutes(name: str, value: float | None) -> float | None:
     import math
 
@@ -111,7 +143,9 @@ def _minutes(name: str, value: float | None) -> float | None:
                    "to MODEL, made on first use and cached in $BLURSYNTH_CACHE or ~/.cache/blursynth].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder [default: runs/MODEL, or runs/MODEL-2, ... when taken].")
-@click.option("--steps", type=int, default=10_000, show_default=True, help="Training steps (paper: 300k).")
+@click.option("--steps", type=int, default=None,
+              help="Training steps [default: the preset's: paper 10000 (the paper trains 300k), "
+                   "probe: see docs/models.md].")
 @training_options
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Train on its train split, validate on its val split [default: DATA/split.json if "
@@ -139,6 +173,10 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
 
     if not is_model(model):
         raise BlursynthError(f"model {model!r} is unknown; choose one of {', '.join(_model_names())}")
+    if kw["preset"] is None and kw["steps"] is None and time_budget is None and not _on_gpu(kw["device"]):
+        kw["preset"] = "probe"
+        if not kw["quiet"]:
+            click.echo(_probe_note(model), err=True)
     config = TrainConfig(data=None if data is None else str(data), out=None if out is None else str(out),
                          model=model,
                          model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),

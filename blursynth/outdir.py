@@ -25,7 +25,9 @@ report): :func:`check_output_file` refuses, in one line,
 * a file of a dataset (``manifest.json``, a shard, a lock, in a folder that
   holds a ``manifest.json``), even with ``overwrite``;
 * an existing file that the command did not make, unless ``overwrite``;
-* a missing or read-only folder, and a name that is a folder.
+* a missing folder, one that takes no new file (found by creating and
+  removing the file's temporary, which also works for root and read-only
+  mounts), and a name that is a folder.
 
 How a command knows that it made a file: every file it writes carries the
 command's *marker* (:class:`OutputKind`) in its first 4 KiB, and a file without
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Iterator
 
-from blursynth.atomic import atomic_write_bytes, final_name
+from blursynth.atomic import atomic_write_bytes, final_name, tmp_path
 from blursynth.errors import BlursynthError
 from blursynth.shards import MANIFEST, is_own_file
 
@@ -337,6 +339,21 @@ def dataset_file(path: Path) -> bool:
     return path.name == LOCK or (is_own_file(path.name) and (path.parent / MANIFEST).is_file())
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Create and remove ``path``'s temporary (:func:`blursynth.atomic.tmp_path`) to learn, before
+    any work, whether the folder takes a new file: permissions alone do not tell (root, a
+    read-only mount, a pseudo file system)."""
+    tmp = tmp_path(path)
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+    except FileExistsError:
+        return  # this process's own temporary: the folder takes files
+    except OSError as exc:
+        raise BlursynthError(f"{option} {path}: cannot write in the folder {path.parent} "
+                             f"({exc.strerror})") from None
+    os.unlink(tmp)
+
+
 def check_output_file(path: str | Path, kind: OutputKind, *, overwrite: bool = False,
                       option: str = "--out") -> Path:
     """Check that ``path`` may be written by ``kind.command``; one line if not.
@@ -362,8 +379,7 @@ def check_output_file(path: str | Path, kind: OutputKind, *, overwrite: bool = F
     folder = path.parent
     if not folder.is_dir():
         raise BlursynthError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise BlursynthError(f"{option} {path}: the folder {folder} is not writable")
+    _check_writable(path, option)
     if dataset_file(path):
         raise BlursynthError(f"{option} {path}: is a file of the dataset in {folder}; blursynth never "
                              "replaces it (choose another name)")

@@ -352,7 +352,7 @@ def make_run_options(kw: dict):
 def max_megapixels_option(default: int):
     """``--max-megapixels``: the pixel limit of a source image's header (default ``default`` pixels)."""
     return click.option(
-        "--max-megapixels", type=float, default=None, metavar="MP", show_default=f"{default / 1e6:g}",
+        "--max-megapixels", type=float, default=None, metavar="MP", show_default=f"{default / 1e6:g} megapixels",
         help="Refuse a source image whose header declares more megapixels, before any pixel is decoded "
              "(a small file can declare a huge image); raise it for real images that large.")
 

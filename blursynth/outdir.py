@@ -14,10 +14,10 @@ again (with the parents it created), so an error leaves no empty folder behind.
 
 **Temporaries.** A file is written as ``NAME.tmp-PID``
 (:func:`blursynth.atomic.tmp_path`) and renamed to ``NAME`` when complete.
-:func:`remove_own` deletes only files of that exact form (:func:`temporaries_of`) for the names
-``NAME`` the command itself writes, only in the folders it writes them to; a
-user's ``notes.tmp-1`` anywhere, or ``frame.png.tmp-1`` beside files the
-command does not make, is never touched.
+:func:`remove_own` with :func:`temporaries_of` deletes only files of that
+exact form, for the names ``NAME`` the command itself writes, only in the
+folders it writes them to; a user's ``notes.tmp-1`` anywhere, or
+``frame.png.tmp-1`` beside files the command does not make, is never touched.
 
 **Files** (a report, a preview, a selection, a split file, an evaluation
 report): :func:`check_output_file` refuses, in one line,

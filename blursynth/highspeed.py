@@ -280,7 +280,8 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                 specs.append(HighspeedSpec(
                     index=index, seed=0, source=clip.id, path=clip.path,
                     clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
-                    stamps=clip.stamps[start:end] if clip.files else clip.stamps,
+                    # the frames of its content only: frames decoded ahead are the next spec's
+                    stamps=clip.stamps[start:start + span] if clip.files else clip.stamps,
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,
                     latent=config.latent, response=responses[0], renditions=tuple(responses[1:]), resize=resize,
                     fps=fps, repeat=repeat, ahead=ahead, realism=config.realism,

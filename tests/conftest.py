@@ -89,3 +89,25 @@ def no_partial_output(out: Path) -> bool:
     """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
     return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")
 
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory):
+    """One Dask ``LocalCluster`` for the session: two worker processes of one thread each.
+
+    The workers start in a working folder of their own (``cluster.workers_cwd``),
+    as workers on other machines have, so that a relative path that reached them
+    would name another file there (issue 19, item 3).
+    """
+    distributed = pytest.importorskip("distributed")
+    home = tmp_path_factory.mktemp("dask-workers-cwd")
+    here = os.getcwd()
+    os.chdir(home)  # the worker processes are started inside LocalCluster() and keep this folder
+    try:
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+    finally:
+        os.chdir(here)
+    cluster.workers_cwd = home
+    with cluster:
+        yield cluster

@@ -135,14 +135,6 @@ def test_frame_deleted_after_planning_same_error_with_one_and_two_workers(tmp_pa
     assert "f7.png" in messages[1] and "cannot read" in messages[1]
 
 
-@pytest.fixture(scope="module")
-def dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        yield cluster
-
-
 def test_dask_reports_bad_sources_as_one_worker_does(tmp_path, dask_cluster, truncated_clip, corrupt_panorama):
     dask = ["--backend", "dask", "--scheduler", dask_cluster.scheduler_address]
     # a truncated PNG frame

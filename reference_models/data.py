@@ -344,6 +344,25 @@ class VideoClipDataset(_ShardDataset):
                 "index": ref.index, "start": a - ref.offset, "first": first, "count": count}
 
 
+    def run_frames(self, item: int, a: int, b: int) -> dict:
+        """Whole frames [a, b) of the run of sample ``item``, clipped to the run (online evaluation).
+
+        Returns
+        -------
+        dict
+            ``blur`` and ``sharp`` uint8 [b' − a', 3, H, W], ``a`` and ``b`` (the
+            span read, inside the run), ``offset`` (the sample's first frame in
+            the run) and ``total`` (the run's frames).
+        """
+        ref = self.refs[item]
+        total = len(self.index.runs[ref.run]) * self.index.seq_len
+        a, b = max(0, a), min(total, b)
+        whole = slice(None)
+        return {"blur": self._frames(self._read(ref, "blur", a, b, whole, whole), False, False),
+                "sharp": self._frames(self._read(ref, "sharp", a, b, whole, whole), False, False),
+                "a": a, "b": b, "offset": ref.offset, "total": total}
+
+
 class _FrameDataset(_ShardDataset):
     """One blurred frame of a sample (any position t of a sequence) with its target ``target``."""
 

@@ -285,12 +285,17 @@ class DTBTask(ModelTask):
       convolution weights (``config.weight_reg``). Summing over frames rather
       than averaging keeps λ = 1e-5 as weak next to the data term as in the paper.
     * **Learning rate**: lr · decay^⌊step / every⌋ (staircase, 0.96 every 10k).
-    * **Evaluation**: every frame of the sample, the sequence run online with
-      the neighbouring exposures of the clip as context where the dataset has
-      them, else the first/last frame repeated (``pad=True``).
+    * **Evaluation** (``inference = "online"``): the paper deblurs a video
+      sequentially, so the recurrent state carries across the consecutive
+      exposures of a run: every run is stepped from its first frame, through
+      the frames of samples that are not scored, and each scored sample's
+      frames are taken as the sequence reaches them (the first/last frame of
+      the run repeated m times at its ends). Evaluation, ``validate`` and
+      ``deblur`` all run it this way.
     """
 
     sample_kind = "video"
+    inference = "online"
     defaults = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 0.96,
                 "lr_decay_every": 10_000, "weight_reg": 1e-5}
     # Measured on 2 CPU cores (docs/models.md, "Presets"): half the blocks and width.

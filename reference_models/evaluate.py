@@ -22,13 +22,13 @@ from blursynth.curation import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
 from reference_models.checkpoint import model_from_checkpoint
-from reference_models.data import ShardIndex
+from reference_models.data import ShardIndex, to_float
 from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
 from reference_models.runtime import autocast, resolve_device
 from reference_models.split import (
     default_split_file, load_split, sample_across_sources, split_sources_of,
 )
-from reference_models.task import task_of
+from reference_models.task import core_model, task_of
 
 __all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
 
@@ -93,12 +93,11 @@ def evaluate_model(model: torch.nn.Module, dataset, device: str = "cpu", amp: st
     per_item = []
     width = 0
     from tqdm.auto import tqdm
-    for i in tqdm(range(n), desc="eval", unit="item", file=sys.stderr, disable=not progress):
-        item = dataset[i]
-        batch = {k: (_centre_crop(v, crop).unsqueeze(0).to(device) if torch.is_tensor(v) and v.ndim >= 3
-                     else torch.as_tensor(v).unsqueeze(0)) for k, v in item.items()}
-        with autocast(device, amp):
-            output, target, baseline = task.outputs(model, batch)
+    online = task.inference == "online" and hasattr(dataset, "run_frames")
+    scored = (_online_outputs(core_model(model), dataset, n, device, amp, crop) if online
+              else _window_outputs(task, model, dataset, n, device, amp, crop))
+    for item, (output, target, baseline) in tqdm(scored, total=n, desc="eval", unit="item", file=sys.stderr,
+                                                 disable=not progress):
         output = task.align(output.float(), target.float())
         out8, ref8, in8 = (to_uint8_range(t.float()).flatten(0, 1) for t in (output, target, baseline))
         scores = {"psnr_output": psnr(out8, ref8), "psnr_input": psnr(in8, ref8),
@@ -123,6 +122,54 @@ def evaluate_model(model: torch.nn.Module, dataset, device: str = "cpu", amp: st
     return {"n_items": n, **_summary(sums, frames),
             "positions": {names[p]: _summary(acc, acc["frames"]) for p, acc in sorted(per_position.items())},
             "per_item": per_item}
+
+
+def _window_outputs(task, model, dataset, n: int, device: str, amp: str, crop: int | None):
+    """(item, (output, target, blurry input)) of the first ``n`` items, each run on its own."""
+    for i in range(n):
+        item = dataset[i]
+        batch = {k: (_centre_crop(v, crop).unsqueeze(0).to(device) if torch.is_tensor(v) and v.ndim >= 3
+                     else torch.as_tensor(v).unsqueeze(0)) for k, v in item.items()}
+        with autocast(device, amp):
+            yield item, task.outputs(model, batch)
+
+
+# Frames read and stepped at once while an online model runs through frames nobody scores.
+_ONLINE_CHUNK = 32
+
+
+def _online_outputs(model, dataset, n: int, device: str, amp: str, crop: int | None):
+    """(item, (output, target, blurry input)) of the first ``n`` items, the model run online.
+
+    The items are visited in the order of their runs and of their place in the
+    run; the model's state carries from the run's first frame, through frames of
+    samples that are not scored (stepped in chunks of :data:`_ONLINE_CHUNK`), to
+    the last scored sample, so every run is stepped once whatever the number of
+    its samples scored. The run's first and last frames are repeated m times at
+    its ends, as ``pad=True`` does for a whole video.
+    """
+    m = model.frames // 2
+    order = sorted(range(n), key=lambda i: (dataset.refs[i].run, dataset.refs[i].offset))
+    run, done, state = None, 0, None
+    for i in order:
+        ref = dataset.refs[i]
+        if ref.run != run:
+            run, done, state = ref.run, 0, None
+        start, stop = ref.offset, ref.offset + dataset.index.seq_len
+        while done < stop:
+            upto = min(done + _ONLINE_CHUNK, start) if done < start else stop
+            w = dataset.run_frames(i, done - m, upto + m)
+            blur = _centre_crop(w["blur"], crop).unsqueeze(0).to(device)
+            left, right = m - (done - w["a"]), m - (w["b"] - upto)
+            clip = torch.cat([blur[:, :1]] * left + [blur] + [blur[:, -1:]] * right, 1)
+            with autocast(device, amp):
+                out, state = model(to_float(clip), state=state, return_state=True)
+            if done >= start:  # the sample's own frames
+                own = slice(done - w["a"], upto - w["a"])
+                sharp = _centre_crop(w["sharp"], crop).unsqueeze(0).to(device)
+                yield ({"index": ref.index, "start": 0},
+                       (out, to_float(sharp[:, own]), to_float(blur[:, own])))
+            done = upto
 
 
 def format_table(report: dict) -> str:

@@ -63,6 +63,12 @@ class ModelTask:
     sample_kind: str = "video"
     defaults: dict = {}
     probe: dict = {}
+    #: How the model runs on a video at evaluation: ``"window"`` (each sample with
+    #: its neighbouring frames as context, on its own) or ``"online"`` (a recurrent
+    #: model whose state carries across the consecutive exposures of a run, as the
+    #: model deblurs a video sequentially; its forward takes ``state=`` and
+    #: ``return_state=True`` like :meth:`reference_models.dtb.DTBNet.forward`).
+    inference: str = "window"
 
     def preset(self, name: str) -> dict:
         """The fields of preset ``name`` (``paper`` or ``probe``); ``model_args`` among them.

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Train one reference model on a GPU machine, score it on a held-out scene, and
-# pack the run for shipping. One call of the device tool per model (each fits
-# its 10-minute limit); see gpu/README.md.
+# Train the reference models' paper presets on a GPU machine, score each on a
+# held-out scene, pack the runs for shipping and run the GPU benchmarks: ONE call
+# of the device tool (10 minutes at most; 15 minutes of device time per session,
+# start-up included), see gpu/README.md.
 #
-#   bash gpu/train_reference.sh dtb|blur2video|fsta
+#   bash gpu/train_reference.sh                 # every model with shipped CPU weights
+#   bash gpu/train_reference.sh dtb fsta        # some of them
 #
-# Environment: MINUTES (training time, default 6), DEVICE (cuda), OUT (where the
-# packed run goes; the device tool sets it), SMOKE=1 (tiny data and model, for a
-# CPU check of the script itself: DEVICE=cpu SMOKE=1 OUT=/tmp/x bash gpu/train_reference.sh dtb).
+# Environment: MINUTES (training time per model, default 2.5), DEVICE (cuda), OUT
+# (where the packed runs go; the device tool sets it), SMOKE=1 (tiny data and model,
+# for a CPU check of the script itself:
+#   DEVICE=cpu SMOKE=1 OUT=/tmp/x bash gpu/train_reference.sh dtb).
 set -euo pipefail
-MODEL=${1:?usage: gpu/train_reference.sh dtb|blur2video|fsta}
-MINUTES=${MINUTES:-6}
+MINUTES=${MINUTES:-2.5}
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 BENCH=${BENCH:-1}
@@ -29,57 +31,79 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 bs() { python3 -m blursynth "$@"; }
 PANO=blursynth/data/panoramas
+if [ $# -gt 0 ]; then MODELS=("$@"); else
+  read -r -a MODELS <<< "$(python3 -c 'from reference_models.shipped import shipped_models; print(*shipped_models())')"
+fi
+[ ${#MODELS[@]} -gt 0 ] || { echo "no models to train (none ship CPU weights; name them)" >&2; exit 2; }
 
-# Data: the courtyard scene trains, the interior scene is held out (a split by
-# scene, so the score is on a scene the model never saw).
-case "$MODEL" in
-  blur2video) DATA=(--recipe argaw2021_panorama) ;;     # one blurred image, 3 latent frames (Argaw 2021)
-  dtb|fsta)   DATA=(--seq-len 13 --latent 0) ;;           # sequence mode: a video of consecutive exposures
-  *) echo "unknown model $MODEL" >&2; exit 2 ;;
-esac
+# A model's kind of sample, from its task (the script names no model)
+kind_of() { python3 -c "from reference_models import create_model, task_of; print(task_of(create_model('$1')).sample_kind)"; }
+
 if [ "$SMOKE" = 1 ]; then
   N_TRAIN=6; N_TEST=2; SIZE=(--size 64x64)
   TINY=(--batch 2 --patch 32 --workers 0 --val-every 5 --val-samples 2 --val-crop 32)
-  case "$MODEL" in
-    dtb) TINY+=(--model-arg blocks=1 --model-arg width=16 --model-arg feature_channels=8 --clip-len 3) ;;
-    blur2video) TINY+=(--model-arg width_mult=0.25) ;;
-    fsta) TINY+=(--model-arg "widths=[6,8,10]" --model-arg spatial_maps=3 --model-arg temporal_maps=2
-                 --model-arg dense_layers=2 --clip-len 5) ;;
-  esac
 else
   N_TRAIN=${N_TRAIN:-1500}; N_TEST=${N_TEST:-100}; SIZE=()
   TINY=(--workers 12 --val-every 500)
 fi
 RENDER=(--device "$DEVICE" -q)
 [ "$DEVICE" = cpu ] && RENDER=(-q)
-D=$WORK/data R=$WORK/runs
-rm -rf "$D/$MODEL-train" "$D/$MODEL-test" "$R/$MODEL"
-bs panorama "${DATA[@]}" "${SIZE[@]}" --src "$PANO/courtyard.hdr" --n "$N_TRAIN" --seed 1 \
-   --out "$D/$MODEL-train" "${RENDER[@]}"
-bs panorama "${DATA[@]}" "${SIZE[@]}" --src "$PANO/interior.hdr" --n "$N_TEST" --seed 2 \
-   --out "$D/$MODEL-test" "${RENDER[@]}"
-
 AMP=(--amp bf16)
 [ "$DEVICE" = cpu ] && AMP=()
-bs train-reference "$MODEL" --data "$D/$MODEL-train" --out "$R/$MODEL" --device "$DEVICE" "${AMP[@]}" \
-   --steps 10000000 --time-budget "$MINUTES" "${TINY[@]}" -q
-bs eval-reference "$R/$MODEL" --data "$D/$MODEL-test" --split all --device "$DEVICE" \
-   --out "$R/$MODEL/eval-heldout.json" -q
+D=$WORK/data R=$WORK/runs
 
-# What ships: the weights, how they were made and how they score; one tar, in
-# parts of 15 MiB (the device tool brings back files of at most 16 MiB).
-for f in model.pt config.json log.jsonl curves.png eval-heldout.json; do
-  test -s "$R/$MODEL/$f" || { echo "$R/$MODEL/$f is missing" >&2; exit 1; }
-done
-tar -cf "$R/$MODEL.tar" -C "$R/$MODEL" model.pt config.json log.jsonl curves.png eval-heldout.json
-split -b 15m -d "$R/$MODEL.tar" "$OUT/$MODEL.tar.part-"
-
-# GPU figures for docs/benchmarks.md (inference speed; FSTA's memory against a non-local block).
-if [ "$BENCH" = 1 ] && [ "$SMOKE" != 1 ]; then
-  case "$MODEL" in
-    dtb) timeout 90 python3 benchmarks/bench_dtb.py --device "$DEVICE" --json "$OUT/bench_dtb.json" || true ;;
-    blur2video) timeout 90 python3 benchmarks/bench_blur2video.py --device "$DEVICE" --json "$OUT/bench_blur2video.json" || true ;;
-    fsta) timeout 90 python3 benchmarks/bench_fsta.py --device "$DEVICE" --json "$OUT/bench_fsta.json" || true ;;
+# Data, once per kind: the courtyard scene trains, the interior scene is held out (a
+# split by scene, so the score is on a scene the model never saw).
+make_data() {  # KIND
+  local args
+  case "$1" in
+    video) args=(--seq-len 13 --latent 0) ;;            # sequence mode: a video of consecutive exposures
+    *)     args=(--recipe argaw2021_panorama) ;;        # one blurred image, 3 latent frames (Argaw 2021)
   esac
+  if [ ! -f "$D/$1-test/manifest.json" ]; then
+    rm -rf "$D/$1-train" "$D/$1-test"
+    bs panorama "${args[@]}" "${SIZE[@]}" --src "$PANO/courtyard.hdr" --n "$N_TRAIN" --seed 1 \
+       --out "$D/$1-train" "${RENDER[@]}"
+    bs panorama "${args[@]}" "${SIZE[@]}" --src "$PANO/interior.hdr" --n "$N_TEST" --seed 2 \
+       --out "$D/$1-test" "${RENDER[@]}"
+  fi
+}
+
+for MODEL in "${MODELS[@]}"; do
+  KIND=$(kind_of "$MODEL")
+  make_data "$KIND"
+  PRESET=(--preset paper)
+  if [ "$SMOKE" = 1 ]; then  # the probe's small model, and short clips, to keep the CPU check short
+    PRESET=(--preset probe)
+    [ "$KIND" = video ] && PRESET+=(--clip-len 3)
+  fi
+  rm -rf "$R/$MODEL"
+  bs train-reference "$MODEL" "${PRESET[@]}" --data "$D/$KIND-train" --out "$R/$MODEL" --device "$DEVICE" \
+     "${AMP[@]}" --steps 10000000 --time-budget "$MINUTES" "${TINY[@]}" -q
+  bs eval-reference "$R/$MODEL" --data "$D/$KIND-test" --split all --device "$DEVICE" \
+     --out "$R/$MODEL/eval.json" -q
+
+  # The recipe of the training data, so anyone can make the same kind from their own panoramas
+  if [ "$KIND" = video ]; then
+    printf '# gpu/train_reference.sh: panorama sequence mode, the other options at their defaults\nseq-len = 13\nlatent = 0\n' \
+      > "$R/$MODEL/dataset.toml"
+  else
+    cp blursynth/recipes/argaw2021_panorama.toml "$R/$MODEL/dataset.toml"
+  fi
+  # What ships: the weights, how they were made and how they score; one tar, in
+  # parts of 15 MiB (the device tool brings back files of at most 16 MiB).
+  for f in model.pt config.json log.jsonl curves.png eval.json dataset.toml; do
+    test -s "$R/$MODEL/$f" || { echo "$R/$MODEL/$f is missing" >&2; exit 1; }
+  done
+  tar -cf "$R/$MODEL.tar" -C "$R/$MODEL" model.pt config.json log.jsonl curves.png eval.json dataset.toml
+  split -b 15m -d "$R/$MODEL.tar" "$OUT/$MODEL.tar.part-"
+done
+
+# GPU figures for docs/benchmarks.md: each model's own benchmark, where it has one.
+if [ "$BENCH" = 1 ] && [ "$SMOKE" != 1 ]; then
+  for MODEL in "${MODELS[@]}"; do
+    [ -f "benchmarks/bench_$MODEL.py" ] || continue
+    timeout 60 python3 "benchmarks/bench_$MODEL.py" --device "$DEVICE" --json "$OUT/bench_$MODEL.json" || true
+  done
 fi
 ls -l "$OUT"

@@ -29,19 +29,27 @@ def test_train_reference_script_packs_a_scored_run_and_ship_unpacks_it(tmp_path)
     packed.write_bytes(b"".join(p.read_bytes() for p in parts))
     with tarfile.open(packed) as tar:
         names = set(tar.getnames())
-        report = json.load(tar.extractfile("eval-heldout.json"))
-    assert names == {"model.pt", "config.json", "log.jsonl", "curves.png", "eval-heldout.json"}
+        report = json.load(tar.extractfile("eval.json"))
+    assert names == {"model.pt", "config.json", "log.jsonl", "curves.png", "eval.json", "dataset.toml"}
     # scored on the held-out scene only: every sample comes from the interior panorama
     assert report["split"] == "all" and {item["source"] for item in report["per_sample"]} == {"interior.hdr"}
 
-    # gpu/ship.sh unpacks the parts into a folder that eval-reference takes as a run (model.pt, no checkpoint)
+    # gpu/ship.sh unpacks the parts into a folder that eval-reference takes as a run (model.pt, no checkpoint);
+    # into a folder that holds better weights, it ships nothing
+    better = tmp_path / "better" / "dtb"
+    better.mkdir(parents=True)
+    (better / "eval.json").write_text(json.dumps({"psnr": {"gain": report["psnr"]["gain"] + 1.0}}))
+    kept = subprocess.run(["bash", str(REPO / "gpu" / "ship.sh"), "dtb", str(tmp_path / "out")],
+                          env={**env, "DEST": str(better)}, capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0 and "kept the shipped weights" in kept.stderr
+    assert sorted(p.name for p in better.iterdir()) == ["eval.json"]
     dest = tmp_path / "weights" / "dtb"
     ship = subprocess.run(["bash", str(REPO / "gpu" / "ship.sh"), "dtb", str(tmp_path / "out")],
                           env={**env, "DEST": str(dest)}, capture_output=True, text=True, timeout=60)
     assert ship.returncode == 0, ship.stderr
     assert sorted(p.name for p in dest.iterdir()) == sorted(names)
     scored = subprocess.run([sys.executable, "-m", "blursynth", "eval-reference", str(dest), "--data",
-                             str(tmp_path / "work" / "data" / "dtb-test"), "--split", "all", "--device", "cpu",
+                             str(tmp_path / "work" / "data" / "video-test"), "--split", "all", "--device", "cpu",
                              "--out", str(tmp_path / "again.json"), "-q"], env=env, capture_output=True, text=True,
                             timeout=300)
     assert scored.returncode == 0, scored.stderr

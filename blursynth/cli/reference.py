@@ -190,13 +190,16 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
 
 
 @main.command("eval-reference")
-@click.argument("run", type=click.Path(exists=True, path_type=Path))
+@click.argument("run", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--weights", "weights", default=None, metavar="MODEL",
+              help="Score the weights shipped for MODEL instead of a RUN (docs/models.md, 'Shipped weights').")
 @click.option("--data", required=True, type=_DATA, help="Dataset folder.")
-@click.option("--split", default="test", show_default=True, help="Split to score (train, val, test or all).")
+@click.option("--split", default=None, show_default="test; all with --weights",
+              help="Split to score (train, val, test or all).")
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Split file [default: DATA/split.json].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Report file [default: RUN/eval-SPLIT.json].")
+              help="Report file [default: RUN/eval-SPLIT.json; with --weights ./eval-MODEL-SPLIT.json].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
               help="Mixed precision (bf16 autocast).")
@@ -211,14 +214,25 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
 @click.option("--quiet", "-q", is_flag=True, help="Only the report table.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing --out that is not an evaluation report (a dataset's own files never).")
-def eval_reference(run, data, split, split_file, out, device, amp, crop, max_samples, seed, select, as_json, quiet,
-                   overwrite):
-    """Score the model of RUN on DATA: PSNR and SSIM of its output and of the blurry input,
-    per scored position and in the mean.
+def eval_reference(run, weights, data, split, split_file, out, device, amp, crop, max_samples, seed, select,
+                   as_json, quiet, overwrite):
+    """Score the model of RUN (or the shipped weights of --weights MODEL) on DATA: PSNR and
+    SSIM of its output and of the blurry input, per scored position and in the mean.
 
     The split defaults to the one the run trained with; sources the run trained on are refused.
+    Shipped weights never saw DATA: their split defaults to all.
     """
+    from blursynth.errors import BlursynthError
     from reference_models.evaluate import evaluate, format_table
+    from reference_models.shipped import shipped_weights
+
+    if (run is None) == (weights is None):
+        raise BlursynthError("eval-reference: give a RUN folder or --weights MODEL (one of them)")
+    if weights is not None:
+        run = shipped_weights(weights, "--weights")
+        split = split or "all"
+        out = out if out is not None else Path(f"eval-{weights}-{split}.json")
+    split = split or "test"
 
     report = evaluate(run, data, split=split, split_file=split_file, device=device, amp=amp, crop=crop,
                       max_samples=max_samples, seed=seed, out=out, progress=not quiet, select=select,
@@ -290,9 +304,13 @@ def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out,
 
 @main.command("deblur")
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("--run", "run", required=True, type=click.Path(path_type=Path),
+@click.option("--run", "run", default=None, type=click.Path(path_type=Path),
               help="Run folder of 'blursynth train-reference' (its checkpoint.pt, else model.pt) "
                    "or a checkpoint file.")
+@click.option("--model", "model", default=None, metavar="MODEL",
+              help="Use the weights shipped for MODEL [default, without --run: the shipped model that "
+                   "fits INPUT: a video model for a video or a folder of frames, a single-image model for one "
+                   "image; among several, the best held-out gain].")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Folder for the PNG frames: empty, new, or an earlier 'deblur' output of the same INPUT.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -300,9 +318,10 @@ def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out,
               help="Mixed precision (bf16 autocast).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
 @max_megapixels_option(FRAME_PIXELS)
-def deblur(input, run, out, device, amp, quiet, max_megapixels):
+def deblur(input, run, model, out, device, amp, quiet, max_megapixels):
     """Deblur INPUT (a folder of frames, one image or a video) with the model of a training
-    run, into PNG frames in OUT.
+    run (--run), or with shipped weights (--model; by default the shipped model that fits
+    INPUT), into PNG frames in OUT.
 
     \b
     OUT/STEM.png for each frame STEM of a folder or image; OUT/frame_000000.png ... for a video.
@@ -312,9 +331,20 @@ def deblur(input, run, out, device, amp, quiet, max_megapixels):
     where STEM_k{K//2} is the sharp middle frame (STEM_k1.png for K = 3).
     OUT/deblur.json records the inputs and the run. A failed run leaves OUT as it was.
     """
-    from reference_models.apply import deblur as deblur_footage
+    from blursynth.errors import BlursynthError
+    from reference_models.apply import deblur as deblur_footage, open_footage
+    from reference_models.shipped import model_for_footage, shipped_weights
 
     limit = pixel_limit(max_megapixels)
+    if run is not None and model is not None:
+        raise BlursynthError("deblur: give --run or --model, not both")
+    if run is None:
+        if model is None:
+            kind = open_footage(input, **({} if limit is None else {"max_pixels": limit})).kind
+            model = model_for_footage(kind)
+            if not quiet:
+                click.echo(f"deblur: using the shipped {model} weights (pass --model or --run to choose)", err=True)
+        run = shipped_weights(model)
     record = deblur_footage(input, run, out, device=device, amp=amp, progress=not quiet,
                             **({} if limit is None else {"max_pixels": limit}))
     if not quiet:

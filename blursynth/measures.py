@@ -10,8 +10,10 @@ get them from :func:`measure_dataset`, which reads the shards through
 * **Clipping**: the fraction of blurred pixels with a channel at 255
   (``clipped_high``: saturated, where averaging in linear light can no longer
   recover the true exposure) and at 0 (``clipped_low``).
-* **Motion**: the mean displacement, in pixels per source frame, of OpenCV's
-  DIS optical flow between consecutive frames of the sample. With latent
+* **Motion**: the mean displacement, in pixels per source frame, of the
+  optical flow between consecutive frames of the sample, by the estimator that
+  also gives ``meta``'s ``motion_mean`` (:func:`blursynth.interpolate.estimator`:
+  DIS refined to full resolution, its measured error in docs/report.md). With latent
   frames (``--latent K``) the pairs are consecutive latents of one exposure,
   ``(n - 1) / (K - 1)`` source frames apart, n being the frames averaged into
   the exposure (``tau``, or a panorama sample's ``n_frames``); without latents
@@ -30,6 +32,7 @@ import cv2
 import joblib
 import numpy as np
 
+from blursynth.interpolate import displacement, flow
 from blursynth.pool import local_workers
 from blursynth.progress import progress_bar
 from blursynth.shards import Manifest, open_shard, read_meta
@@ -55,10 +58,8 @@ def clipped_fractions(frames: np.ndarray) -> tuple[float, float]:
 
 
 def flow_displacement(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean length in px of the DIS optical flow (medium preset) from RGB frame ``a`` to ``b``."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
-    return float(np.mean(np.hypot(flow[..., 0], flow[..., 1])))
+    """Mean length in px of the optical flow (:func:`blursynth.interpolate.flow`) from RGB frame ``a`` to ``b``."""
+    return float(np.mean(displacement(flow(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)))))
 
 
 def _per_frame(meta: dict, key: str, j: int):
@@ -92,7 +93,7 @@ def consecutive_pairs(arrays: dict[str, np.ndarray], meta: dict) -> tuple[str | 
 
 
 def motion_score(arrays: dict[str, np.ndarray], meta: dict) -> float | None:
-    """Mean DIS flow displacement between consecutive frames, px per source frame (None: no pairs)."""
+    """Mean flow displacement between consecutive frames, px per source frame (None: no pairs)."""
     _, pairs = consecutive_pairs(arrays, meta)
     pairs = [p for p in pairs if min(p[0].shape[:2]) >= MIN_FLOW_SIDE and p[2] > 0]
     if not pairs:

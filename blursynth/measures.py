@@ -41,10 +41,47 @@ from blursynth.shards import Manifest, open_shard, read_meta
 MIN_FLOW_SIDE = 16
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of uint8 ``a`` against ``b`` (peak 255); ``inf`` when equal."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0,
+         axis: int | tuple[int, ...] | None = None) -> float | np.ndarray:
+    r"""Peak signal-to-noise ratio of ``a`` against ``b``: blursynth's one PSNR.
+
+    .. math:: \mathrm{PSNR}(a, b) = 10 \log_{10} \frac{R^2}{\operatorname{mean}((a - b)^2)}
+
+    The blur strength of ``report``/``filter`` uses it, and so does the
+    evaluation of the reference models (:func:`reference_models.metrics.psnr`
+    hands its tensors to it), so that every PSNR blursynth prints is this one.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Images of one shape (any dtype; computed in float64).
+    data_range : float
+        R, the value range (255 for 8-bit images, 1 for images in [0, 1]).
+    axis : int or tuple of int, optional
+        The axes the squared error is averaged over; ``None``: all of them.
+
+    Returns
+    -------
+    float or ndarray
+        PSNR in dB: a float for ``axis=None``, else float64 over the axes
+        left; ``inf`` where ``a`` equals ``b``.
+
+    Examples
+    --------
+    >>> psnr(np.zeros((2, 4, 4, 3), np.uint8), np.full((2, 4, 4, 3), 255, np.uint8))
+    0.0
+    """
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=axis)
+    if axis is None:
+        mse = float(mse)
+        return math.inf if mse == 0 else 10.0 * math.log10(data_range ** 2 / mse)
+    with np.errstate(divide="ignore"):  # mse 0: inf dB, as for axis=None
+        return 10.0 * np.log10(data_range ** 2 / mse)
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from reference_models.data import LatentDataset, PairDataset, SampleRef, ShardIndex, to_float
+from reference_models.metrics import psnr
 from reference_models.registry import register_model
 from reference_models.task import ModelTask, core_model
 
@@ -635,12 +636,6 @@ def combined_loss(pml: torch.Tensor, tcl: torch.Tensor | None, pt: torch.Tensor 
 
 
 # ------------------------------------------------------------------ evaluation
-def _psnr01(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB) of [..., 3, H, W] images in [0, 1] (clipped), per leading index."""
-    mse = (x.double().clamp(0, 1) - y.double().clamp(0, 1)).pow(2).flatten(-3).mean(-1)
-    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-20))
-
-
 def better_order(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The order rule of the evaluation: per sequence, ``output`` or ``output`` reversed, whichever is better.
 
@@ -662,8 +657,15 @@ def better_order(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if output.shape != target.shape or output.ndim != 5:
         raise ValueError(f"output and target must be the same [B, N, 3, H, W], got {tuple(output.shape)} "
                          f"and {tuple(target.shape)}")
-    forward = _psnr01(output, target).mean(1)
-    backward = _psnr01(output.flip(1), target).mean(1)
+    truth = target.clamp(0, 1).flatten(0, 1)
+
+    def score(frames: torch.Tensor) -> torch.Tensor:
+        """Mean PSNR over each sequence's frames; an exact match counts 200 dB, so means stay finite."""
+        db = psnr(frames.clamp(0, 1).flatten(0, 1), truth, data_range=1.0).clamp(max=200.0)
+        return db.view(output.shape[:2]).mean(1)
+
+    forward = score(output)
+    backward = score(output.flip(1))
     reverse = (backward > forward).view(-1, 1, 1, 1, 1)
     return torch.where(reverse, output.flip(1), output)
 

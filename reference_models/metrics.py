@@ -1,5 +1,8 @@
 """Image quality metrics: PSNR and SSIM on the 0–255 scale.
 
+PSNR is blursynth's one PSNR (:func:`blursynth.measures.psnr`, numpy, no torch),
+applied per image of a batch.
+
 SSIM follows the standard definition (Wang et al. 2004) as scikit-image's
 ``structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=255, channel_axis=-1)`` and BasicSR
@@ -15,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import blursynth.measures as measures
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -49,7 +54,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.T
     Returns
     -------
     torch.Tensor
-        [B] PSNR in dB, computed in float64; ``inf`` for identical images.
+        [B] PSNR in dB, computed in float64 on the CPU by blursynth's one PSNR
+        (:func:`blursynth.measures.psnr`), on ``x``'s device; ``inf`` for
+        identical images. An evaluation metric: no gradient flows through it.
 
     Examples
     --------
@@ -58,10 +65,9 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.T
     0.0
     """
     _check_pair(x, y)
-    if data_range <= 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
-    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(data_range ** 2 / mse)
+    db = measures.psnr(x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy(), data_range,
+                       axis=(1, 2, 3))
+    return torch.from_numpy(db).to(x.device)
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA,

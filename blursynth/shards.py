@@ -36,7 +36,7 @@ __all__ = [
     "COMPRESSIONS", "FRAME_ARRAYS", "MANIFEST", "Manifest", "Sample", "ShardWriter", "atomic_write_bytes",
     "canonical_json", "config_fingerprint", "describe", "file_sha256", "frame_arrays", "is_frame_array",
     "is_own_file", "iter_samples", "open_shard", "read_meta", "rendition_array", "renditions_of", "shard_name",
-    "verify",
+    "verify", "write_dataset",
 ]
 
 SCHEMA = "blursynth/1"
@@ -451,6 +451,49 @@ class Manifest:
     def shard_path(self, out: Path, entry: dict) -> Path:
         """The path of a shard entry of this manifest (its name was checked by :meth:`load`)."""
         return Path(out) / entry["file"]
+
+
+def write_dataset(out: Path, kind: str, config: dict, sizes: list[int], samples: Iterable[Sample],
+                  seed: int = 0) -> Manifest:
+    """Write a complete dataset of ready samples into the new folder ``out``: shard k holds the next ``sizes[k]``.
+
+    For datasets that are not rendered by a pipeline (the engine writes those):
+    a test set read from folders of image pairs, a doctored copy of a dataset
+    in a benchmark. Each shard goes through :class:`ShardWriter` (temporary
+    name, checksums, rename) and the manifest is written last, so ``out`` is a
+    dataset only once it is complete. ``samples`` is consumed lazily, one
+    sample at a time.
+
+    Parameters
+    ----------
+    out : Path
+        A folder that does not exist yet.
+    kind, config, seed
+        Recorded in the manifest and the shards (the dataset's fingerprint).
+    sizes : list of int
+        Samples per shard (a shard holds one frame size).
+    samples : iterable of Sample
+        ``sum(sizes)`` samples in index order.
+
+    Returns
+    -------
+    Manifest
+    """
+    out = Path(out)
+    out.mkdir(parents=True)
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
+    uniform = all(n == sizes[0] for n in sizes[:-1]) and sizes[-1] <= sizes[0]
+    manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=sum(sizes), shard_size=max(sizes),
+                        compression="none", complete=True, shard_starts=None if uniform else starts)
+    stream = iter(samples)
+    for k, n in enumerate(sizes):
+        with ShardWriter(out / shard_name(k), kind=kind, config=config, fingerprint=manifest.fingerprint,
+                         shard_index=k, capacity=n) as writer:
+            for _ in range(n):
+                writer.append(next(stream))
+        manifest.shards.append({"index": k, "file": shard_name(k), "samples": n, "sha256": writer.digest})
+    manifest.save(out)
+    return manifest
 
 
 def _short(value) -> str:

@@ -33,6 +33,16 @@ def _private_cache(tmp_path_factory):
         os.environ["BLURSYNTH_CACHE"] = old
 
 
+@pytest.fixture(scope="session")
+def trusted_tiny(tmp_path_factory) -> Path:
+    """A tiny trusted test set for ``validate --test`` (so that tests need not make the built-in
+    reference test set): four sources of the tiny textures, runs of 3 frames with 3 latent frames."""
+    from test_reference_datasets import make_tiny_dataset
+
+    return make_tiny_dataset(tmp_path_factory.mktemp("trusted") / "data", n_sources=4, per_source=1, seq_len=3,
+                             latent=3, seed=9)
+
+
 def write_frames(folder: Path, frames: list[np.ndarray], ext: str = ".png", name: str = "f{:d}") -> Path:
     """Write RGB uint8 frames as numbered files (numbers not zero-padded: ordering must be numeric)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -414,9 +414,9 @@ def test_cli_trains_and_scores_each_kind_of_data(which, names, request, tmp_path
     assert all(name in table for name in names) and "PSNR in" in table
 
 
-def test_validate_takes_blur2video_and_picks_it_for_latent_data(pano, tmp_path):
-    small = ["--budget", 0.002, "--batch", 2, "--patch", 16, "--model-arg", "width_mult=0.25", "--workers", 0,
-             "--max-test-samples", 2]
+def test_validate_takes_blur2video_and_picks_it_for_latent_data(pano, trusted_tiny, tmp_path):
+    small = ["--steps", 2, "--test", trusted_tiny, "--batch", 2, "--patch", 16, "--model-arg", "width_mult=0.25",
+             "--workers", 0, "--max-test-samples", 2]
     named = run_ok("validate", pano, "--model", "blur2video", "--out", tmp_path / "named", *small)
     picked = run_ok("validate", pano, "--out", tmp_path / "picked", *small)
     for result in (named, picked):

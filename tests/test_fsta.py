@@ -265,7 +265,7 @@ def test_weight_reg_is_refused(data, tmp_path):
         train(_config(data, tmp_path / "run", steps=1, weight_reg=1e-5))
 
 
-def test_cli_train_eval_validate(data, tmp_path):
+def test_cli_train_eval_validate(data, trusted_tiny, tmp_path):
     tiny = [a for k, v in TINY.items() for a in ("--model-arg", f"{k}={json.dumps(v)}")]
     small = ["--batch", 2, "--patch", 24, "--workers", 0, "-q"]
     run_ok("train-reference", "fsta", "--data", data, "--out", tmp_path / "run", "--steps", 2, *tiny, *small)
@@ -273,5 +273,6 @@ def test_cli_train_eval_validate(data, tmp_path):
     result = run_ok("eval-reference", tmp_path / "run", "--data", data, "--split", "test", "-q")
     rows = {line.split()[0] for line in result.output.splitlines()[1:]}
     assert {"t0", "t1", "t2", "t3", "t4", "mean"} <= rows and "PSNR in" in result.output
-    result = run_ok("validate", data, "--model", "fsta", "--budget", 0.02, "--out", tmp_path / "val", *tiny, *small)
+    result = run_ok("validate", data, "--model", "fsta", "--test", trusted_tiny, "--steps", 2, "--out", tmp_path / "val",
+                    *tiny, *small)
     assert "verdict:" in result.output.strip().splitlines()[-1]

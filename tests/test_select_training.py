@@ -70,12 +70,13 @@ def test_training_uses_exactly_the_selected_samples_in_their_split(data, tmp_pat
         train(TrainConfig(data=str(data), out=str(tmp_path / "run2"), resume=True, **{**TINY, "steps": 2}))
 
 
-def test_validate_splits_trains_and_scores_within_the_selection(data, tmp_path):
+def test_validate_splits_trains_and_scores_within_the_selection(data, trusted_tiny, tmp_path):
     sources = _sources(data)
     keep = sorted({*sources.values()})[:4]  # four of the six sources, two samples each
     chosen = [i for s in keep for i in sorted(k for k, v in sources.items() if v == s)[:2]]
     sel = _select(data, chosen, tmp_path / "sel.json")
-    result = run_cli("validate", data, "--budget", 0.01, "--test", 0.25, "--select", sel, "--out", tmp_path / "v",
+    result = run_cli("validate", data, "--steps", 1, "--holdout", 0.25, "--test", trusted_tiny, "--select", sel,
+                     "--out", tmp_path / "v",
                      "--model", "dtb", *CLI_TINY, "-q")
     assert result.exit_code == 0, result.output
     split = json.loads((tmp_path / "v" / "split.json").read_text())["sources"]

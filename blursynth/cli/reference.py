@@ -268,38 +268,55 @@ def split(dataset, val, test, seed, out, overwrite):
 
 
 @main.command("validate")
-@click.argument("dataset", type=_DATA)
+@click.argument("datasets", metavar="DATASET [DATASET ...]", nargs=-1, required=True, type=_DATA)
 @recipe_option
+@click.option("--test", "test", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The trusted test set: a blursynth dataset, or real blurred/sharp pairs in the GoPro_Large "
+                   "(CLIP/blur/, CLIP/sharp/) or BasicSR (input/, target/) layout [default: the built-in "
+                   "reference test set of the data's kind, made once and cached].")
 @click.option("--model", default=None, show_default="dtb for video data, blur2video for latent/pair data",
               help="Reference model to train.")
-@click.option("--budget", type=float, default=10.0, show_default=True, help="Training time in minutes.")
-@click.option("--test", type=float, default=0.2, show_default=True, help="Held-out fraction (by source).")
+@click.option("--steps", type=int, default=None, show_default="the preset's",
+              help="Training steps: the budget, the same on any machine.")
+@click.option("--budget", type=float, default=None,
+              help="A guard in minutes: training stops there, and the output says so (the verdict then "
+                   "depends on the machine's speed) [default: no cap].")
+@click.option("--holdout", type=float, default=0.2, show_default=True,
+              help="Fraction of each dataset held out (whole sources) for the self-consistency figure.")
 @click.option("--min-gain", type=float, default=0.1, show_default=True,
-              help="PSNR gain (dB) over the blurry input that counts as teaching.")
-@click.option("--max-test-samples", type=int, default=32, show_default=True,
-              help="Held-out samples scored (a seeded draw across the held-out sources).")
+              help="PSNR gain (dB) over the blurry input that counts as teaching: 'teaches' when the 95% "
+                   "interval of the trusted gain lies above it, 'does not teach' when it lies below.")
+@click.option("--max-test-samples", type=int, default=80, show_default=True,
+              help="Samples scored per test set (a seeded draw across its sources).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the run (split, checkpoint, log, eval) here [default: a temporary folder].")
+              help="Keep the run (split, checkpoint, log, eval reports, validate.json, validate.png) here "
+                   "[default: a temporary folder].")
 @training_options
 @click.pass_context
-def validate(ctx, dataset, model, budget, test, min_gain, max_test_samples, out, model_arg, compile_, **kw):
-    """Check that DATASET teaches a model to deblur: split by source, train for --budget
-    minutes, report the PSNR gain on held-out sources and a verdict.
+def validate(ctx, datasets, test, model, steps, budget, holdout, min_gain, max_test_samples, out, model_arg,
+             compile_, **kw):
+    """Check that DATASET teaches a model to deblur, or rank several datasets: train the same
+    preset for the same number of steps on each, score every model on one trusted test set.
 
-    Exit status 0 either way; the verdict is on the last line.
+    \b
+    blursynth validate DATA                  verdict on the built-in reference test set
+    blursynth validate A B --test GOPRO/     ranking, paired differences with 95% intervals
+    The verdict is 'teaches' / 'does not teach' / 'inconclusive' from the 95% interval of the
+    PSNR gain (bootstrap over test sources); the held-out split of each dataset is reported
+    second, as self-consistency. Exit status 0 either way; one verdict line per dataset.
     """
     from blursynth.errors import BlursynthError
     from reference_models import is_model
-    from reference_models.validate import validate_dataset
+    from reference_models.validate import validate_datasets
 
     if model is not None and not is_model(model):
         raise BlursynthError(f"--model {model}: unknown; choose one of {', '.join(_model_names())}")
     _minutes("--budget", budget)
-    verdict = validate_dataset(dataset, model=model, budget_minutes=budget, out=out, test=test,
-                               min_gain=min_gain, max_test_samples=max_test_samples,
+    result = validate_datasets(list(datasets), test=test, model=model, steps=steps, budget_minutes=budget,
+                               out=out, holdout=holdout, min_gain=min_gain, max_test_samples=max_test_samples,
                                model_args=parse_model_args(model_arg, _recipe_model_args(ctx)),
                                compile=compile_, **kw)
-    click.echo(verdict.message(str(dataset), verdict.model))
+    click.echo(result.message())
 
 
 @main.command("deblur")

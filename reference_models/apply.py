@@ -44,6 +44,7 @@ from blursynth.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import load_json
 from blursynth.outdir import entries, output_folder
+from blursynth.png import encode_png
 from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
 from blursynth.sources.clips import discover as discover_clips
 from blursynth.sources.discovery import refuse_special
@@ -294,11 +295,7 @@ def deblur_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], n_frames
 
 def _png(image: torch.Tensor) -> bytes:
     """A ``[3, H, W]`` 0–1 image as 8-bit PNG bytes (rounded and clipped as evaluation scores it)."""
-    rgb = to_uint8_range(image).to(torch.uint8).permute(1, 2, 0).numpy()
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return data.tobytes()
+    return encode_png(to_uint8_range(image).to(torch.uint8).permute(1, 2, 0).numpy())
 
 
 def _load_run(run: Path) -> tuple[torch.nn.Module, dict]:

@@ -1,4 +1,4 @@
-"""What every export layout shares: the context of a run, PNG encoding, file writes.
+"""What every export layout shares: the context of a run, file writes.
 
 A layout is an object with ``write(task, ctx)``, ``done(task, ctx)``,
 ``finish(tasks, ctx)`` and ``outputs(tasks, ctx)``: every file it writes, so
@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
 from blursynth.outdir import subfolder
+from blursynth.png import encode_png
 from blursynth.shards import open_shard
 
 
@@ -54,14 +54,6 @@ class ExportContext:
         """``out / relative`` as a real folder inside ``out`` (:func:`blursynth.outdir.subfolder`):
         made where missing; a symbolic link or a file on the way is one line."""
         return subfolder(self.out, relative)
-
-
-def encode_png(rgb: np.ndarray, level: int) -> bytes:
-    """PNG bytes of an RGB uint8 frame (PNG stores RGB; OpenCV's encoder takes BGR)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, level])
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 HxWx3 array
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def write_file(path: Path, data: bytes) -> None:

@@ -1,8 +1,11 @@
 """A contact sheet of a dataset: each row a sample, blurred | sharp | latent frames.
 
-The rows are a seeded draw across sources (:func:`pick`), not the first
-samples, so one sheet shows the variety of a dataset; each row says which
-source, which frame of a sequence and which draw it shows.
+The rows are a seeded draw across sources
+(:func:`blursynth.split.draw_across_sources`, the draw that also picks the
+reference models' validation and evaluation samples), not the first samples,
+so one sheet shows the variety of a dataset: the first rows come from as many
+different sources as there are. Each row says which source, which frame of a
+sequence and which draw it shows.
 """
 
 from __future__ import annotations
@@ -15,45 +18,12 @@ import numpy as np
 from blursynth.dataset import Dataset
 from blursynth.errors import BlursynthError
 from blursynth.outdir import OutputKind, check_output_file, write_output
+from blursynth.split import draw_across_sources
 
 PREVIEW_FORMAT = "blursynth-preview/1"
 # A sheet carries the PNG text chunk ``Software: blursynth-preview/1`` (written before
 # the pixels), so that ``preview`` knows a file it wrote (blursynth.outdir).
 PREVIEW_PNG = OutputKind("blursynth preview", b"Software\x00" + PREVIEW_FORMAT.encode())
-
-
-def pick(sources: list[str], n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """``(sample position, frame t)`` of the rows of a sheet: a seeded draw across sources.
-
-    Parameters
-    ----------
-    sources : list of str
-        The source of each sample, in index order.
-    n : int
-        Rows wanted (fewer when the dataset is smaller).
-    seed : int
-        The draw's seed.
-
-    Returns
-    -------
-    list of (int, int)
-        The sources are visited in a random order, round after round, and one
-        sample not yet shown is drawn from each, until ``n`` rows: the first
-        rows come from as many different sources as there are. The frame ``t``
-        of the sequence is drawn by the caller (see :func:`contact_sheet`).
-    """
-    rng = np.random.default_rng(seed)
-    by_source: dict[str, list[int]] = {}
-    for i, source in enumerate(sources):
-        by_source.setdefault(source, []).append(i)
-    pools = {s: list(rng.permutation(idx)) for s, idx in sorted(by_source.items())}
-    order = list(rng.permutation(sorted(pools)))
-    rows = []
-    while len(rows) < n and any(pools.values()):
-        for source in order:
-            if pools[source] and len(rows) < n:
-                rows.append(int(pools[source].pop()))
-    return rows
 
 
 def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 0,
@@ -92,7 +62,7 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
     sources = [str(data.sample_meta(i)["source"]) for i in range(len(data))]
     rng = np.random.default_rng([seed, 1])
     rows = []
-    for i in pick(sources, n, seed):
+    for i in draw_across_sources(sources, n, seed):
         sample = data[i]
         length = sample["blur"].shape[0]
         rows.append((sample, int(rng.integers(length)), length))

@@ -12,6 +12,9 @@ File format (``blursynth-split/1``)::
      "val": 0.1, "test": 0.1, "n_samples": {"train": ..., "val": ..., "test": ...},
      "sources": {"train": [...], "val": [...], "test": [...]}}
 
+It also holds the seeded draw of samples across sources
+(:func:`draw_across_sources`) that ``preview`` and the reference models share.
+
 This module needs numpy only, so ``export`` and ``report`` read split files
 without importing torch; the reference models use it through
 :mod:`reference_models.split`.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -71,7 +75,9 @@ def split_sources(counts: dict[str, int], val: float, test: float, seed: int) ->
     wanted = 1 + (val > 0) + (test > 0)
     if len(names) < wanted:
         raise BlursynthError(f"the dataset has {len(names)} source(s); a split into {wanted} parts "
-                             "by source needs at least one source per part")
+                             "by source needs at least one source per part: split into fewer parts "
+                             "(a fraction of 0 leaves its part out), or make the dataset from more clips "
+                             "or panoramas ('blursynth sample DIR --clips K' writes K clips)")
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     total = float(sum(counts[s] for s in order))
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
@@ -86,6 +92,57 @@ def split_sources(counts: dict[str, int], val: float, test: float, seed: int) ->
             donor = max((n for n in SPLITS if n != name and len(out[n]) > 1), key=lambda n: len(out[n]))
             out[name].append(out[donor].pop())
     return {k: sorted(v) for k, v in out.items()}
+
+
+def draw_across_sources(sources: Sequence[str], n: int | None, seed: int) -> list[int]:
+    """Positions of at most ``n`` samples, drawn with ``seed`` and spread across their sources.
+
+    blursynth's one seeded draw across sources: the rows of a contact sheet
+    (``preview``) and the validation and evaluation samples of the reference
+    models (:func:`reference_models.split.sample_across_sources`) are drawn here.
+
+    The sources are visited in a seeded order, round after round, each giving
+    one of its samples (in a seeded order) per round, so a small draw covers as
+    many sources as it can instead of the first few sources in index order.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        The source of each sample, by position.
+    n : int or None
+        Samples wanted; ``None`` or more than there are: all of them.
+    seed : int
+        The draw's seed (``numpy.random.default_rng``): first the order of the
+        sources (a permutation of their sorted names), then the order of the
+        samples of each source, in the order the sources are visited.
+
+    Returns
+    -------
+    list of int
+        Positions into ``sources``, in the order drawn (the first round first),
+        none twice.
+
+    Examples
+    --------
+    >>> sorted(draw_across_sources(["a", "a", "a", "b"], 2, seed=0)) in ([0, 3], [1, 3], [2, 3])
+    True
+    """
+    rng = np.random.default_rng(seed)
+    by_source: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        by_source.setdefault(source, []).append(i)
+    names = sorted(by_source)
+    queues = []
+    for source in [names[i] for i in rng.permutation(len(names))]:
+        members = by_source[source]
+        queues.append([members[i] for i in rng.permutation(len(members))])
+    n = len(sources) if n is None else min(n, len(sources))
+    picked: list[int] = []
+    while len(picked) < n:
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop())
+    return picked
 
 
 def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: int = 0,

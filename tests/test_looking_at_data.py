@@ -11,7 +11,8 @@ import pytest
 import blursynth.engine as engine
 from blursynth.cli.common import RECIPES
 from blursynth.engine import RunOptions
-from blursynth.preview import pick, row_label
+from blursynth.preview import row_label
+from blursynth.split import draw_across_sources
 from conftest import random_frames, run_ok, write_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,12 +53,12 @@ def test_recipes_lists_every_installed_recipe_with_its_paper(cli):
 
 def test_preview_draws_across_sources_with_a_seed():
     sources = ["a"] * 10 + ["b"] * 3 + ["c"] * 1
-    rows = pick(sources, 3, seed=5)
+    rows = draw_across_sources(sources, 3, seed=5)
     assert sorted(sources[i] for i in rows) == ["a", "b", "c"]  # one per source first
-    assert pick(sources, 3, seed=5) == rows and len(set(rows)) == 3
-    draws = {tuple(pick(sources, 3, seed=s)) for s in range(10)}
+    assert draw_across_sources(sources, 3, seed=5) == rows and len(set(rows)) == 3
+    draws = {tuple(draw_across_sources(sources, 3, seed=s)) for s in range(10)}
     assert len(draws) > 1  # the seed changes the draw
-    many = pick(sources, 20, seed=1)
+    many = draw_across_sources(sources, 20, seed=1)
     assert sorted(many) == list(range(14))  # never more rows than samples, none twice
     # round-robin over the sources with samples left: a b c | a b | a b | a a a ...
     got = [sources[i] for i in many]

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from blursynth.measures import psnr
+from blursynth.split import draw_across_sources
+from handmade import make_dataset
 from reference_models.metrics import psnr as torch_psnr
 
 
@@ -73,3 +75,44 @@ def test_png_writer_stores_the_rgb_pixels(level):
     if level == 9:
         noise = np.random.default_rng(0).integers(0, 4, (64, 64, 3), dtype=np.uint8)
         assert len(encode_png(noise, 9)) < len(encode_png(noise, 0))
+
+
+# ------------------------------------------------------ draw across sources
+def test_draw_across_sources_goes_round_the_sources():
+    sources = ["b"] * 2 + ["a"] * 6 + ["d"] * 1 + ["c"] * 3
+    for seed in range(4):
+        drawn = draw_across_sources(sources, None, seed)
+        assert sorted(drawn) == list(range(len(sources)))  # all, none twice
+        got = [sources[i] for i in drawn]
+        # The seed orders the sources first: a permutation of their sorted names.
+        first = [["a", "b", "c", "d"][i] for i in np.random.default_rng(seed).permutation(4)]
+        assert got[:4] == first
+        # Then round after round, one from each source with samples left, in that order.
+        left = {s: sources.count(s) for s in first}
+        rounds = []
+        while any(left.values()):
+            rounds += [s for s in first if left[s]]
+            left = {s: max(0, k - 1) for s, k in left.items()}
+        assert got == rounds
+        assert draw_across_sources(sources, 5, seed) == drawn[:5]
+        assert draw_across_sources(sources, 99, seed) == drawn
+    assert len({tuple(draw_across_sources(sources, None, s)) for s in range(6)}) > 1
+
+
+def test_preview_rows_and_evaluation_samples_are_one_draw(tmp_path, monkeypatch):
+    """For one seed, ``preview``'s contact sheet shows the samples the reference models
+    validate and evaluate on (the sheet in draw order, the evaluation in index order)."""
+    import blursynth.preview as preview
+    from reference_models.data import ShardIndex
+    from reference_models.split import sample_across_sources
+
+    counts = {"s0": 3, "s1": 1, "s2": 2, "s3": 2}
+    ds = make_dataset(tmp_path / "ds", [[{"source": s, "shape": (1, 8, 8)} for s, k in counts.items()
+                                         for _ in range(k)]])
+    shown = []
+    label = preview.row_label
+    monkeypatch.setattr(preview, "row_label", lambda sample, t, n: shown.append(int(sample["index"])) or label(sample, t, n))
+    refs = ShardIndex(ds).refs
+    preview.contact_sheet(ds, tmp_path / "sheet.png", n=3, seed=3)
+    assert len({refs[i].source for i in shown}) == 3  # three rows, three sources
+    assert sorted(shown) == [r.index for r in sample_across_sources(refs, 3, 3)]

@@ -33,12 +33,13 @@ import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from reference_models.data import LatentDataset, PairDataset, SampleRef, ShardIndex, to_float
+from reference_models.layers import DenseBlock
 from reference_models.metrics import psnr
 from reference_models.registry import register_model
 from reference_models.task import ModelTask, core_model
 
 __all__ = [
-    "Blur2Video", "Blur2VideoTask", "DenseBlock", "STN", "LocalWarp", "warp", "affine_displacement",
+    "Blur2Video", "Blur2VideoTask", "STN", "LocalWarp", "warp", "affine_displacement",
     "pyramid", "photometric_loss", "transformation_consistency_loss", "penalty_loss", "combined_loss",
     "better_order", "LOSS_SWITCHES", "blur2video", "blur2video_ftn_stn", "blur2video_ftn_stn_lw",
     "blur2video_ftn_stn_itn",
@@ -197,26 +198,6 @@ class LocalWarp(nn.Module):
         return warp(x, flow[:, 0] * (max(w - 1, 1) / 2.0), flow[:, 1] * (max(h - 1, 1) / 2.0))
 
 
-class DenseBlock(nn.Module):
-    """Five densely connected conv3×3 layers (each sees the input and every earlier output), 1×1 fusion.
-
-    in → [conv(in + k·growth → growth) → LeakyReLU]_{k=0..4} → conv1×1(in + 5·growth → out).
-    """
-
-    def __init__(self, in_channels: int, growth: int, out_channels: int, layers: int = 5):
-        super().__init__()
-        self.convs = nn.ModuleList(nn.Conv2d(in_channels + k * growth, growth, 3, padding=1)
-                                   for k in range(layers))
-        self.fuse = nn.Conv2d(in_channels + layers * growth, out_channels, 1)
-        self.act = _act()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
-        for conv in self.convs:
-            feats.append(self.act(conv(torch.cat(feats, 1))))
-        return self.act(self.fuse(torch.cat(feats, 1)))
-
-
 def _small(conv: nn.Module, scale: float = 0.1) -> nn.Module:
     with torch.no_grad():
         conv.weight.mul_(scale)
@@ -273,7 +254,7 @@ class Decoder(nn.Module):
             has_image = l < n - 1
             self.up_image.append(nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1) if has_image else nn.Identity())
             cin = widths[l] + skip_channels[l] + (3 if has_image else 0)
-            self.dense.append(DenseBlock(cin, growths[l], widths[l]))
+            self.dense.append(DenseBlock(cin, growths[l], widths[l], layers=5, act=_act()))
             self.to_image.append(_small(nn.Conv2d(widths[l], 3, 3, padding=1)))
             prev = widths[l]
         self.refine = nn.Sequential(nn.Conv2d(3 + widths[0], refine, 3, padding=1), _act(),

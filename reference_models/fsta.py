@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from blursynth.errors import BlursynthError
 from reference_models.data import to_float
+from reference_models.layers import DenseBlock
 from reference_models.registry import register_model
 from reference_models.task import ModelTask, score_frames
 
-__all__ = ["FSTA", "FSTANet", "FSTATask", "DenseModule", "fsta"]
+__all__ = ["FSTA", "FSTANet", "FSTATask", "fsta"]
 
 
 class FSTA(nn.Module):
@@ -142,31 +143,6 @@ class FSTA(nn.Module):
         return z.reshape(b, windows, c, h, w)
 
 
-class DenseModule(nn.Module):
-    """Densely connected module: each 3×3 conv+ReLU sees the concat of the input and all
-    earlier layers' outputs (Huang et al. 2017); a 1×1 conv fuses them back to
-    ``width`` channels and the input is added (local residual, as in residual
-    dense blocks, Zhang et al. 2018).
-
-    Args:
-        width: input and output channels.
-        layers: conv layers inside the module.
-        growth: channels each layer adds.
-    """
-
-    def __init__(self, width: int, layers: int = 4, growth: int = 32):
-        super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(width + i * growth, growth, 3, padding=1) for i in range(layers))
-        self.fuse = nn.Conv2d(width + layers * growth, width, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
-        for conv in self.convs:
-            features.append(F.relu(conv(torch.cat(features, 1))))
-        return x + self.fuse(torch.cat(features, 1))
-
-
 class FSTANet(nn.Module):
     r"""Hierarchical encoder–decoder of densely connected modules with FSTA fusion.
 
@@ -244,7 +220,8 @@ class FSTANet(nn.Module):
         self.widths, self.fsta_scales = widths, fsta_scales
 
         def dense(width):
-            return nn.Sequential(*[DenseModule(width, dense_layers, max(1, width // 2)) for _ in range(modules)])
+            return nn.Sequential(*[DenseBlock(width, max(1, width // 2), width, dense_layers, residual=True)
+                                   for _ in range(modules)])
 
         self.stem = nn.ModuleList(
             [nn.Conv2d(3, widths[0], 3, padding=1)]

@@ -116,3 +116,31 @@ def test_preview_rows_and_evaluation_samples_are_one_draw(tmp_path, monkeypatch)
     preview.contact_sheet(ds, tmp_path / "sheet.png", n=3, seed=3)
     assert len({refs[i].source for i in shown}) == 3  # three rows, three sources
     assert sorted(shown) == [r.index for r in sample_across_sources(refs, 3, 3)]
+
+
+# ---------------------------------------------------------------- dense block
+@pytest.mark.parametrize("residual", [True, False])
+def test_dense_block_against_a_hand_written_forward(residual):
+    """Both models' dense block: each conv3×3 sees the input and every earlier output, a 1×1
+    conv fuses them; FSTA's adds the input (ReLU), Blur2Video's activates the fusion (LeakyReLU)."""
+    import torch.nn.functional as F
+
+    from reference_models.layers import DenseBlock
+    torch.manual_seed(0)
+    out_channels = 5 if residual else 7
+    act = None if residual else torch.nn.LeakyReLU(0.2)
+    block = DenseBlock(5, 3, out_channels, layers=2, act=act, residual=residual).double()
+    # The parameter names the models' checkpoints hold.
+    assert sorted(block.state_dict()) == ["convs.0.bias", "convs.0.weight", "convs.1.bias", "convs.1.weight",
+                                          "fuse.bias", "fuse.weight"]
+    x = torch.rand(2, 5, 6, 7, dtype=torch.float64)
+    w = {k: v.detach() for k, v in block.state_dict().items()}
+    f = (lambda t: F.leaky_relu(t, 0.2)) if act is not None else F.relu
+    f1 = f(F.conv2d(x, w["convs.0.weight"], w["convs.0.bias"], padding=1))
+    f2 = f(F.conv2d(torch.cat([x, f1], 1), w["convs.1.weight"], w["convs.1.bias"], padding=1))
+    fused = F.conv2d(torch.cat([x, f1, f2], 1), w["fuse.weight"], w["fuse.bias"])
+    expected = x + fused if residual else f(fused)
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-12)
+    if residual:
+        with pytest.raises(ValueError, match="out_channels"):
+            DenseBlock(5, 3, 6, residual=True)

@@ -42,6 +42,11 @@ def human(nbytes: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
+def count(n: int, noun: str) -> str:
+    """``count(1, "shard")`` -> ``"1 shard"``, ``count(10000, "sample")`` -> ``"10,000 samples"``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def physical_memory() -> int:
     """Bytes of RAM of this machine (0 when the system does not say)."""
     try:
@@ -106,7 +111,7 @@ def free_bytes(out: Path) -> int | None:
         return None
 
 
-def check_disk(out: Path, needed: float, what: str) -> None:
+def check_disk(out: Path, needed: float, what: str) -> str:
     """Refuse, naming the folder and the space needed, when ``out`` cannot hold ``needed`` bytes.
 
     Finished shards already in ``out`` count as written (a resume keeps them).
@@ -119,16 +124,24 @@ def check_disk(out: Path, needed: float, what: str) -> None:
         Estimated bytes of the whole dataset.
     what : str
         What the estimate is of, for the message (``"10000 samples"``).
+
+    Returns
+    -------
+    str
+        The estimate and the free space in one line, for the run to say before
+        its first sample (``"10,000 samples: about 1.9 GB of disk space; 50.3 GB is free there"``).
     """
     free = free_bytes(out)
+    line = f"{what}: about {human(needed)} of disk space"
     if free is None:
-        return
+        return line
     missing = needed - own_bytes(out) + DISK_MARGIN
     if missing > free:
         # The margin is said: "need 16.5 KB, only 50.0 MB free" reads as a bug without it.
         raise BlursynthError(f"--out {out}: {what} need about {human(needed)} of disk space plus a "
                              f"{human(DISK_MARGIN)} safety margin, and only {human(free)} is free there; "
                              "free space or choose another --out")
+    return f"{line}; {human(free)} is free there"
 
 
 def ensure_room(folder: Path, nbytes: int, writers: int = 1) -> None:

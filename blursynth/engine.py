@@ -317,12 +317,16 @@ def default_out(kind: str) -> Path:
     return Path(f"{kind}-out")
 
 
-def _announce(out: Path, options: RunOptions) -> None:
-    """Say where the data goes, once the folder is known to be usable."""
+def _announce(out: Path, options: RunOptions, lines: Sequence[str] = ()) -> None:
+    """Say where the data goes, once the folder is known to be usable, and (unless
+    quiet) the pipeline's ``lines`` (an estimate of the size, a default assumed)."""
     if options.out is None:
         print(f"blursynth: writing to {out}/ (the default; pass --out DIR to choose)", file=sys.stderr)
     elif not options.quiet:
         print(f"blursynth: writing to {out}/", file=sys.stderr)
+    if not options.quiet:
+        for line in lines:
+            print(f"blursynth: {line}", file=sys.stderr)
 
 
 class _Plan:
@@ -355,7 +359,8 @@ class _Plan:
 
 
 def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
-        options: RunOptions, skipped: Sequence[dict] = (), sources: Sequence[dict] = ()) -> Manifest:
+        options: RunOptions, skipped: Sequence[dict] = (), sources: Sequence[dict] = (),
+        announce: Sequence[str] = ()) -> Manifest:
     """Render ``specs`` with ``renderer`` into shards under ``options.out``.
 
     The steps: prepare ``--out`` (:func:`_prepare_out`), keep the finished
@@ -383,6 +388,9 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     sources : sequence of dict
         Notes on sources recorded in the manifest's ``sources`` (e.g. a
         video's ``header_frames`` and ``decoded_frames``).
+    announce : sequence of str
+        Lines said (unless quiet) once ``out`` is known to be usable, before
+        the first sample: an error found earlier stays the only line.
 
     Returns
     -------
@@ -402,7 +410,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     with output_folder(out), _stop_on_sigterm(), _disk_full_is_one_line(out):
         manifest = _prepare_out(out, manifest, options.overwrite)
         manifest.sources = [dict(s) for s in sources]
-        _announce(out, options)
+        _announce(out, options, announce)
         _remove_temporaries(out)
         todo, kept = _resume(out, manifest, skipped)
         if kept and not options.quiet:

@@ -253,13 +253,15 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
     def unusable(clip: Clip, reason: str) -> None:
         """Refuse the clip, or with --skip-bad record it as skipped."""
         if not skip_bad:
-            raise BadSourceError(clip.id, reason)
+            raise BadSourceError(clip.id, f"{reason}; use a longer clip, a smaller --tau, --T or --seq-len, "
+                                          "or --skip-bad to leave it out")
         skipped.append({"source": clip.id, "reason": reason})
 
     for clip in clips:
         if _most_samples(config, clip) == 0:  # no draw fits: say so once, not once per repeat
+            least = (config.seq_len - 1) * _periods(config)[0] + shortest
             unusable(clip, f"too short: {clip.n_frames} frames give no sample of {config.seq_len} exposure(s) "
-                           f"(--seq-len) even with tau={shortest}")
+                           f"(--seq-len) even with tau={shortest}, which needs {least} frames")
             continue
         resize = output_size(config.resize, clip.size)
         fps = clip_fps(config, clip)
@@ -269,7 +271,8 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
             n_samples = exposures // config.seq_len
             if n_samples == 0:
                 unusable(clip, f"too short: {clip.n_frames} frames give {exposures} exposures of tau={tau}, "
-                               f"T={T}; a sample needs {config.seq_len} (--seq-len)")
+                               f"T={T}; a sample needs {config.seq_len} (--seq-len), "
+                               f"{(config.seq_len - 1) * T + tau} frames")
                 continue
             span = (config.seq_len - 1) * T + tau
             for s in range(n_samples):
@@ -303,6 +306,12 @@ def _periods(config: HighspeedConfig) -> tuple[int, int]:
     return min(config.T), max(config.T)
 
 
+def frames_needed(config: HighspeedConfig) -> int:
+    """Frames a clip needs so that every (tau, T) draw of ``config`` gives it a sample:
+    ``(L - 1) T_max + tau_max`` (``blursynth sample`` makes clips this long)."""
+    return (config.seq_len - 1) * _periods(config)[1] + max(config.tau)
+
+
 def _most_samples(config: HighspeedConfig, clip: Clip) -> int:
     """Samples of one draw of ``clip`` with the shortest tau and T (an upper bound)."""
     tau, T = min(config.tau), _periods(config)[0]
@@ -315,13 +324,14 @@ def _least_samples(config: HighspeedConfig, clip: Clip) -> int:
     return ((clip.n_frames - tau) // T + 1) // config.seq_len if clip.n_frames >= tau else 0
 
 
-def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> None:
+def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> str:
     """Refuse at once, with the estimate, what cannot work (before planning).
 
     In time linear in the number of clips: one sample larger than this
     machine's memory, a plan of more than
     :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
-    than the free space of ``out`` (its smallest possible size).
+    than the free space of ``out`` (its smallest possible size). Returns that
+    size and the free space as one line (said before the first sample).
 
     Raises
     ------
@@ -343,7 +353,8 @@ def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> None:
             else "source-size frames")
     budget.check_sample_memory(memory, f"--seq-len {L}, --latent {K}, {size}")
     budget.check_plan_size(most * config.repeats, f"--repeats {config.repeats} over {len(clips)} clip(s)")
-    budget.check_disk(out, disk * config.repeats, f"at least {least * config.repeats:,} samples")
+    fewest = budget.count(least * config.repeats, "sample")
+    return budget.check_disk(out, disk * config.repeats, f"at least {fewest}")
 
 
 # ------------------------------------------------------------------ render
@@ -564,6 +575,22 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
     return Sample(arrays, meta)
 
 
+def _assumed_rate(config: HighspeedConfig, clips: list[Clip]) -> list[str]:
+    """The line that says 240 fps is assumed for clips that carry no frame rate (frame
+    folders), or none; said with the folder written to, as defaults are."""
+    assumed = [c for c in clips if config.fps is None and c.fps is None]
+    if not assumed:
+        return []
+    if len(assumed) == 1:
+        who = f"{assumed[0].id} has"
+    elif len(assumed) == len(clips):
+        who = f"the {len(clips)} clips have"
+    else:
+        who = f"{len(assumed)} of {len(clips)} clips (e.g. {assumed[0].id}) have"
+    return [f"note: {who} no recorded frame rate (frame folders carry none); {DEFAULT_FPS:g} fps is assumed "
+            "and recorded in each sample; --fps sets it"]
+
+
 def _notes(config: HighspeedConfig, clips: list[Clip]) -> None:
     """One line each: a --resize that changes aspect ratios, sources below 120 fps."""
     if config.resize is not None and None not in config.resize:
@@ -584,7 +611,8 @@ def _notes(config: HighspeedConfig, clips: list[Clip]) -> None:
 def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     """Discover, plan, render and write a whole dataset (the ``highspeed`` command).
 
-    When none of ``config.src`` exists, the built-in sample clip is used
+    When none of ``config.src`` exists and ``options.out`` is None (the typed
+    try-out), the built-in sample clip is used
     instead, announced as a :class:`~blursynth.errors.BlursynthWarning` and
     recorded as ``src_fallback`` in the manifest's config
     (:func:`blursynth.sources.clips.sample_fallback`).
@@ -605,13 +633,12 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     BlursynthError
         No usable clip, or some but not all ``--src`` entries missing.
     """
-    sources, fallback = sample_fallback(config.src)
+    sources, fallback = sample_fallback(config.src, try_out=options.out is None)
     if fallback:
         note(fallback["note"])
     clips, skipped = discover(sources, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
     clips = [clip.planned() for clip in clips]  # absolute paths, and the stamps of the files
-    check_budget(config, clips, options.out or default_out(KIND))
-    _notes(config, clips)
+    estimate = check_budget(config, clips, options.out or default_out(KIND))
     try:
         specs, too_short = plan(config, clips, skip_bad=options.skip_bad)
     except BadSourceError as exc:
@@ -620,10 +647,12 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     if not specs:
         first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
         raise BlursynthError(f"--src: no usable clip, every clip was skipped{first}")
+    _notes(config, clips)
     recorded = config.to_dict()
     if fallback:
         recorded["src_fallback"] = fallback
     # Both counts of every video: what its header claims and what decodes (the plan's).
     videos = [{"source": c.id, "header_frames": c.header_frames, "decoded_frames": c.n_frames}
               for c in clips if c.kind == "video"]
-    return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped, sources=videos)
+    return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped, sources=videos,
+               announce=[estimate, *_assumed_rate(config, clips)])

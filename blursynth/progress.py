@@ -59,6 +59,7 @@ class LiveProgress:
     def __init__(self, bar, out: Path, done: int):
         self.bar, self.out, self.done = bar, Path(out), done
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         if not bar.disable:
             self._thread.start()
@@ -78,9 +79,18 @@ class LiveProgress:
             self.show(self.in_flight())
 
     def show(self, partial: int = 0) -> None:
-        """Set the bar to the finished samples plus ``partial``, never past the total."""
-        self.bar.n = min(self.bar.total, self.done + partial)
-        self.bar.refresh()
+        """Set the bar to the finished samples plus ``partial``, never past the total and
+        never back.
+
+        A count can drop for a moment: a worker removes its progress file as its
+        shard finishes, before the parent adds the shard to :attr:`done`; the
+        parent shows a finished shard without the partial counts of the others;
+        a shard that meets a bad source (``--skip-bad``) starts again. The bar
+        then waits until the count passes what it showed.
+        """
+        with self._lock:  # the polling thread and the caller both show
+            self.bar.n = max(self.bar.n, min(self.bar.total, self.done + partial))
+            self.bar.refresh()
 
     def finish(self) -> None:
         """Stop polling, show the final count and close the bar."""

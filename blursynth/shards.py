@@ -199,8 +199,8 @@ class ShardWriter:
         never meet a full disk.
     sources : iterable of Stamp
         Size and modification time of the source files the samples are made
-        from (:mod:`blursynth.sources.stamps`), recorded as the attribute
-        ``source_files`` when there are any (``verify --sources`` reads it).
+        from (:mod:`blursynth.sources.stamps`), recorded as the string
+        dataset ``source_files`` when there are any (``verify --sources`` reads it).
     """
 
     def __init__(self, path: Path, *, kind: str, config: dict, fingerprint: str, shard_index: int,
@@ -225,8 +225,8 @@ class ShardWriter:
         attrs["shard_index"] = shard_index
         attrs["blursynth_version"] = __version__
         sources = stamps.to_json(sources)
-        if sources != "[]":
-            attrs["source_files"] = sources
+        if sources != "[]":  # a dataset, not an attribute: a ninth attribute moves them all to dense storage
+            self._file.create_dataset("source_files", data=sources, dtype=h5py.string_dtype(), track_times=False)
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -591,7 +591,7 @@ def reading(path):
 
 
 def recorded_sources(path: Path) -> list[Stamp] | None:
-    """The source files a shard records it was made from (attribute ``source_files``).
+    """The source files a shard records it was made from (its string dataset ``source_files``).
 
     Returns
     -------
@@ -606,9 +606,9 @@ def recorded_sources(path: Path) -> list[Stamp] | None:
         A damaged shard or record, naming the shard.
     """
     with open_shard(path) as f, reading(path):
-        if "source_files" not in f.attrs:
+        if "source_files" not in f:
             return None
-        return stamps.from_json(str(f.attrs["source_files"]))
+        return stamps.from_json(f["source_files"].asstr()[()])
 
 
 def read_meta(shard: h5py.File) -> dict[str, np.ndarray]:

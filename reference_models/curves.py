@@ -28,7 +28,9 @@ def plot_training(run: str | Path, out: str | Path | None = None) -> Path | None
         return None
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(9, 3.2))
     if train:
-        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
+        # a line through one point draws nothing: a run that logged once shows a marker
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1,
+                     marker="o" if len(train) == 1 else None)
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="step", ylabel="training MSE", title="loss")
     if val:

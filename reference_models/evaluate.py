@@ -185,6 +185,14 @@ def format_table(report: dict) -> str:
 
 def _selection(ckpt: dict, run: Path, data, split: str, split_file, index: ShardIndex):
     """Samples to score and the split file used; refuses sources the run trained on."""
+    # A run of a one-source dataset trains on all of it (train.py: no split to make).
+    unsplit = not ckpt["config"].get("split_file")
+    same_data = ckpt.get("dataset_fingerprint") == index.manifest.fingerprint
+    if unsplit and same_data and split != "all" and split_file is None:
+        raise BlursynthError(
+            f"--split {split}: the run in {run} was trained without a split, on all of {data}, so none of it "
+            f"is held out; score the run on data from other sources: eval-reference {run} --data OTHER "
+            "--split all")
     if split == "all":
         refs, split_path = index.select(None), None
     else:
@@ -204,7 +212,9 @@ def _selection(ckpt: dict, run: Path, data, split: str, split_file, index: Shard
             raise BlursynthError(
                 f"{where}: {len(leaked)} of its sources ({', '.join(leaked[:3])}"
                 f"{', …' if len(leaked) > 3 else ''}) are sources the run in {run} trained on; scoring "
-                "them measures memorization (use the run's own split, or a split made before training)")
+                "them measures memorization (" + ("the run was trained without a split: score it on data "
+                                                 "from other sources, --data OTHER --split all" if unsplit else
+                                                 "use the run's own split, or a split made before training") + ")")
     return refs, split_path
 
 

@@ -631,10 +631,15 @@ class Trainer:
         config = self.config
         per_step = (time.monotonic() - t_loop) / max(step - self.start, 1)
         left = per_step * (config.steps - step)
+        steps = f"{config.steps:,} steps"
         if config.time_budget_s is not None:
-            left = min(left, max(config.time_budget_s - (time.monotonic() - self.t0), 0.0))
+            budget_left = max(config.time_budget_s - (time.monotonic() - self.t0), 0.0)
+            if budget_left < left:  # the budget ends the run first: show the steps that fit in it
+                left = budget_left
+                steps = (f"about {min(config.steps, step + int(left / max(per_step, 1e-9))):,} steps in the "
+                         f"{config.time_budget_s / 60:.3g} min budget")
         eta = time.strftime("%a %d %b %H:%M" if left > 20 * 3600 else "%H:%M", time.localtime(time.time() + left))
-        msg = f"{per_step:.2f} s/step on {self.device}; {config.steps} steps: about {_duration(left)} left (ETA {eta})"
+        msg = f"{per_step:.2f} s/step on {self.device}; {steps}: about {_duration(left)} left (ETA {eta})"
         if left > LONG_RUN_S and config.time_budget_s is None:
             msg += "; pass --time-budget MINUTES (or fewer --steps) to stop sooner"
         self.log(msg)

@@ -374,6 +374,7 @@ def pixel_limit(megapixels: float | None) -> int | None:
 
 def report(manifest, out) -> None:
     """The summary line after a run, after any note that must be repeated at the end."""
+    from blursynth.budget import count
     from blursynth.engine import default_out
 
     out = default_out(manifest.kind) if out is None else out
@@ -381,7 +382,7 @@ def report(manifest, out) -> None:
     if fallback:
         click.echo(f"blursynth: {fallback['note']}", err=True)
     written = sum(s["samples"] for s in manifest.shards)
-    msg = f"{written} samples in {len(manifest.shards)} shards -> {out}/"
+    msg = f"{count(written, 'sample')} in {count(len(manifest.shards), 'shard')} -> {out}/"
     if manifest.skipped:
         msg += f" ({len(manifest.skipped)} skipped, listed in manifest.json)"
     size = sum((Path(out) / s["file"]).stat().st_size for s in manifest.shards if (Path(out) / s["file"]).exists())

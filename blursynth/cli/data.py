@@ -14,19 +14,56 @@ from blursynth.errors import BlursynthError
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--frames", type=int, default=96, show_default=True, help="Number of frames (at 240 fps).")
+@click.option("--clips", type=int, default=None,
+              help="Write K different clips into the folder OUT (clip-00, clip-01, ...; seeds SEED..SEED+K-1), "
+                   "each long enough for every installed recipe.")
+@click.option("--frames", type=int, default=None, show_default="96; with --clips, enough for every recipe",
+              help="Number of frames (at 240 fps).")
 @click.option("--size", type=Size(), default="320x180", show_default=True, help="Frame size WxH.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the textures and motions.")
 @click.option("--video", is_flag=True, help="Write a lossless FFV1 .avi instead of PNG frames.")
-def sample(out, frames, size, seed, video):
-    """Write the built-in synthetic 240 fps clip (textured layers moving by sub-pixel steps)."""
-    from blursynth.synthetic import write_sample_clip
+def sample(out, clips, frames, size, seed, video):
+    """Write the built-in synthetic 240 fps clip (textured layers moving by sub-pixel steps), or
+    with --clips K, K different clips to try every command and recipe on.
+
+    \b
+    Example:
+      blursynth sample clips/ --clips 4
+      blursynth highspeed --src clips/ --recipe kim2017_dtb --out dtb-train/
+    """
+    from blursynth.synthetic import write_sample_clip, write_sample_clips
 
     if out.exists() and any(out.iterdir() if out.is_dir() else [out]):
         raise BlursynthError(f"{out}: already exists and is not empty; choose another path")
-    path = write_sample_clip(out, frames, size, seed, video=video)
-    click.echo(f"wrote {frames} frames of {size[0]}x{size[1]} -> {path}", err=True)
+    if clips is None:
+        frames = 96 if frames is None else frames
+        path = write_sample_clip(out, frames, size, seed, video=video)
+        click.echo(f"wrote {frames} frames of {size[0]}x{size[1]} -> {path}", err=True)
+        return
+    frames = _frames_for_every_recipe() if frames is None else frames
+    paths = write_sample_clips(out, clips, frames, size, seed, video=video)
+    click.echo(f"wrote {len(paths)} clip{'s' if len(paths) != 1 else ''} of {frames} frames of "
+               f"{size[0]}x{size[1]} -> {out}/ (--src {out}/ takes them all)", err=True)
+
+
+def _frames_for_every_recipe() -> int:
+    """Frames a clip needs so that every draw of every installed highspeed recipe (and of the
+    command's defaults) gives it at least one sample (:func:`blursynth.highspeed.frames_needed`)."""
+    from blursynth.cli.common import builtin_recipes, load_recipe
+    from blursynth.highspeed import HighspeedConfig, frames_needed
+
+    command = main.commands["highspeed"]
+    params = {p.name: p for p in command.params if p.name in ("tau", "T", "seq_len")}
+    need = 1
+    for path in [None, *builtin_recipes().values()]:
+        try:
+            values = {} if path is None else load_recipe(path, command)
+        except BlursynthError:  # a recipe of another command
+            continue
+        kw = {name: p.type.convert(values.get(name, p.default), p, None) for name, p in params.items()}
+        need = max(need, frames_needed(HighspeedConfig(src=("-",), **kw)))
+    return need
 
 
 @main.command()

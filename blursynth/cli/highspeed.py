@@ -54,7 +54,8 @@ def highspeed(**kw):
     Each blurred frame is paired with its sharp mid-exposure frame. Output: HDF5
     shards + manifest.json in --out (default ./highspeed-out; see docs/format.md).
     Re-running the same command resumes an interrupted run. When no --src path
-    exists, the built-in 240 fps sample clip is used (with a note).
+    exists and no --out is given (the typed try-out), the built-in 240 fps sample
+    clip is used (with a note); with --out, a missing --src is an error.
 
     \b
     Example:

@@ -259,11 +259,13 @@ def eval_reference(run, weights, data, split, split_file, out, device, amp, crop
               help="Replace an existing --out that is not a split file (a dataset's own files never).")
 def split(dataset, val, test, seed, out, overwrite):
     """Split DATASET by source (clip or panorama) into train/val/test; no data is copied."""
+    from blursynth.budget import count
     from blursynth.split import load_split, make_split
 
     path = make_split(dataset, val=val, test=test, seed=seed, out=out, overwrite=overwrite)
     doc = load_split(path)
-    parts = ", ".join(f"{k} {doc['n_samples'][k]} samples / {len(v)} sources" for k, v in doc["sources"].items())
+    parts = ", ".join(f"{k} {count(doc['n_samples'][k], 'sample')} / {count(len(v), 'source')}"
+                      for k, v in doc["sources"].items())
     click.echo(f"{parts} -> {path}", err=True)
 
 

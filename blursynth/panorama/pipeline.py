@@ -31,11 +31,12 @@ def check_device(device: str) -> None:
             raise BlursynthError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
 
 
-def check_budget(config: PanoramaConfig, out) -> None:
+def check_budget(config: PanoramaConfig, out) -> str:
     """Refuse at once, with the estimate, what cannot work (before planning):
     one sample larger than this machine's memory, a plan of more than
     :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
-    than the free space of ``out``."""
+    than the free space of ``out``. Returns the size estimate and the free space
+    as one line (said before the first sample)."""
     h, w = config.size
     L, K = config.seq_len, config.latent
     pano_w = 2 * math.ceil(math.pi * geometry.focal_length(w, config.fov))
@@ -47,8 +48,8 @@ def check_budget(config: PanoramaConfig, out) -> None:
               + 4 * 16 * pano_w * (pano_w // 2))
     budget.check_sample_memory(memory, f"--size {h}x{w}, --seq-len {L}, --latent {K}")
     budget.check_plan_size(config.n, f"--n {config.n}")
-    budget.check_disk(out, config.n * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD),
-                      f"{config.n:,} samples")
+    return budget.check_disk(out, config.n * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD),
+                             budget.count(config.n, "sample"))
 
 
 def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
@@ -66,6 +67,6 @@ def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     Manifest
     """
     check_device(config.device)
-    check_budget(config, options.out or default_out(KIND))
+    estimate = check_budget(config, options.out or default_out(KIND))
     specs, skipped = plan(config, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
-    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped)
+    return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped, announce=[estimate])

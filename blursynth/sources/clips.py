@@ -273,14 +273,16 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False,
                        f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
 
 
-def sample_fallback(sources: Iterable[str | Path]) -> tuple[tuple[str, ...], dict | None]:
+def sample_fallback(sources: Iterable[str | Path], try_out: bool = True) -> tuple[tuple[str, ...], dict | None]:
     """The ``--src`` entries to read, falling back to the built-in clip when none exists.
 
     When *none* of ``sources`` exists (e.g. ``--src gopro/`` typed in an empty
-    folder), the built-in synthetic 240 fps clip
-    (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so the
-    advertised command runs as typed. When some exist and others do not, the
-    missing one is an error: that is a typo, not a first try.
+    folder) and the run is a try-out (``try_out``: the typed command without
+    ``--out``, writing to ``./highspeed-out``), the built-in synthetic 240 fps
+    clip (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so
+    the advertised command runs as typed. Otherwise a missing entry is an
+    error: with some entries present, or with an ``--out`` chosen, it is a
+    typo, and a typo must never make a synthetic dataset with exit 0.
 
     Returns
     -------
@@ -298,6 +300,9 @@ def sample_fallback(sources: Iterable[str | Path]) -> tuple[tuple[str, ...], dic
         return sources, None
     if len(missing) < len(sources):
         raise BlursynthError(f"--src {missing[0]}: no such file or folder")
+    if not try_out:
+        raise BlursynthError(f"--src {missing[0]}: no such file or folder (the built-in sample clip stands in "
+                             "only for a try-out without --out; 'blursynth sample DIR' writes it)")
     from blursynth.synthetic import cached_sample_clip
 
     clip = cached_sample_clip()

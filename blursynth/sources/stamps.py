@@ -5,7 +5,7 @@ new frames, and ``verify`` said ok (issue 19). So planning stamps every file a
 sample will read (:func:`take`), the spec carries the stamps of its files, the
 engine checks them after rendering each sample (:func:`check`: a file that
 changed stops the run with one line naming it), each shard records the stamps
-of the files its samples were made from (:func:`to_json`, the shard attribute
+of the files its samples were made from (:func:`to_json`, the shard dataset
 ``source_files``), a resume checks the records of the shards it keeps, and
 ``blursynth verify --sources`` checks them again later (:func:`change`).
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import sys
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +27,14 @@ import joblib
 import blursynth.budget as budget
 import blursynth.cluster as cluster
 from blursynth.atomic import file_sha256
-from blursynth.errors import BadSourceError, BlursynthError, InterruptedRun, note
+from blursynth.errors import BadSourceError, BlursynthError, note
 from blursynth.outdir import entries as out_entries
 from blursynth.outdir import output_folder, remove_own
 from blursynth.pool import local_workers
 from blursynth.progress import LiveProgress, progress_bar, progress_file
 from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, recorded_sources, shard_name)
+from blursynth.signals import leave_interrupts_to_the_parent, spawning_ignores_sigint, stop_on_sigterm
 from blursynth.sources import stamps
 from blursynth.worker import Worker
 
@@ -125,7 +124,7 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     import cv2
     # Parallelism comes from the workers; OpenCV's own threads stay off.
     cv2.setNumThreads(1)
-    _leave_interrupts_to_the_parent(parent)
+    leave_interrupts_to_the_parent(parent)
     worker = _process_worker(threads)
     skipped, excluded = [], set(exclude)
     progress = progress_file(path)  # read by the parent's bar
@@ -153,57 +152,6 @@ def _render_shard(renderer: Renderer, specs: Sequence, path: Path, kind: str, co
     if excluded & own:
         entry["excluded"] = sorted(excluded & own)
     return entry, skipped
-
-
-def _leave_interrupts_to_the_parent(parent: int | None) -> None:
-    """In a worker process of a local run, ignore Ctrl-C: a terminal sends
-    SIGINT to the whole process group, and the parent (pid ``parent``) stops
-    its workers itself, so no worker prints a traceback of its own."""
-    if parent is not None and os.getpid() != parent and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def _spawning_ignores_sigint(local: bool):
-    """Worker processes started in here ignore SIGINT from their first instruction.
-
-    A disposition of SIG_IGN survives fork and exec, and Python leaves an
-    inherited SIG_IGN for SIGINT in place, so a Ctrl-C that reaches the process
-    group while a worker is still importing its modules does not print that
-    worker's traceback (:func:`_leave_interrupts_to_the_parent` only takes
-    effect once a task runs). The parent ignores Ctrl-C for the moment it takes
-    joblib to start the pool (a few tens of milliseconds).
-    """
-    if not local or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm():
-    """Turn SIGTERM into :class:`~blursynth.errors.InterruptedRun` in the main
-    thread, as SIGINT becomes KeyboardInterrupt, so that both stop the workers
-    (joblib kills them when an exception leaves the results loop), remove
-    temporaries and leave a resumable dataset. A second SIGTERM while cleaning
-    up is ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, _frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise InterruptedRun(signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -407,7 +355,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
                         shard_size=options.shard_size, compression=options.compression,
                         shard_starts=None if shards.uniform else shards.starts)
     # The folder's lock (blursynth.outdir) before anything is deleted.
-    with output_folder(out), _stop_on_sigterm(), _disk_full_is_one_line(out):
+    with output_folder(out), stop_on_sigterm(), _disk_full_is_one_line(out):
         manifest = _prepare_out(out, manifest, options.overwrite)
         manifest.sources = [dict(s) for s in sources]
         _announce(out, options, announce)
@@ -498,7 +446,7 @@ def _render_all(todo: list[int], manifest: Manifest, shards: _Plan, renderer: Re
                 manifest.fingerprint, k, options.compression, options.skip_bad, exclude, threads,
                 os.getpid() if options.backend == "loky" else None, max(1, n_jobs))
                 for k in todo)
-            with _spawning_ignores_sigint(options.backend == "loky"):
+            with spawning_ignores_sigint(options.backend == "loky"):
                 results = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered",
                                           batch_size=1, pre_dispatch="2*n_jobs")(tasks)
             try:

@@ -40,7 +40,6 @@ import json
 import math
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from blursynth.errors import BlursynthError, InterruptedRun
 from blursynth.atomic import atomic_write_bytes
 from blursynth.curation import load_selection
 from blursynth.outdir import entries, output_folder, temporaries_of
+from blursynth.signals import stop_between_steps
 from reference_models.checkpoint import (
     CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
 )
@@ -293,30 +293,6 @@ def _duration(seconds: float) -> str:
         return f"{seconds} s"
     h, m = divmod(seconds // 60, 60)
     return f"{h} h {m:02d} min" if h else f"{m} min"
-
-
-class _StopSignals:
-    """Turn SIGINT/SIGTERM into a flag that the loop reads between steps (main thread only)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
 
 
 class Trainer:
@@ -660,7 +636,7 @@ class Trainer:
         batches = iter(self.loader)
         t_loop, reported = time.monotonic(), False
         try:
-            with _StopSignals() as signals:
+            with stop_between_steps() as signals:
                 while step < config.steps:
                     try:
                         batch = self.feed_data(next(batches))

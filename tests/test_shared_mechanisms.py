@@ -144,3 +144,52 @@ def test_dense_block_against_a_hand_written_forward(residual):
     if residual:
         with pytest.raises(ValueError, match="out_channels"):
             DenseBlock(5, 3, 6, residual=True)
+
+
+# ------------------------------------------------------------------- signals
+def _deliver(sig):
+    """Send ``sig`` to this process and let Python run its handler (at the next bytecode)."""
+    import os
+    import signal
+    import time
+    os.kill(os.getpid(), sig)
+    time.sleep(0.01)
+
+
+def test_training_stops_after_the_step_and_a_second_ctrl_c_stops_now():
+    import signal
+
+    from blursynth.signals import stop_between_steps
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with stop_between_steps() as flag:
+        _deliver(signal.SIGTERM)
+        assert flag.signum == signal.SIGTERM  # no exception: the loop ends its step
+        _deliver(signal.SIGTERM)
+        assert flag.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            _deliver(signal.SIGINT)  # a Ctrl-C after a stop was asked: at once
+    assert {s: signal.getsignal(s) for s in before} == before
+    with stop_between_steps() as flag:
+        _deliver(signal.SIGINT)
+        assert flag.signum == signal.SIGINT
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_synthesis_stops_at_once_on_sigterm_and_ignores_a_second():
+    import signal
+
+    from blursynth.errors import InterruptedRun
+    from blursynth.signals import stop_on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(InterruptedRun) as info:
+        with stop_on_sigterm():
+            _deliver(signal.SIGTERM)
+    assert info.value.signal_number == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(InterruptedRun):
+        with stop_on_sigterm():
+            try:
+                _deliver(signal.SIGTERM)
+            finally:  # cleaning up: a second SIGTERM is ignored
+                assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+                _deliver(signal.SIGTERM)

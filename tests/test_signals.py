@@ -129,12 +129,12 @@ def test_ctrl_c_during_the_final_write_is_one_line(tmp_path, monkeypatch):
 
 def test_processes_started_while_the_pool_spawns_ignore_ctrl_c_from_their_first_instruction():
     # A Ctrl-C that reaches a worker still importing its modules would print that worker's traceback.
-    from blursynth.engine import _spawning_ignores_sigint
+    from blursynth.signals import spawning_ignores_sigint
 
     probe = [sys.executable, "-c", "import signal; h = signal.getsignal(signal.SIGINT); "
              "print('ignored' if h == signal.SIG_IGN else h)"]
     before = signal.getsignal(signal.SIGINT)
-    with _spawning_ignores_sigint(True):
+    with spawning_ignores_sigint(True):
         inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
     outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
     assert inside == "ignored"  # inherited through exec, kept by Python at start-up

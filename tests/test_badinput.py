@@ -46,6 +46,9 @@ HIGHSPEED = [
     (["--workers", "-3"], ["--workers -3"]),
     (["--compression", "zip"], ["--compression"]),
     (["--backend", "dask"], ["--scheduler"]),
+    # Issue 19: a malformed or closed scheduler address, at once and in one line.
+    (["--backend", "dask", "--scheduler", "zzz://??"], ["--scheduler zzz://??", "not a Dask scheduler address"]),
+    (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:1"], ["--scheduler tcp://127.0.0.1:1", "cannot connect"]),
 ]
 
 PANORAMA = [
@@ -83,6 +86,9 @@ DATA = [
     (["sample", "{out}", "--size", "100000x100000"], ["--size 100000x100000", "memory"]),
     (["sample", "{out}", "--size", "8x8"], ["--size 8x8"]),
     (["sample", "{out}", "--seed", "-1"], ["--seed"]),
+    (["sample", "{out}", "--clips", "0"], ["--clips 0"]),
+    # Issue 19: a missing --src beside --out is a typo, never the built-in sample clip.
+    (["highspeed", "--src", "{out}-typo", "--out", "{out}"], ["-typo: no such file or folder", "without --out"]),
     (["preview", "{data}", "--out", "{out}.png", "--n", "0"], ["--n 0"]),
     (["preview", "{out}", "--out", "{out}.png"], ["does not exist"]),
     (["info", "{clip}"], ["not a blursynth dataset"]),

@@ -586,7 +586,7 @@ def plot_validation(result: Validation, test_path: Path, out: Path, device: str 
     ax.axvline(len(sources) - 0.5, color="grey", lw=0.5, ls=":")
     ax.set_xticks(range(len(sources) + 1), [*sources, "all (over sources)"], rotation=20, ha="right", fontsize=7)
     ax.set_ylabel("PSNR gain (dB)")
-    title = f"gain on the trusted test set {result.test}"
+    title = f"gain on the trusted test set: {result.test}"
     ax.set_title(title if len(title) <= 90 else title[:89] + "…", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="best")

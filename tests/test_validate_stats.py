@@ -224,21 +224,44 @@ def test_cli_ranks_datasets_on_one_test_set_read_from_gopro_folders(two, trusted
     a, b = two
     run_ok("export", trusted_tiny, "--format", "gopro", "--out", tmp_path / "gopro", "--workers", 1, "-q")
     out = tmp_path / "v"
-    result = run_ok("validate", a, b, "--test", tmp_path / "gopro", "--steps", 2, "--budget", 5, "--out", out,
+    # a twice: the same data and seed train the same weights, which score the same gains
+    result = run_ok("validate", a, b, a, "--test", tmp_path / "gopro", "--steps", 2, "--budget", 5, "--out", out,
                     *TINY, "-q")
     text = result.stdout
-    assert text.count("verdict: ") == 2 and "frame pairs of 4 sources" in text
+    assert text.count("verdict: ") == 3 and "frame pairs of 4 sources" in text
     ranking = text[text.index("ranking on "):].splitlines()
-    assert ranking[1].lstrip().startswith("1. ") and ranking[2].lstrip().startswith("2. ")
-    assert any(word in ranking[-1] for word in ("teaches better than", "do not differ measurably"))
+    assert [line.lstrip()[:3] for line in ranking[1:4]] == ["1. ", "2. ", "3. "]
+    assert all(any(w in line for w in ("teaches better than", "do not differ measurably")) for line in ranking[4:])
+    assert len(ranking) == 6
     doc = json.loads((out / "validate.json").read_text())
-    first, second = (v for v in doc["verdicts"])
+    first, second, again = doc["verdicts"]
+    assert first["trusted"]["samples"] == again["trusted"]["samples"]
     # paired on the same test samples: the difference's mean is the difference of the means
     keys = [(s["index"], s["start"]) for s in first["trusted"]["samples"]]
     assert keys == [(s["index"], s["start"]) for s in second["trusted"]["samples"]]
-    diff = doc["comparisons"][0]["difference"]
-    best = max((first, second), key=lambda v: v["trusted"]["gain"]["mean"])
-    worst = second if best is first else first
-    assert diff["mean"] == pytest.approx(best["trusted"]["gain"]["mean"] - worst["trusted"]["gain"]["mean"])
+    ranked = sorted((v["trusted"]["gain"]["mean"] for v in doc["verdicts"]), reverse=True)
+    for k, comparison in enumerate(doc["comparisons"]):
+        assert comparison["difference"]["mean"] == pytest.approx(ranked[k] - ranked[k + 1], abs=1e-9)
     assert (out / "1-a" / "train" / "model.pt").exists() and (out / "2-b" / "eval-trusted.json").exists()
+    assert (out / "3-a" / "train" / "model.pt").exists()
     assert (out / "validate.png").exists() and (out / "test-data" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--steps", 0], ["--steps 0"]),
+    (["--holdout", 1.5], ["--holdout 1.5"]),
+    (["--test", "{empty}"], ["--test", "neither a blursynth dataset"]),
+    (["--test", "{a}"], ["--test", "itself"]),
+    (["--select", "{sel}", "{b}"], ["--select", "one dataset"]),
+])
+def test_bad_validate_options_are_one_line_before_any_training(two, tmp_path, args, words):
+    from conftest import assert_one_line_error, run_cli
+
+    a, b = two
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "sel.json").write_text("{}")
+    values = {"empty": tmp_path / "empty", "a": a, "b": b, "sel": tmp_path / "sel.json"}
+    args = [str(x).format(**values) if isinstance(x, str) else x for x in args]
+    out = tmp_path / "v"
+    assert_one_line_error(run_cli("validate", a, *args, "--out", out, *TINY, "-q"), *words)
+    assert not (out / "train").exists() and not (out / "validate.json").exists()

@@ -1,9 +1,9 @@
 """PNG encoding: the one PNG writer of blursynth's frames.
 
-``export`` (every layout's frames) and ``deblur`` (:mod:`reference_models.apply`)
-encode with :func:`encode_png`; the bytes go to disk through
-:mod:`blursynth.atomic`. Contact sheets are matplotlib figures and are saved by
-matplotlib.
+``export`` (every layout's frames), ``deblur`` (:mod:`reference_models.apply`)
+and the thumbnails of ``report``'s page encode with :func:`encode_png`; the
+bytes go to disk through :mod:`blursynth.atomic`. Contact sheets and the
+report's plots are matplotlib figures and are saved by matplotlib.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blursynth.png import encode_png
 from blursynth.shards import Manifest, open_shard, read_meta
 
 THUMB_WIDTH = 240
@@ -80,8 +81,7 @@ def _thumb(frame: np.ndarray) -> bytes:
     h, w = frame.shape[:2]
     if w > THUMB_WIDTH:
         frame = cv2.resize(frame, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-    return buf.tobytes()
+    return encode_png(np.ascontiguousarray(frame))
 
 
 def thumbnails(dataset: Path, indices: set[int]) -> dict[int, list[tuple[str, bytes]]]:

@@ -8,7 +8,8 @@ shard and then waited for the next task, and idle workers waited out loky's
 idle timeout (300 s); 26 of 31 kills left workers alive for more than 11 s
 (issue 19). So each worker runs :func:`die_with_parent` before its first
 task: on Linux the kernel sends it SIGKILL when its parent dies
-(``prctl(PR_SET_PDEATHSIG)``), elsewhere a thread polls the parent.
+(``prctl(PR_SET_PDEATHSIG)``), elsewhere a thread polls the parent. The
+workers also run in the caller's current folder (:func:`start_worker`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 
 import joblib
 
-__all__ = ["die_with_parent", "local_workers"]
+__all__ = ["die_with_parent", "local_workers", "start_worker"]
 
 # prctl(2) option: the signal the calling process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
@@ -29,8 +30,21 @@ PR_SET_PDEATHSIG = 1
 PARENT_POLL_S = 0.25
 
 
+def start_worker(parent: int, cwd: str) -> None:
+    """Worker initializer: work in ``cwd``, and end this process when process ``parent`` dies.
+
+    ``cwd`` is the folder of the caller when the pool was made: loky keeps a pool
+    across calls, and a worker resolves relative paths against its own folder,
+    so a caller that changed folder since (a notebook, a test) would have its
+    relative paths read elsewhere. :func:`local_workers` passes the current
+    folder, so a pool made in another folder is not reused.
+    """
+    os.chdir(cwd)
+    die_with_parent(parent)
+
+
 def die_with_parent(parent: int) -> None:
-    """Worker initializer: end this process when process ``parent`` dies.
+    """End this process when process ``parent`` dies.
 
     Linux delivers ``SIGKILL`` at the parent's death (``PR_SET_PDEATHSIG``),
     even while the worker is deep in OpenCV or HDF5 code. The signal is tied to
@@ -73,7 +87,7 @@ def local_workers():
     -------
     contextlib.AbstractContextManager
         ``joblib.parallel_config`` with the loky backend and
-        :func:`die_with_parent` as the worker initializer. The arguments are
-        the same on every call, so loky keeps reusing one pool.
+        :func:`start_worker` as the worker initializer. The arguments are
+        the same on every call from one folder, so loky keeps reusing one pool.
     """
-    return joblib.parallel_config(backend="loky", initializer=die_with_parent, initargs=(os.getpid(),))
+    return joblib.parallel_config(backend="loky", initializer=start_worker, initargs=(os.getpid(), os.getcwd()))

@@ -164,7 +164,8 @@ def write_sample_clips(out: str | Path, n_clips: int, n_frames: int, size: tuple
         raise BlursynthError(f"--clips {n_clips}: must be at least 1")
     _check(n_frames, size, seed, fit_margin=True)  # before anything is created
     digits = max(2, len(str(n_clips - 1)))
-    paths = [Path(out) / (f"clip-{k:0{digits}d}" + (".avi" if video else "")) for k in range(n_clips)]
+    out = Path(out).absolute()  # the paths go to worker processes
+    paths = [out / (f"clip-{k:0{digits}d}" + (".avi" if video else "")) for k in range(n_clips)]
     jobs = [joblib.delayed(write_sample_clip)(path, n_frames, size, seed + k, video=video, fit_margin=True)
             for k, path in enumerate(paths)]
     n_jobs = max(1, min(n_clips, workers or os.cpu_count() or 1))

@@ -62,3 +62,19 @@ def test_kill_9_of_the_main_process_takes_its_workers_within_2_s(tmp_path):
                 p.kill()
             except psutil.Error:
                 pass
+
+
+def test_local_workers_work_in_the_callers_current_folder(tmp_path, monkeypatch):
+    """loky keeps its pool between calls; a caller that changed folder since gets workers in
+    the new folder, so relative paths name the same files in the workers as in the caller."""
+    import joblib
+
+    from blursynth.pool import local_workers
+
+    seen = {}
+    for name in ("a", "b", "a"):
+        (tmp_path / name).mkdir(exist_ok=True)
+        monkeypatch.chdir(tmp_path / name)
+        with local_workers():
+            seen[name] = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getcwd)() for _ in range(4)))
+        assert seen[name] == {str(tmp_path / name)}

@@ -309,8 +309,8 @@ class FSTATask(ModelTask):
     defaults = {"batch": 8, "patch": 256, "clip_len": 5, "lr": 1e-4, "lr_decay": 0.5,
                 "lr_decay_every": 200, "weight_reg": 0.0}
     # Measured on 2 CPU cores (docs/models.md, "Presets").
-    probe = {"model_args": {"frames": 3, "widths": [12, 24, 48], "dense_layers": 2}, "steps": 3000,
-             "batch": 4, "patch": 48, "clip_len": 3, "lr": 3e-4, "lr_schedule": "cosine", "ema": 0.995}
+    probe = {"model_args": {"frames": 3, "widths": [12, 24, 48], "dense_layers": 2}, "steps": 6000,
+             "batch": 4, "patch": 48, "clip_len": 3, "lr": 4e-4, "lr_schedule": "cosine", "ema": 0.995}
 
     def loss(self, model, batch, config):
         if config.weight_reg:

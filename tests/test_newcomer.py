@@ -15,12 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from tqdm import tqdm
 
 import blursynth.panorama.pipeline as panorama_pipeline
 from blursynth.progress import LiveProgress
-from blursynth.shards import Manifest, iter_samples, verify
+from blursynth.shards import iter_samples, verify
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames, write_video
 from test_reference_datasets import make_tiny_dataset
 
@@ -65,10 +64,6 @@ def test_frame_folders_without_fps_say_that_240_fps_is_assumed(tmp_path):
 
 
 # ------------------------------------------------------------------ size up front
-class _StopAtFirstSample(Exception):
-    pass
-
-
 def test_panorama_says_its_size_and_the_free_space_before_the_first_sample(tmp_path, monkeypatch):
     """`panorama --n 10000`: the estimate (10,000 samples of blur + sharp + 3 latent frames,
     uint8, plus 1 KB each) and the free space come before the first sample is rendered."""

@@ -260,5 +260,7 @@ def open_test_set(test: str | Path | None, builtin: Callable[[], Path], work: Pa
     if (test / MANIFEST).exists():
         Manifest.load(test)  # a damaged manifest is one line here, before any training
         return TestSet(test, str(test))
+    if (work / "test-data").exists():
+        raise BlursynthError(f"--out {work}: holds test-data/ of an earlier validate; choose another --out")
     clips, what = read_pair_folders(test)
     return TestSet(write_pairs(clips, work / "test-data", test), f"{test}: {what}")

@@ -36,6 +36,7 @@ import io
 import json
 import math
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -381,6 +382,25 @@ def _builtin_test(datasets: list[Path], model: str, log):
     return lambda: reference_test_set(kind, video=video, latent=latent, log=log)
 
 
+def _check_fit(model: str, model_args: dict, datasets: list[Path], test_path: Path) -> None:
+    """Refuse, before any training, a test set that the model trained on these datasets cannot score.
+
+    A fresh model meets each training dataset's items, then the test set's, as
+    training and evaluation will (a video model needs runs of its frames; a
+    latent model takes its K from the training data and must fit the test's).
+    """
+    for dataset in datasets:
+        net = build_model(model, model_args)
+        task = task_of(net)
+        for path in (dataset, test_path):
+            try:
+                task.dataset(ShardIndex(path), None, model=net, clip_len=None, patch=None, augment=False,
+                             flip=False, seed=0)
+            except BlursynthError as exc:
+                where = "--test: " if path == test_path else ""
+                raise BlursynthError(f"{where}{exc}") from None
+
+
 def _folder_name(k: int, dataset: Path) -> str:
     return f"{k + 1}-" + (re.sub(r"[^A-Za-z0-9_-]", "_", dataset.resolve().name)[:60] or "data")
 
@@ -392,9 +412,6 @@ def _validate_one(dataset: Path, folder: Path, test, model: str, *, preset: str,
     """Split, train, score on the trusted set and on the held-out split, for one dataset."""
     folder.mkdir(parents=True, exist_ok=True)
     selection = load_selection(select, dataset) if select is not None else None
-    if Manifest.load(test.path).fingerprint == Manifest.load(dataset).fingerprint:
-        raise BlursynthError(f"--test {test.path}: is {dataset} itself; a trusted test set is one the dataset "
-                             "did not make")
     one_source = len(ShardIndex(dataset).sources) < 2
     split_path = None if one_source else make_split(dataset, val=0.0, test=holdout, seed=seed,
                                                      out=folder / "split.json", select=selection)
@@ -476,9 +493,10 @@ def validate_datasets(datasets, *, test: str | Path | None = None, model: str | 
     if preset is None:  # counted in steps: the probe's on the CPU, the paper's on a GPU
         preset = "paper" if resolve_device(train_options.get("device", "auto")).startswith("cuda") else "probe"
     # A model the options cannot build is one line before anything is split or trained.
-    build_model(model, resolve_defaults(TrainConfig(model=model, preset=preset,
-                                                    model_args=train_options.get("model_args") or {}),
-                                        task_of(build_model(model, {}))).model_args)
+    model_args = resolve_defaults(TrainConfig(model=model, preset=preset,
+                                              model_args=train_options.get("model_args") or {}),
+                                  task_of(build_model(model, {}))).model_args
+    build_model(model, model_args)
     quiet = train_options.get("quiet", False)
 
     def log(msg: str) -> None:
@@ -490,7 +508,19 @@ def validate_datasets(datasets, *, test: str | Path | None = None, model: str | 
     with (tempfile.TemporaryDirectory(prefix="blursynth-validate-") if out is None
           else contextlib.nullcontext(out)) as run, output_folder(run):
         run = Path(run)
-        test_set = open_test_set(test, builtin, run)
+        pairs = run / "test-data"
+        made = not pairs.exists()
+        try:
+            test_set = open_test_set(test, builtin, run)
+            for dataset in datasets:
+                if Manifest.load(test_set.path).fingerprint == Manifest.load(dataset).fingerprint:
+                    raise BlursynthError(f"--test {test_set.path}: is {dataset} itself; a trusted test set is one "
+                                         "the dataset did not make")
+            _check_fit(model, model_args, datasets, test_set.path)
+        except BlursynthError:
+            if made:  # pair folders read into a dataset for nothing: no partial output is left
+                shutil.rmtree(pairs, ignore_errors=True)
+            raise
         verdicts = []
         for k, dataset in enumerate(datasets):
             folder = run if len(datasets) == 1 else run / _folder_name(k, dataset)

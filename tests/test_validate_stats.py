@@ -253,6 +253,7 @@ def test_cli_ranks_datasets_on_one_test_set_read_from_gopro_folders(two, trusted
     (["--test", "{empty}"], ["--test", "neither a blursynth dataset"]),
     (["--test", "{a}"], ["--test", "itself"]),
     (["--select", "{sel}", "{b}"], ["--select", "one dataset"]),
+    (["--test", "{stills}"], ["--test", "holds 1 frame(s)"]),  # unnumbered stills: no runs for a video model
 ])
 def test_bad_validate_options_are_one_line_before_any_training(two, tmp_path, args, words):
     from conftest import assert_one_line_error, run_cli
@@ -260,8 +261,13 @@ def test_bad_validate_options_are_one_line_before_any_training(two, tmp_path, ar
     a, b = two
     (tmp_path / "empty").mkdir()
     (tmp_path / "sel.json").write_text("{}")
-    values = {"empty": tmp_path / "empty", "a": a, "b": b, "sel": tmp_path / "sel.json"}
+    import cv2
+    for side in ("input", "target"):
+        (tmp_path / "stills" / side).mkdir(parents=True)
+        for name in ("beach", "street"):
+            cv2.imwrite(str(tmp_path / "stills" / side / f"{name}.png"), np.full((32, 32, 3), 90, np.uint8))
+    values = {"empty": tmp_path / "empty", "a": a, "b": b, "sel": tmp_path / "sel.json", "stills": tmp_path / "stills"}
     args = [str(x).format(**values) if isinstance(x, str) else x for x in args]
     out = tmp_path / "v"
     assert_one_line_error(run_cli("validate", a, *args, "--out", out, *TINY, "-q"), *words)
-    assert not (out / "train").exists() and not (out / "validate.json").exists()
+    assert not out.exists()  # nothing made: not even the run folder

@@ -95,6 +95,26 @@ def assert_one_line_error(result, *words):
         assert word in lines[0], (word, lines[0])
 
 
+def train_killed_at(train_call, step: int, monkeypatch) -> None:
+    """Run ``train_call()`` and kill it (KeyboardInterrupt) right after it logs ``step``.
+
+    The log line of ``step`` is written first, as a real kill between a step and
+    the next checkpoint would leave it.
+    """
+    import reference_models.train as tr
+    real = tr._append_log
+
+    def dying(path, record):
+        real(path, record)
+        if record.get("step") == step and "loss" in record:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_append_log", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_call()
+    monkeypatch.setattr(tr, "_append_log", real)
+
+
 def no_partial_output(out: Path) -> bool:
     """True when ``out`` holds no shard and no temporary file (nothing half-written)."""
     return not out.exists() or not any(p for p in out.iterdir() if ".tmp-" in p.name or p.suffix == ".h5")

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import run_cli, train_killed_at
 from reference_models import create_model, list_models, task_of
 from reference_models.checkpoint import load_checkpoint
 from reference_models.dtb import DTBTask
@@ -99,18 +99,7 @@ def test_ema_weights_ship_and_a_killed_run_resumes_them_bit_for_bit(data, tmp_pa
     assert "train_state_dict" not in shipped
     assert any(not torch.equal(straight["state_dict"][k], straight["train_state_dict"][k])
                for k in straight["state_dict"] if straight["state_dict"][k].is_floating_point())
-    import reference_models.train as tr
-    real = tr._append_log
-
-    def dying(path, record):
-        real(path, record)
-        if record.get("step") == 6 and "loss" in record:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_append_log", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(data, tmp_path / "killed"))
-    monkeypatch.setattr(tr, "_append_log", real)
+    train_killed_at(lambda: train(_config(data, tmp_path / "killed")), 6, monkeypatch)
     train(_config(data, tmp_path / "killed", resume=True))
     resumed = load_checkpoint(tmp_path / "killed")
     for key in ("state_dict", "train_state_dict"):

@@ -13,7 +13,7 @@ import torch
 from blursynth.cli.common import load_recipe
 from blursynth.errors import BlursynthError
 from blursynth.shards import iter_samples
-from conftest import run_cli
+from conftest import run_cli, train_killed_at
 from reference_models import create_model
 from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
@@ -74,18 +74,7 @@ def test_killed_run_resumes_bit_for_bit(data, tmp_path, monkeypatch):
     straight = load_checkpoint(tmp_path / "straight")
 
     # Kill the second run at step 6, after its step-4 checkpoint.
-    import reference_models.train as tr
-    real = tr._append_log
-
-    def dying(path, record):
-        real(path, record)
-        if record.get("step") == 6 and "loss" in record:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_append_log", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(data, tmp_path / "killed"))
-    monkeypatch.setattr(tr, "_append_log", real)
+    train_killed_at(lambda: train(_config(data, tmp_path / "killed")), 6, monkeypatch)
     assert load_checkpoint(tmp_path / "killed")["step"] == 4
 
     # Resume with DataLoader workers: the data stream does not depend on them.

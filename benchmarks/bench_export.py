@@ -30,10 +30,10 @@ import cv2
 import joblib
 import numpy as np
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.export import export
 from blursynth.highspeed import HighspeedConfig, synthesize
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import cv2
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, synthesize
 from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)

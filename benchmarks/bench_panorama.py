@@ -15,8 +15,8 @@ in the engine's workers):
 * ours: :func:`blursynth.panorama.render` of the whole sample (n blur frames,
   the sharp frame, the latent frames, exposure and encoding included);
 * maps: only the map building of the sample's n frames, the renderer's
-  (:class:`blursynth.geometry.InterpolatedMapBuilder`: exact on a coarse grid,
-  upsampled) and the exact one (:class:`blursynth.geometry.MapBuilder`);
+  (:class:`blursynth.panorama.geometry.InterpolatedMapBuilder`: exact on a coarse grid,
+  upsampled) and the exact one (:class:`blursynth.panorama.geometry.MapBuilder`);
 * bare remap: only the ``cv2.remap`` calls of the sample's n frames, with maps
   computed beforehand, from the same padded panorama our renderer samples
   (float32, RGB + luminance = 4 channels) and from a plain 3-channel copy.
@@ -53,10 +53,10 @@ import cv2
 import numpy as np
 import py360convert
 
-from blursynth import geometry
+from blursynth.panorama import geometry
 from blursynth.panorama import PanoramaConfig, plan, render
 from blursynth.sources.panoramas import builtin_panoramas, load_panorama
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 
@@ -204,7 +204,7 @@ def bench_large(args) -> None:
     import tempfile
 
     from blursynth.sources import panoramas as sources
-    from blursynth.worker import Worker
+    from blursynth.run.worker import Worker
 
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         # --jpegs DIR keeps the generated files, so that two checkouts can be timed on the same ones

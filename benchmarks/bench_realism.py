@@ -29,7 +29,7 @@ from blursynth.panorama.render import render as render_panorama
 from blursynth.sources.clips import discover
 from blursynth.sources.panoramas import builtin_panoramas
 from blursynth.synthetic import write_sample_clip
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 HIGHSPEED_CASES = {

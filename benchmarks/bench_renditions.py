@@ -25,7 +25,7 @@ import cv2
 from blursynth.highspeed import HighspeedConfig, plan, render
 from blursynth.sources.clips import discover
 from blursynth.synthetic import write_sample_clip
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 CASES = ("gamma", "linear", "srgb", "gamma,linear", "gamma,linear,srgb")

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, synthesize
 from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)

@@ -15,7 +15,7 @@ preset on the CPU, its step count) on:
   - ``tau1``: ``highspeed --tau 1 --T 7``: the "blurred" frame is the sharp frame.
 
   The broken copies are the highspeed dataset rewritten sample by sample through
-  the project's shard writer (:func:`blursynth.shards.write_dataset`).
+  the project's shard writer (:func:`blursynth.dataset.shards.write_dataset`).
 
 Prints one row per case: wall time, steps, the trusted gain with its 95 %
 interval, the verdict, and the self-consistency gain (the dataset's own
@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig
 from blursynth.highspeed import synthesize as highspeed
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.panorama.pipeline import synthesize as panorama
-from blursynth.shards import Manifest, Sample, iter_samples, write_dataset
+from blursynth.dataset import Manifest, Sample, iter_samples, write_dataset
 from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from reference_models.validate import validate_datasets

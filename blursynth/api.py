@@ -26,10 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from blursynth.dataset import Dataset, open_dataset
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
-from blursynth.shards import Manifest
+from blursynth.dataset import Manifest
 from blursynth.synthetic import write_sample_clip as sample_clip  # noqa: F401  (the `sample` command)
 
 __all__ = ["blur", "make_highspeed", "make_panorama", "open_dataset", "sample_clip", "torch_dataset", "Dataset"]
@@ -65,7 +65,7 @@ def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest
         ``T``, ``fps``, ``repeats``, ``seq_len``, ``latent``, ``response``
         (a comma list such as ``"gamma,linear"`` stores one rendition per
         curve: ``blur``, ``blur_linear``), ``gamma``, ``resize`` as ``(W, H)``, ``(W, None)`` or ``(None, H)``,
-        ``seed``) or of :class:`blursynth.engine.RunOptions` (``out``,
+        ``seed``) or of :class:`blursynth.run.engine.RunOptions` (``out``,
         ``shard_size``, ``compression``, ``workers``, ``overwrite``,
         ``skip_bad``, ``quiet`` - True unless given). ``tau`` may be one int.
 
@@ -95,7 +95,7 @@ def make_panorama(n: int, **kwargs) -> Manifest:
         Number of samples.
     **kwargs
         Any field of :class:`blursynth.panorama.PanoramaConfig` or of
-        :class:`blursynth.engine.RunOptions`, as in :func:`make_highspeed`;
+        :class:`blursynth.run.engine.RunOptions`, as in :func:`make_highspeed`;
         ``src`` defaults to the bundled panoramas. ``size`` is ``(W, H)``, as
         ``--size WxH`` (the config itself holds ``(H, W)``).
 
@@ -117,9 +117,9 @@ def make_panorama(n: int, **kwargs) -> Manifest:
 
 
 def torch_dataset(path: str | Path):
-    """A ``torch.utils.data.Dataset`` over ``path`` (:func:`blursynth.torch_data.torch_dataset`);
+    """A ``torch.utils.data.Dataset`` over ``path`` (:func:`blursynth.dataset.torch_data.torch_dataset`);
     torch is imported here, on first use."""
-    from blursynth.torch_data import torch_dataset as make
+    from blursynth.dataset.torch_data import torch_dataset as make
 
     return make(path)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.highspeed import HighspeedConfig
 from blursynth.highspeed import synthesize as synthesize_highspeed
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.panorama.pipeline import synthesize as synthesize_panorama
-from blursynth.preview import contact_sheet
-from blursynth.shards import Manifest, verify
+from blursynth.curate.preview import contact_sheet
+from blursynth.dataset import Manifest, verify
 from blursynth.synthetic import write_sample_clip
 
 

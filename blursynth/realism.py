@@ -23,7 +23,7 @@ blurred image only, in this order:
    result (OpenCV/libjpeg, 4:2:0 chroma subsampling).
 
 Every parameter of a sample is drawn from the sample's own seed through a named
-sub-stream (:func:`blursynth.seeds.named_rng`), one per option, so turning an
+sub-stream (:func:`blursynth.run.seeds.named_rng`), one per option, so turning an
 option on shifts no other draw (not the clip's tau/T, not the camera path, not
 another option's value). See docs/realism.md for the maths, the sources and the
 deviations from RSBlur.
@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.seeds import named_rng
+from blursynth.run.seeds import named_rng
 
 # 8-bit code value that marks a clipped (saturated) source pixel.
 CLIPPED = 255

@@ -158,7 +158,7 @@ def write_sample_clips(out: str | Path, n_clips: int, n_frames: int, size: tuple
     """
     import joblib
 
-    from blursynth.pool import local_workers
+    from blursynth.run.pool import local_workers
 
     if n_clips < 1:
         raise BlursynthError(f"--clips {n_clips}: must be at least 1")

@@ -40,10 +40,10 @@ import cv2
 import numpy as np
 import torch
 
-from blursynth.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
+from blursynth.dataset.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import load_json
-from blursynth.outdir import entries, output_folder
+from blursynth.dataset.outdir import entries, output_folder
 from blursynth.png import encode_png
 from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
 from blursynth.sources.clips import discover as discover_clips
@@ -317,7 +317,7 @@ def _previous(out: Path) -> dict | None:
 
 def _leftover(name: str) -> bool:
     """What a killed run left: its staging folder ``.deblur.tmp-PID``, a half-written
-    ``deblur.json.tmp-PID`` (exactly these names, :func:`blursynth.atomic.final_name`)."""
+    ``deblur.json.tmp-PID`` (exactly these names, :func:`blursynth.dataset.atomic.final_name`)."""
     return final_name(name) in (STAGING[:-len(TMP_MARK)], MARKER)
 
 
@@ -386,7 +386,7 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
     model.to(device)
     k = _latent_frames(model)
     names = output_names(footage.stems, k)
-    # OUT is locked from here to the end (blursynth.outdir); a folder made here and left
+    # OUT is locked from here to the end (blursynth.dataset.outdir); a folder made here and left
     # empty by an error is removed.
     with output_folder(out) as made_out:
         old_outputs = _check_out(out, footage)  # again, under the lock

@@ -11,7 +11,7 @@ What a dataset holds is read once, in the process that builds the dataset, from
 ``manifest.json`` and each shard's ``meta/`` (:class:`ShardIndex`); no HDF5 handle
 is kept. Frame data is read lazily: each process (each DataLoader worker) opens
 the shards it needs on first use, read-only and without HDF5 file locking
-(:func:`blursynth.shards.open_shard`), so that handles never cross a fork and
+(:func:`blursynth.dataset.shards.open_shard`), so that handles never cross a fork and
 read-only shards on shared file systems work.
 
 **Exposures across samples.** A highspeed sample is ``L`` consecutive exposures
@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, open_shard, read_meta
+from blursynth.dataset import Manifest, open_shard, read_meta
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from blursynth.curation import Selection, filter_refs, load_selection
+from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
-from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex, to_float
 from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
@@ -33,7 +33,7 @@ from reference_models.task import core_model, task_of
 __all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
 
 EVAL_FORMAT = "blursynth-eval/2"
-# What ``eval-reference`` writes, and how it knows a report it wrote (blursynth.outdir).
+# What ``eval-reference`` writes, and how it knows a report it wrote (blursynth.dataset.outdir).
 EVAL_OUT = OutputKind.json("blursynth eval-reference", EVAL_FORMAT)
 _KEYS = ("psnr_output", "psnr_input", "ssim_output", "ssim_input")
 
@@ -250,7 +250,7 @@ def evaluate(run: str | Path, data: str | Path, split: str = "test", split_file:
         A selection (``blursynth filter``): score only its samples of the split.
     overwrite : bool
         Replace an existing ``out`` that is not an evaluation report (a
-        dataset's own file never: see :func:`blursynth.outdir.check_output_file`).
+        dataset's own file never: see :func:`blursynth.dataset.outdir.check_output_file`).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Image quality metrics: PSNR and SSIM on the 0–255 scale.
 
-PSNR is blursynth's one PSNR (:func:`blursynth.measures.psnr`, numpy, no torch),
+PSNR is blursynth's one PSNR (:func:`blursynth.curate.measures.psnr`, numpy, no torch),
 applied per image of a batch.
 
 SSIM follows the standard definition (Wang et al. 2004) as scikit-image's
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import blursynth.measures as measures
+import blursynth.curate.measures as measures
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -55,7 +55,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.T
     -------
     torch.Tensor
         [B] PSNR in dB, computed in float64 on the CPU by blursynth's one PSNR
-        (:func:`blursynth.measures.psnr`), on ``x``'s device; ``inf`` for
+        (:func:`blursynth.curate.measures.psnr`), on ``x``'s device; ``inf`` for
         identical images. An evaluation metric: no gradient flows through it.
 
     Examples

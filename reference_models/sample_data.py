@@ -34,9 +34,9 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest
+from blursynth.dataset import Manifest
 from blursynth.synthetic import cache_dir  # the one per-user cache folder (also the --src fallback clip)
 from blursynth.synthetic import cache_unwritable
 

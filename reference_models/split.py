@@ -1,18 +1,18 @@
 """Splits as the reference models use them.
 
 The split file itself (by-source assignment, reading, writing) is
-:mod:`blursynth.split`, which needs no torch; its names are re-exported here
+:mod:`blursynth.curate.split`, which needs no torch; its names are re-exported here
 for the training and evaluation code. This module applies the seeded draw
-across sources (:func:`blursynth.split.draw_across_sources`) to sample
+across sources (:func:`blursynth.curate.split.draw_across_sources`) to sample
 references, to pick validation and evaluation samples.
 """
 
 from __future__ import annotations
 
-from blursynth.split import (  # noqa: F401  (re-exported for the training and evaluation code)
+from blursynth.curate.split import (  # noqa: F401  (re-exported for the training and evaluation code)
     SPLIT_FILE, SPLIT_FORMAT, SPLITS, default_split_file, load_split, make_split, split_sources, split_sources_of,
 )
-from blursynth.split import draw_across_sources
+from blursynth.curate.split import draw_across_sources
 
 __all__ = ["SPLIT_FILE", "SPLIT_FORMAT", "SPLITS", "default_split_file", "load_split", "make_split",
            "sample_across_sources", "split_sources", "split_sources_of"]
@@ -21,7 +21,7 @@ __all__ = ["SPLIT_FILE", "SPLIT_FORMAT", "SPLITS", "default_split_file", "load_s
 def sample_across_sources(refs: list, n: int | None, seed: int) -> list:
     """At most ``n`` of ``refs``, drawn with ``seed`` and spread across their sources.
 
-    The draw is :func:`blursynth.split.draw_across_sources` over the refs'
+    The draw is :func:`blursynth.curate.split.draw_across_sources` over the refs'
     ``source``; the result is in index order. ``n=None`` or ``n >= len(refs)``
     keeps all (and draws nothing).
     """

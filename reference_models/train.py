@@ -48,10 +48,10 @@ import torch
 import torch.distributed as dist
 
 from blursynth.errors import BlursynthError, InterruptedRun
-from blursynth.atomic import atomic_write_bytes
-from blursynth.curation import load_selection
-from blursynth.outdir import entries, output_folder, temporaries_of
-from blursynth.signals import stop_between_steps
+from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.curate.selection import load_selection
+from blursynth.dataset.outdir import entries, output_folder, temporaries_of
+from blursynth.run.signals import stop_between_steps
 from reference_models.checkpoint import (
     CHECKPOINT, CHECKPOINT_FORMAT, WEIGHTS, build_model, load_checkpoint, save_checkpoint,
 )
@@ -71,7 +71,7 @@ __all__ = ["CONFIG", "LOG", "Interrupted", "TrainConfig", "Trainer", "default_ru
 LOG = "log.jsonl"
 CONFIG = "config.json"
 # What a run writes into its folder before its first checkpoint (a killed run leaves
-# them): a new run starts over a folder holding only these (blursynth.outdir).
+# them): a new run starts over a folder holding only these (blursynth.dataset.outdir).
 EARLY_FILES = (CONFIG, LOG, SPLIT_FILE, "curves.png")
 
 # Fields a model's task may set in ``ModelTask.defaults``; these values serve a

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from blursynth.errors import BadSourceError, BlursynthError
-from blursynth.shards import MANIFEST, Manifest, Sample, write_dataset
+from blursynth.dataset import MANIFEST, Manifest, Sample, write_dataset
 from blursynth.sources.clips import FRAME_EXTS, decode_frame
 from blursynth.sources.discovery import walk
 from blursynth.sources.headers import FRAME_PIXELS, check_pixels, raster_size

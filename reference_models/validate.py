@@ -44,11 +44,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blursynth.atomic import atomic_write_bytes
-from blursynth.curation import load_selection
+from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.curate.selection import load_selection
 from blursynth.errors import BlursynthError
-from blursynth.outdir import OutputKind, json_bytes, output_folder, write_output
-from blursynth.shards import Manifest
+from blursynth.dataset.outdir import OutputKind, json_bytes, output_folder, write_output
+from blursynth.dataset import Manifest
 from reference_models.apply import deblur_frames
 from reference_models.checkpoint import build_model, model_from_checkpoint
 from reference_models.data import ShardIndex
@@ -504,7 +504,7 @@ def validate_datasets(datasets, *, test: str | Path | None = None, model: str | 
             print(msg, file=sys.stderr)
 
     builtin = _builtin_test(datasets, model, log) if test is None else None
-    # --out is locked for the whole check, and removed if an error leaves it empty (blursynth.outdir).
+    # --out is locked for the whole check, and removed if an error leaves it empty (blursynth.dataset.outdir).
     with (tempfile.TemporaryDirectory(prefix="blursynth-validate-") if out is None
           else contextlib.nullcontext(out)) as run, output_folder(run):
         run = Path(run)
@@ -587,7 +587,7 @@ def plot_validation(result: Validation, test_path: Path, out: Path, device: str 
     """``validate.png``: the trusted gain per source with its interval for each dataset, the overall
     mean with its interval, the threshold, and a few test samples as input / output(s) / sharp.
 
-    Written atomically (:func:`blursynth.atomic.atomic_write_bytes`), as ``curves.png`` is.
+    Written atomically (:func:`blursynth.dataset.atomic.atomic_write_bytes`), as ``curves.png`` is.
     """
     import matplotlib
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Datasets written directly with :class:`blursynth.shards.ShardWriter`, for tests that need
+"""Datasets written directly with :class:`blursynth.dataset.shards.ShardWriter`, for tests that need
 exact control of frames, sizes and meta (odd source ids, known motion, mixed frame sizes)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.shards import Manifest, Sample, ShardWriter, shard_name
+from blursynth.dataset import Manifest, Sample, ShardWriter, shard_name
 
 HS_CONFIG = {"response": "gamma:2.2", "seq_len": 2}
 

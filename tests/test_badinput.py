@@ -93,7 +93,7 @@ DATA = [
     (["preview", "{out}", "--out", "{out}.png"], ["does not exist"]),
     (["info", "{clip}"], ["not a blursynth dataset"]),
     (["verify", "{clip}"], ["not a blursynth dataset"]),
-    # Issue 19: output files (blursynth.outdir); a dataset's own file is never one, even with --overwrite.
+    # Issue 19: output files (blursynth.dataset.outdir); a dataset's own file is never one, even with --overwrite.
     (["preview", "{data}", "--out", "{out}/sheet.png"], ["--out", "does not exist"]),
     (["report", "{data}", "--out", "{out}/page.html", "--workers", "1"], ["--out", "does not exist"]),
     (["report", "{data}", "--out", "{data}/manifest.html", "--overwrite", "--workers", "1"],
@@ -175,7 +175,7 @@ def test_a_4x2_panorama_renders(files, tmp_path):
     result = run_cli("panorama", "--src", pano, "--n", "2", "--size", "16x16", "--out", out, "-q",
                      "--workers", "1")
     assert result.exit_code == 0, result.output
-    from blursynth.shards import iter_samples, verify
+    from blursynth.dataset import iter_samples, verify
     samples = list(iter_samples(out))
     assert verify(out) == [] and len(samples) == 2
     for sample in samples:
@@ -242,6 +242,6 @@ def test_valid_recipe_values_still_load(files, tmp_path):
     out = tmp_path / "out"
     result = run_cli("highspeed", "--recipe", recipe, "--src", files["clip"], "--out", out, "-q", "--workers", "1")
     assert result.exit_code == 0, result.output
-    from blursynth.shards import Manifest
+    from blursynth.dataset import Manifest
     config = Manifest.load(out).config
     assert config["tau"] == [3, 5] and config["T"] == [5, 7] and config["fps"] == 240

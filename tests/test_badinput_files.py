@@ -35,7 +35,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("files")
     ds = make_dataset(root / "ds", [[{"source": s, "shape": (2, 8, 8), "start": 14 * k}
                                      for s in SOURCES for k in range(2)]])
-    from blursynth.shards import Manifest
+    from blursynth.dataset import Manifest
     return {"ds": ds, "root": root, "fingerprint": Manifest.load(ds).fingerprint}
 
 
@@ -120,7 +120,7 @@ def test_every_reader_refuses_an_overlapping_split(data, tmp_path):
                      tmp_path / "run", "--steps", "1", "-q")
     assert_one_line_error(result, str(path), "overlap")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
-    from blursynth.split import load_split
+    from blursynth.curate.split import load_split
     from blursynth.errors import BlursynthError
     with pytest.raises(BlursynthError, match="overlap"):
         load_split(path, data["ds"])
@@ -245,7 +245,7 @@ def test_recipe_limits(tmp_path, text, words):
 
 # ------------------------------------------------------------------ source walker
 def _sources(out: Path) -> list[str]:
-    from blursynth.shards import iter_samples
+    from blursynth.dataset import iter_samples
     return sorted({str(s.meta["source"]) for s in iter_samples(out)})
 
 

@@ -6,7 +6,7 @@ import json
 
 import h5py
 
-from blursynth.shards import describe
+from blursynth.dataset import describe
 from conftest import assert_one_line_error, random_frames, run_ok, write_frames
 
 

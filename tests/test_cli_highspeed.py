@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blursynth.shards import Manifest, file_sha256, iter_samples
+from blursynth.dataset import Manifest, file_sha256, iter_samples
 from conftest import assert_one_line_error, no_partial_output, random_frames, write_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.shards import Manifest, iter_samples, verify
+from blursynth.dataset import Manifest, iter_samples, verify
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames
 from test_highspeed import assert_blur_close, oracle
 

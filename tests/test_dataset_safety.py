@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, file_sha256, is_own_file, is_temporary, verify
+from blursynth.dataset import Manifest, file_sha256, is_own_file, is_temporary, verify
 from conftest import assert_one_line_error, random_frames, run_cli as cli, write_frames
 
 REPO = Path(__file__).resolve().parents[1]

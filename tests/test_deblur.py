@@ -14,7 +14,7 @@ import torch
 from conftest import (
     assert_one_line_error, no_partial_output, random_frames, run_cli, run_ok, write_frames, write_video,
 )
-from blursynth.outdir import LOCK
+from blursynth.dataset.outdir import LOCK
 from reference_models import create_model
 from test_reference_datasets import make_tiny_dataset
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from blursynth import budget
-from blursynth.shards import Manifest, file_sha256
+from blursynth.dataset import Manifest, file_sha256
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames
 
 Usage = namedtuple("Usage", "total used free")

@@ -5,9 +5,9 @@ import io
 import pytest
 from tqdm import tqdm
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
-from blursynth.progress import LiveProgress
+from blursynth.run.progress import LiveProgress
 
 
 def test_live_progress_adds_in_flight_samples(tmp_path):

@@ -31,11 +31,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blursynth.curation import Selection, write_selection
+from blursynth.curate.selection import Selection, write_selection
 from blursynth.errors import BlursynthError
 from blursynth.export import FORMATS, export
 from blursynth.export import base as export_base
-from blursynth.shards import Manifest, iter_samples
+from blursynth.dataset import Manifest, iter_samples
 from tests.conftest import assert_one_line_error, run_ok, write_frames
 from tests.handmade import make_dataset
 

@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, synthesize
-from blursynth.interpolate import flow
-from blursynth.measures import measure_dataset
-from blursynth.shards import iter_samples
+from blursynth.highspeed.interpolate import flow
+from blursynth.curate.measures import measure_dataset
+from blursynth.dataset import iter_samples
 from conftest import write_frames
 
 H, W, MARGIN = 96, 128, 12
@@ -73,5 +73,5 @@ def test_report_motion_and_meta_motion_are_one_estimator(tmp_path):
                RunOptions(out=tmp_path / "ds", workers=1, quiet=True))
     meta = next(iter_samples(tmp_path / "ds")).meta
     report = measure_dataset(tmp_path / "ds", workers=1)[0]["motion"]
-    # meta sums in units of 1/4096 px (blursynth.interpolate.exact_sum); report averages floats
+    # meta sums in units of 1/4096 px (blursynth.highspeed.interpolate.exact_sum); report averages floats
     assert report == pytest.approx(float(meta["motion_mean"]), abs=1e-3)

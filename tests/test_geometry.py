@@ -1,4 +1,4 @@
-"""blursynth.geometry step by step, each against a computation written out here."""
+"""blursynth.panorama.geometry step by step, each against a computation written out here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import quaternion
 
-from blursynth import geometry as g
+from blursynth.panorama import geometry as g
 
 
 def direction_by_hand(col, row, h, w):

@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, draw_exposure, synthesize
-from blursynth.shards import Manifest, iter_samples, verify
+from blursynth.dataset import Manifest, iter_samples, verify
 from conftest import random_frames, write_frames, write_video
 
 
@@ -194,7 +194,7 @@ def test_config_errors(kwargs, match):
 def test_frame_stream_with_and_without_readahead(tmp_path, threads):
     from blursynth.highspeed import FrameStream, HighspeedConfig, plan
     from blursynth.sources.clips import discover
-    from blursynth.worker import Worker
+    from blursynth.run.worker import Worker
 
     frames = random_frames(20, seed=30)
     write_frames(tmp_path / "c", frames)
@@ -211,7 +211,7 @@ def test_a_worker_kept_between_samples_changes_no_byte(tmp_path):
     thread) give the same samples as rendering each spec on its own."""
     from blursynth.highspeed import HighspeedConfig, plan, render
     from blursynth.sources.clips import discover
-    from blursynth.worker import Worker
+    from blursynth.run.worker import Worker
 
     write_frames(tmp_path / "c", random_frames(40, seed=31))
     write_video(tmp_path / "v.avi", random_frames(40, seed=32))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import FORMAT_VERSION, Manifest, file_sha256, iter_samples, open_shard, verify
+from blursynth.dataset import FORMAT_VERSION, Manifest, file_sha256, iter_samples, open_shard, verify
 from conftest import assert_one_line_error, random_frames, run_cli as cli, write_frames
 
 

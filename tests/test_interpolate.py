@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.highspeed import HighspeedConfig, synthesize
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from conftest import write_frames
 
 H, W, STEP, TAU = 40, 112, 8, 5

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from blursynth.curation import load_selection
+from blursynth.curate.selection import load_selection
 from blursynth.errors import BlursynthError
-from blursynth.split import load_split
+from blursynth.curate.split import load_split
 from tests.handmade import make_dataset
 
 CASES = [  # (file content or None for a missing file, words of the message)
@@ -40,7 +40,7 @@ def test_selection_and_split_refuse_the_same_faults_each_in_its_own_words(tmp_pa
 def test_documents_of_another_dataset_are_refused(tmp_path):
     a = make_dataset(tmp_path / "a", [[{"source": "x", "shape": (1, 4, 4)}]])
     b = make_dataset(tmp_path / "b", [[{"source": "y", "shape": (1, 4, 4)}]], config={"response": "linear"})
-    from blursynth.split import make_split
+    from blursynth.curate.split import make_split
     path = make_split(a, val=0.0, test=0.0, out=tmp_path / "s.json")
     assert load_split(path, a)["sources"]["train"] == ["x"]
     with pytest.raises(BlursynthError, match="made for another dataset than"):
@@ -49,7 +49,7 @@ def test_documents_of_another_dataset_are_refused(tmp_path):
 
 def test_export_imports_no_torch(tmp_path):
     ds = make_dataset(tmp_path / "ds", [[{"source": "x", "shape": (1, 4, 4)}, {"source": "y", "shape": (1, 4, 4)}]])
-    code = ("import sys; from blursynth.split import make_split; from blursynth.export import export; "
+    code = ("import sys; from blursynth.curate.split import make_split; from blursynth.export import export; "
             "import blursynth.cli.export, blursynth.report.figures; "
             f"make_split({str(ds)!r}, val=0.0, test=0.5); "
             f"export({str(ds)!r}, 'gopro', {str(tmp_path / 'out')!r}, workers=1, quiet=True); "

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import blursynth.engine as engine
+import blursynth.run.engine as engine
 from blursynth.cli.common import RECIPES
-from blursynth.engine import RunOptions
-from blursynth.preview import row_label
-from blursynth.split import draw_across_sources
+from blursynth.run.engine import RunOptions
+from blursynth.curate.preview import row_label
+from blursynth.curate.split import draw_across_sources
 from conftest import random_frames, run_ok, write_frames
 
 REPO = Path(__file__).resolve().parents[1]

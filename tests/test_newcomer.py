@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 import blursynth.panorama.pipeline as panorama_pipeline
-from blursynth.progress import LiveProgress
-from blursynth.shards import iter_samples, verify
+from blursynth.run.progress import LiveProgress
+from blursynth.dataset import iter_samples, verify
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames, write_video
 from test_reference_datasets import make_tiny_dataset
 

@@ -1,4 +1,4 @@
-"""Every command that writes owns its output through blursynth.outdir (issue 19, items 1 and 2).
+"""Every command that writes owns its output through blursynth.dataset.outdir (issue 19, items 1 and 2).
 
 Through the CLI: locks that are links or folders, a second run on a locked run
 folder, temporaries that are not the command's own, output files that belong to

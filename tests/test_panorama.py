@@ -14,13 +14,13 @@ import pytest
 import quaternion
 from scipy.spatial.transform import Rotation
 
-from blursynth import geometry as g
+from blursynth.panorama import geometry as g
 from blursynth.panorama import CpuViews, PanoramaConfig, plan, render, render_view
 from blursynth.panorama.torch_render import TorchViews
 from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
-from blursynth.seeds import sample_rng
-from blursynth.shards import Manifest, iter_samples, verify
-from blursynth.worker import Worker
+from blursynth.run.seeds import sample_rng
+from blursynth.dataset import Manifest, iter_samples, verify
+from blursynth.run.worker import Worker
 from conftest import assert_one_line_error, no_partial_output
 from oracles import srgb_decode_8bit, srgb_encode_8bit
 

@@ -15,8 +15,8 @@ from blursynth.errors import BlursynthError
 from blursynth.panorama import PanoramaConfig, plan, render
 from blursynth.sources import headers
 from blursynth.sources import panoramas as P
-from blursynth.shards import Manifest, iter_samples
-from blursynth.worker import Worker
+from blursynth.dataset import Manifest, iter_samples
+from blursynth.run.worker import Worker
 from conftest import assert_one_line_error, no_partial_output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -318,7 +318,7 @@ def test_per_panorama_must_be_positive():
 def test_fast_maps_agree_with_float64_trigonometry_at_sun360_working_width():
     from scipy.spatial.transform import Rotation
 
-    from blursynth import geometry as g
+    from blursynth.panorama import geometry as g
 
     size, fov, (ph, pw) = (64, 96), 60.0, (697, 1394)
     builder = g.MapBuilder(size, fov, (ph, pw))
@@ -342,7 +342,7 @@ def test_fast_maps_agree_with_float64_trigonometry_at_sun360_working_width():
 
 
 def test_maps_stay_finite_looking_straight_at_a_pole():
-    from blursynth import geometry as g
+    from blursynth.panorama import geometry as g
 
     builder = g.MapBuilder((33, 33), 90.0, (50, 100))  # odd: the centre pixel's ray is the optical axis
     for pitch in (math.pi / 2, -math.pi / 2):

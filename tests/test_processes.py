@@ -69,7 +69,7 @@ def test_local_workers_work_in_the_callers_current_folder(tmp_path, monkeypatch)
     the new folder, so relative paths name the same files in the workers as in the caller."""
     import joblib
 
-    from blursynth.pool import local_workers
+    from blursynth.run.pool import local_workers
 
     seen = {}
     for name in ("a", "b", "a"):

@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.highspeed import HighspeedConfig, synthesize
 from blursynth.panorama import PanoramaConfig
 from blursynth.panorama import synthesize as synthesize_panorama
 from blursynth.realism import Realism, degrade_linear
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames
 
 

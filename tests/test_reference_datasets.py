@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from blursynth.engine import RunOptions, run
+from blursynth.run.engine import RunOptions, run
 from blursynth.errors import BlursynthError
-from blursynth.shards import Sample, iter_samples
+from blursynth.dataset import Sample, iter_samples
 from reference_models.data import (
     LatentDataset, PairDataset, ShardIndex, StreamSampler, VideoClipDataset, seed_worker,
 )

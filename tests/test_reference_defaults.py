@@ -11,7 +11,7 @@ import pytest
 
 from blursynth.errors import BlursynthError
 from conftest import assert_one_line_error, run_cli
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from reference_models import is_model
 from reference_models.checkpoint import load_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset

@@ -65,7 +65,7 @@ def _flipped(item, full_blur) -> set[tuple[bool, bool]]:
 
 @pytest.mark.parametrize("flip", [True, False])
 def test_flip_option_turns_flips_on_and_off(tiny, flip):
-    from blursynth.shards import iter_samples
+    from blursynth.dataset import iter_samples
     full = {int(s.meta["index"]): s.arrays["blur"] for s in iter_samples(tiny)}
     task = DTBTask()
     model = create_model("dtb", **TINY)

@@ -12,7 +12,7 @@ import torch
 
 from blursynth.cli.common import load_recipe
 from blursynth.errors import BlursynthError
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from conftest import run_cli, train_killed_at
 from reference_models import create_model
 from reference_models.checkpoint import load_checkpoint, model_from_checkpoint

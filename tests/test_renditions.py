@@ -20,12 +20,12 @@ import pytest
 from PIL import Image
 
 import blursynth.budget as budget
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.export import export
 from blursynth.export.runner import renditions_of
 from blursynth.highspeed import HighspeedConfig, synthesize
-from blursynth.shards import Manifest, describe, iter_samples, verify
+from blursynth.dataset import Manifest, describe, iter_samples, verify
 from tests.conftest import assert_one_line_error, no_partial_output, random_frames, write_frames
 from tests.handmade import make_dataset
 

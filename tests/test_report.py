@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.curation import load_selection, select_samples
+from blursynth.curate.selection import load_selection, select_samples
 from blursynth.errors import BlursynthError
 from blursynth.export import export
-from blursynth.measures import measure_dataset, motion_score
+from blursynth.curate.measures import measure_dataset, motion_score
 from blursynth.report import make_report
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from tests.conftest import assert_one_line_error, run_ok
 from tests.handmade import make_dataset
 

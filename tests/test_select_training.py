@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from blursynth.curation import Selection, write_selection
+from blursynth.curate.selection import Selection, write_selection
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, iter_samples
-from blursynth.split import make_split
+from blursynth.dataset import Manifest, iter_samples
+from blursynth.curate.split import make_split
 from conftest import assert_one_line_error, run_cli
 from reference_models.runtime import Distributed
 from reference_models.train import TrainConfig, Trainer, train

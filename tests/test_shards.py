@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, Sample, ShardWriter, file_sha256, open_shard, read_meta
+from blursynth.dataset import Manifest, Sample, ShardWriter, file_sha256, open_shard, read_meta
 
 
 def sample(i, h=12, w=20):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from blursynth.measures import psnr
-from blursynth.split import draw_across_sources
+from blursynth.curate.measures import psnr
+from blursynth.curate.split import draw_across_sources
 from handmade import make_dataset
 from reference_models.metrics import psnr as torch_psnr
 
@@ -102,7 +102,7 @@ def test_draw_across_sources_goes_round_the_sources():
 def test_preview_rows_and_evaluation_samples_are_one_draw(tmp_path, monkeypatch):
     """For one seed, ``preview``'s contact sheet shows the samples the reference models
     validate and evaluate on (the sheet in draw order, the evaluation in index order)."""
-    import blursynth.preview as preview
+    import blursynth.curate.preview as preview
     from reference_models.data import ShardIndex
     from reference_models.split import sample_across_sources
 
@@ -159,7 +159,7 @@ def _deliver(sig):
 def test_training_stops_after_the_step_and_a_second_ctrl_c_stops_now():
     import signal
 
-    from blursynth.signals import stop_between_steps
+    from blursynth.run.signals import stop_between_steps
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with stop_between_steps() as flag:
         _deliver(signal.SIGTERM)
@@ -179,7 +179,7 @@ def test_synthesis_stops_at_once_on_sigterm_and_ignores_a_second():
     import signal
 
     from blursynth.errors import InterruptedRun
-    from blursynth.signals import stop_on_sigterm
+    from blursynth.run.signals import stop_on_sigterm
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(InterruptedRun) as info:
         with stop_on_sigterm():

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from blursynth.shards import Manifest, file_sha256
+from blursynth.dataset import Manifest, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
@@ -105,7 +105,7 @@ def test_ctrl_c_during_the_final_write_is_one_line(tmp_path, monkeypatch):
     """KeyboardInterrupt while the manifest is written for the last time."""
     from click.testing import CliRunner
 
-    from blursynth import engine
+    from blursynth.run import engine
     from blursynth.cli import main
     from conftest import random_frames, write_frames
 
@@ -129,7 +129,7 @@ def test_ctrl_c_during_the_final_write_is_one_line(tmp_path, monkeypatch):
 
 def test_processes_started_while_the_pool_spawns_ignore_ctrl_c_from_their_first_instruction():
     # A Ctrl-C that reaches a worker still importing its modules would print that worker's traceback.
-    from blursynth.signals import spawning_ignores_sigint
+    from blursynth.run.signals import spawning_ignores_sigint
 
     probe = [sys.executable, "-c", "import signal; h = signal.getsignal(signal.SIGINT); "
              "print('ignored' if h == signal.SIG_IGN else h)"]

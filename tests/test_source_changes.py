@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 import blursynth.highspeed as highspeed
-from blursynth.shards import Manifest, file_sha256, iter_samples, recorded_sources, verify
+from blursynth.dataset import Manifest, file_sha256, iter_samples, recorded_sources, verify
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames
 from test_highspeed import assert_blur_close, oracle
 

@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from blursynth.engine import RunOptions
+from blursynth.run.engine import RunOptions
 from blursynth.highspeed import HighspeedConfig, synthesize
-from blursynth.shards import Manifest, iter_samples, verify
+from blursynth.dataset import Manifest, iter_samples, verify
 from blursynth.synthetic import synthetic_frames
 from conftest import random_frames, write_frames, write_video
 from test_highspeed import assert_blur_close, oracle

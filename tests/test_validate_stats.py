@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import iter_samples
+from blursynth.dataset import iter_samples
 from conftest import run_ok
 from reference_models.evidence import (
     MIN_SOURCES, Interval, bootstrap_interval, sources_to_resolve, verdict_of,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blursynth.shards import Manifest, iter_samples
+from blursynth.dataset import Manifest, iter_samples
 from blursynth.sources.clips import decodable_frames, discover
 from conftest import random_frames, run_cli as cli, write_video
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import blursynth.errors
-from blursynth.engine import RunOptions, run
+from blursynth.run.engine import RunOptions, run
 from blursynth.errors import BlursynthError
 from blursynth.highspeed import KIND, HighspeedConfig, plan, render
-from blursynth.shards import Manifest
+from blursynth.dataset import Manifest
 from blursynth.sources.clips import discover
 from conftest import assert_one_line_error, random_frames, run_cli as cli, write_frames
 

@@ -342,8 +342,8 @@ def run_options(command: str):
 
 def make_run_options(kw: dict):
     """Pop the run options out of a command's keyword arguments (no ``--out``: the
-    engine's default folder, :func:`blursynth.engine.default_out`)."""
-    from blursynth.engine import RunOptions
+    engine's default folder, :func:`blursynth.run.engine.default_out`)."""
+    from blursynth.run.engine import RunOptions
     keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
             "skip_bad", "quiet")
     return RunOptions(**{k: kw.pop(k) for k in keys}, max_pixels=pixel_limit(kw.pop("max_megapixels")))
@@ -375,7 +375,7 @@ def pixel_limit(megapixels: float | None) -> int | None:
 def report(manifest, out) -> None:
     """The summary line after a run, after any note that must be repeated at the end."""
     from blursynth.budget import count
-    from blursynth.engine import default_out
+    from blursynth.run.engine import default_out
 
     out = default_out(manifest.kind) if out is None else out
     fallback = manifest.config.get("src_fallback")

@@ -30,8 +30,8 @@ def filter_command(dataset, out, min_blur_psnr, max_blur_psnr, max_motion, max_c
 
     export, report, train-reference and validate take it with --select.
     """
-    from blursynth.curation import SELECTION_OUT, select_samples, write_selection
-    from blursynth.outdir import check_output_file
+    from blursynth.curate.selection import SELECTION_OUT, select_samples, write_selection
+    from blursynth.dataset.outdir import check_output_file
 
     check_output_file(out, SELECTION_OUT, overwrite=overwrite)  # before measuring every sample
     selection = select_samples(dataset, min_blur_psnr=min_blur_psnr, max_blur_psnr=max_blur_psnr,

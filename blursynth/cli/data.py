@@ -74,7 +74,7 @@ def _frames_for_every_recipe() -> int:
 def verify(dataset, sources):
     """Check every shard of DATASET against the checksums in its manifest (and with --sources,
     the source files each shard was made from)."""
-    from blursynth.shards import verify as verify_dataset
+    from blursynth.dataset import verify as verify_dataset
 
     problems = verify_dataset(dataset, sources=sources)
     for problem in problems:
@@ -89,7 +89,7 @@ def verify(dataset, sources):
 def info(dataset):
     """Summarize DATASET (JSON on stdout): kind, samples, frame sizes, disk use, config, and per
     source its samples, frame sizes, disk use and tau/T histogram."""
-    from blursynth.shards import describe
+    from blursynth.dataset import describe
 
     click.echo(json.dumps(describe(dataset), indent=1))
 
@@ -105,7 +105,7 @@ def info(dataset):
 def preview(dataset, out, n, seed, overwrite):
     """Contact sheet of DATASET: blurred, sharp and latent frames of a seeded draw of samples
     across its sources; each row names its source, sample and frame of the sequence."""
-    from blursynth.preview import contact_sheet
+    from blursynth.curate.preview import contact_sheet
 
     contact_sheet(dataset, out, n, seed=seed, overwrite=overwrite)
     click.echo(f"wrote {out}", err=True)

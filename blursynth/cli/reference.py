@@ -260,7 +260,7 @@ def eval_reference(run, weights, data, split, split_file, out, device, amp, crop
 def split(dataset, val, test, seed, out, overwrite):
     """Split DATASET by source (clip or panorama) into train/val/test; no data is copied."""
     from blursynth.budget import count
-    from blursynth.split import load_split, make_split
+    from blursynth.curate.split import load_split, make_split
 
     path = make_split(dataset, val=val, test=test, seed=seed, out=out, overwrite=overwrite)
     doc = load_split(path)

@@ -3,7 +3,7 @@
 A layout is an object with ``write(task, ctx)``, ``done(task, ctx)``,
 ``finish(tasks, ctx)`` and ``outputs(tasks, ctx)``: every file it writes, so
 that a resumed export removes the temporaries of those files and of nothing
-else (:mod:`blursynth.outdir`). Folder layouts (:class:`FolderLayout`) only
+else (:mod:`blursynth.dataset.outdir`). Folder layouts (:class:`FolderLayout`) only
 say where each frame goes; the LMDB layout collects encoded frames and builds its
 databases at the end.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.atomic import atomic_write_bytes
+from blursynth.dataset.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
-from blursynth.outdir import subfolder
+from blursynth.dataset.outdir import subfolder
 from blursynth.png import encode_png
-from blursynth.shards import open_shard
+from blursynth.dataset import open_shard
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,14 @@ class ExportContext:
         return path
 
     def folder(self, relative: str | Path) -> Path:
-        """``out / relative`` as a real folder inside ``out`` (:func:`blursynth.outdir.subfolder`):
+        """``out / relative`` as a real folder inside ``out`` (:func:`blursynth.dataset.outdir.subfolder`):
         made where missing; a symbolic link or a file on the way is one line."""
         return subfolder(self.out, relative)
 
 
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` under a temporary name and rename it into place
-    (:func:`blursynth.atomic.atomic_write_bytes`).
+    (:func:`blursynth.dataset.atomic.atomic_write_bytes`).
 
     A file that exists under its final name is therefore complete, which is
     what resume relies on. No fsync per file: a kill leaves no partial file,

@@ -26,12 +26,12 @@ import re
 
 import lmdb
 
-from blursynth.atomic import final_name
+from blursynth.dataset.atomic import final_name
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext, FrameReader, write_file
 from blursynth.export.paired import frame_key
 from blursynth.export.plan import Task
-from blursynth.outdir import remove_own
+from blursynth.dataset.outdir import remove_own
 from blursynth.png import encode_png
 
 PARTS = ".parts"

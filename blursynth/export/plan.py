@@ -1,7 +1,7 @@
 """Plan an export: which frames go to which split, clip and frame number.
 
 Pure functions from a dataset's index (``manifest.json`` and each shard's
-``meta/``, read through :mod:`blursynth.shards`) to a list of small, frozen
+``meta/``, read through :mod:`blursynth.dataset.shards`) to a list of small, frozen
 tasks. A task is a run of frames of one clip; the writers turn each task into
 files. The plan depends only on the dataset, the split and the selection, never
 on the number of workers, so the exported bytes do not either.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, open_shard, read_meta
+from blursynth.dataset import Manifest, open_shard, read_meta
 
 # Frames per task: small enough to spread a short dataset over the workers and
 # to lose little on a kill, large enough that opening shards is amortized.

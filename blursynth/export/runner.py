@@ -16,18 +16,18 @@ from pathlib import Path
 
 import joblib
 
-from blursynth.atomic import atomic_write_bytes
-from blursynth.curation import Selection, filter_refs, load_selection
+from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
 from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
 from blursynth.jsondoc import load_json
-from blursynth.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
-from blursynth.pool import local_workers
-from blursynth.progress import progress_bar
-from blursynth.shards import renditions_of
-from blursynth.split import default_split_file, load_split
+from blursynth.dataset.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
+from blursynth.run.pool import local_workers
+from blursynth.run.progress import progress_bar
+from blursynth.dataset import renditions_of
+from blursynth.curate.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
 STATE_FORMAT = "blursynth-export/1"
@@ -138,7 +138,7 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
     }
     if out.is_dir():  # refuse a folder of someone else's before putting a lock in it
         _prepare_out(out, identity)
-    with output_folder(out):  # the lock (blursynth.outdir), then the check that counts
+    with output_folder(out):  # the lock (blursynth.dataset.outdir), then the check that counts
         found = _prepare_out(out, identity)
         if found is None or not found.get("complete"):
             atomic_write_bytes(out / STATE, json_bytes(state))

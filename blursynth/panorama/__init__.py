@@ -18,11 +18,11 @@ into the blurred image. This module does that (see docs/panorama.md):
 * render: :mod:`blursynth.panorama.render` turns one :class:`PanoramaSpec`
   into blur, sharp and latent frames: every frame is one ``cv2.remap`` of the
   linear panorama (cached per worker) through maps built from the rotated
-  camera rays (:class:`blursynth.geometry.MapBuilder`), accumulated in float32
+  camera rays (:class:`blursynth.panorama.geometry.MapBuilder`), accumulated in float32
   linear light and encoded once through the response curve;
   :mod:`blursynth.panorama.torch_render` does the lookups on a GPU;
 * write: :func:`synthesize` (:mod:`blursynth.panorama.pipeline`) hands the
-  plan to :func:`blursynth.engine.run`.
+  plan to :func:`blursynth.run.engine.run`.
 
 The motion of a sample is ``q(t) = q_start exp(r(t) / 2)`` with
 ``r(t) = omega0 t + (omega1 - omega0) t^2 / (2 L)`` (time in frame intervals,

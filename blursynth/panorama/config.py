@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import blursynth.geometry as geometry
+import blursynth.panorama.geometry as geometry
 from blursynth.budget import MAX_FRAMES_PER_EXPOSURE
 from blursynth.config import SourceConfig
 from blursynth.errors import BlursynthError
@@ -100,7 +100,7 @@ class PanoramaConfig(SourceConfig):
 
         ``--frames-per-degree`` gives it directly; otherwise ``k = M / max_step``
         with ``M`` the largest image speed of any rotation
-        (:func:`blursynth.geometry.max_flow_per_radian`), so that no pixel moves
+        (:func:`blursynth.panorama.geometry.max_flow_per_radian`), so that no pixel moves
         more than ``--max-step`` pixels between consecutive frames.
         """
         if self.frames_per_degree is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import blursynth.budget as budget
-import blursynth.geometry as geometry
-from blursynth.engine import RunOptions, default_out, run
+import blursynth.panorama.geometry as geometry
+from blursynth.run.engine import RunOptions, default_out, run
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import KIND, PanoramaConfig
 from blursynth.panorama.plan import plan
 from blursynth.panorama.render import render
-from blursynth.shards import Manifest
+from blursynth.dataset import Manifest
 
 
 def check_device(device: str) -> None:

@@ -1,7 +1,7 @@
 """Plan: config + checked panoramas -> one frozen :class:`PanoramaSpec` per sample.
 
 Every random draw of sample ``i`` comes from its own stream
-``sample_rng(seed, i)`` (:mod:`blursynth.seeds`), so a spec does not depend on
+``sample_rng(seed, i)`` (:mod:`blursynth.run.seeds`), so a spec does not depend on
 the other samples, on the number of workers, or on the order of rendering.
 """
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import quaternion
 
-import blursynth.geometry as geometry
+import blursynth.panorama.geometry as geometry
 from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.realism import Realism
-from blursynth.seeds import sample_sequence, sequence_seed
+from blursynth.run.seeds import sample_sequence, sequence_seed
 from blursynth.sources.panoramas import Panorama, discover
 
 

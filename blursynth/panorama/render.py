@@ -2,7 +2,7 @@
 
 Every frame is one bilinear lookup of the linear panorama (cached per worker,
 :func:`blursynth.sources.panoramas.load_panorama`) through maps built from the
-rotated camera rays (:class:`blursynth.geometry.InterpolatedMapBuilder`), accumulated in
+rotated camera rays (:class:`blursynth.panorama.geometry.InterpolatedMapBuilder`), accumulated in
 float32 linear light and encoded once through the response curve. The
 lookups run on OpenCV (:class:`CpuViews`) or, with ``--device cuda``, on torch
 (:class:`blursynth.panorama.torch_render.TorchViews`).
@@ -16,13 +16,13 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-import blursynth.geometry as geometry
+import blursynth.panorama.geometry as geometry
 from blursynth.panorama.plan import PanoramaSpec
 from blursynth.realism import changes_linear, compress, degrade_linear
 from blursynth.response import parse_response
-from blursynth.shards import Sample
+from blursynth.dataset import Sample
 from blursynth.sources.panoramas import load_panorama
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 
 # Working set of one band of rows in CpuViews.render, well inside an L3 cache.
 BAND_BYTES = 4 << 20
@@ -41,7 +41,7 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
     ----------
     pano : ndarray
         A :func:`~blursynth.sources.panoramas.load_panorama` array (or any image
-        padded by :func:`blursynth.geometry.pad_equirect`).
+        padded by :func:`blursynth.panorama.geometry.pad_equirect`).
     q : np.quaternion
         World <- camera orientation.
     size : (int, int)
@@ -53,7 +53,7 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
     -------
     ndarray
         float32 ``[H, W, C]``, sampled bilinearly through the renderer's maps
-        (:class:`blursynth.geometry.InterpolatedMapBuilder`; exact maps when the
+        (:class:`blursynth.panorama.geometry.InterpolatedMapBuilder`; exact maps when the
         panorama carries too few seam columns for them).
     """
     hw, pad_x = geometry.padded_layout(pano.shape)
@@ -64,7 +64,7 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
 class CpuViews:
     """``cv2.remap`` renderer reusing its map and frame buffers.
 
-    Maps come from :class:`blursynth.geometry.InterpolatedMapBuilder` (exact
+    Maps come from :class:`blursynth.panorama.geometry.InterpolatedMapBuilder` (exact
     on a coarse grid, upsampled; exact near the poles).
 
     Parameters
@@ -232,7 +232,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     worker : Worker, optional
         Where map builders and a GPU renderer are kept between samples, and
         whose spare threads load the next panoramas (see :func:`_load` and
-        :mod:`blursynth.worker`); None renders on its own.
+        :mod:`blursynth.run.worker`); None renders on its own.
 
     Returns
     -------

@@ -2,15 +2,15 @@
 
 It samples the same padded linear panorama as the OpenCV path
 (:mod:`blursynth.panorama.render`) at the same pixel coordinates
-(:func:`blursynth.geometry.equirect_pixel_affine`), converted once to
-``grid_sample``'s normalized coordinates (:func:`blursynth.geometry.pixel_to_grid`).
+(:func:`blursynth.panorama.geometry.equirect_pixel_affine`), converted once to
+``grid_sample``'s normalized coordinates (:func:`blursynth.panorama.geometry.pixel_to_grid`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import blursynth.geometry as geometry
+import blursynth.panorama.geometry as geometry
 
 # Frames per torch.grid_sample call.
 TORCH_BATCH = 32
@@ -21,8 +21,8 @@ class TorchViews:
 
     The panorama is padded exactly as on the CPU path (seam wrapped, poles
     continued), and the pixel coordinates of
-    :func:`blursynth.geometry.equirect_pixel_affine` become ``grid_sample``'s
-    normalized ones (:func:`blursynth.geometry.pixel_to_grid`). Frames are
+    :func:`blursynth.panorama.geometry.equirect_pixel_affine` become ``grid_sample``'s
+    normalized ones (:func:`blursynth.panorama.geometry.pixel_to_grid`). Frames are
     rendered in batches stacked along the grid's height.
 
     Parameters

@@ -2,7 +2,7 @@
 
 :func:`make_report` computes the figures (:mod:`.figures`), then draws them
 (:mod:`.render`). The JSON is named after the page (``notes.html`` ->
-``notes.json``). Both files carry the report's marker (:mod:`blursynth.outdir`):
+``notes.json``). Both files carry the report's marker (:mod:`blursynth.dataset.outdir`):
 the page a ``<meta name='generator' content='blursynth-report/1'>``, the JSON
 ``"format": "blursynth-report/1"`` as its first key; a file without it, or a
 file of a dataset, is never replaced (the former with ``overwrite``). See
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blursynth.curation import Selection
+from blursynth.curate.selection import Selection
 from blursynth.errors import BlursynthError
-from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
 from blursynth.report.figures import collect
 from blursynth.report.render import GENERATOR, REPORT_FORMAT, html_page, plots, thumbnails
 

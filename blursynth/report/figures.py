@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from blursynth.curation import Selection, filter_refs, load_selection
+from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
-from blursynth.measures import measure_dataset
-from blursynth.shards import Manifest, open_shard, read_meta
-from blursynth.split import default_split_file, load_split
+from blursynth.curate.measures import measure_dataset
+from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.curate.split import default_split_file, load_split
 
 REPORT_FORMAT = "blursynth-report/1"
 # Per-sample meta fields whose distribution the report shows: discrete ones as

@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 
 from blursynth.png import encode_png
-from blursynth.shards import Manifest, open_shard, read_meta
+from blursynth.dataset import Manifest, open_shard, read_meta
 
 THUMB_WIDTH = 240
 REPORT_FORMAT = "blursynth-report/1"
 # In the page's <head>, before anything taken from the data: how ``report`` knows
-# a page it wrote (blursynth.outdir).
+# a page it wrote (blursynth.dataset.outdir).
 GENERATOR = f"<meta name='generator' content='{REPORT_FORMAT}'>"
 MEASURE_TITLES = {
     "psnr": "blur strength: PSNR blur vs sharp (dB, low = strong blur)",

@@ -188,7 +188,7 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
     int
         Frames that decode from the start, in order, up to the first that does not.
     """
-    from blursynth.atomic import atomic_write_bytes
+    from blursynth.dataset.atomic import atomic_write_bytes
     from blursynth.synthetic import cache_dir
 
     path = Path(path)

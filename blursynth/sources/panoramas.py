@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import blursynth.geometry as geometry
+import blursynth.panorama.geometry as geometry
 from blursynth.errors import BadSourceError, BlursynthError
 from blursynth.response import parse_response
 from blursynth.sources import headers
@@ -389,9 +389,9 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
     A JPEG at least three times as wide as ``width`` is decoded at 1/2 or 1/4
     of its size (:func:`jpeg_reduction`). Resampled to ``width`` (see
     :func:`blursynth.panorama.plan.working_width`) and padded by
-    :func:`blursynth.geometry.pad_equirect` (one row at each pole and
+    :func:`blursynth.panorama.geometry.pad_equirect` (one row at each pole and
     ``pad_x = W / 4`` wrapped columns at each side of the seam,
-    :func:`blursynth.geometry.seam_pad`). Kept in a small per-process cache
+    :func:`blursynth.panorama.geometry.seam_pad`). Kept in a small per-process cache
     keyed by path, modification time and size, so a worker decodes a panorama
     once for all the samples it renders from it.
 

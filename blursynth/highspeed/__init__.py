@@ -33,16 +33,16 @@ import cv2
 import numpy as np
 
 import blursynth.budget as budget
-import blursynth.interpolate as interpolate
+import blursynth.highspeed.interpolate as interpolate
 from blursynth.config import SourceConfig
-from blursynth.engine import RunOptions, default_out, run
+from blursynth.run.engine import RunOptions, default_out, run
 from blursynth.errors import BadSourceError, BlursynthError, note
 from blursynth.realism import Realism, changes_linear, clip_mask, compress, degrade_linear
 from blursynth.response import Response, parse_response, parse_responses
-from blursynth.seeds import sample_seed, source_rng
-from blursynth.shards import Manifest, Sample, rendition_array
+from blursynth.run.seeds import sample_seed, source_rng
+from blursynth.dataset import Manifest, Sample, rendition_array
 from blursynth.sources.clips import Clip, VideoReader, decode_frame, discover, sample_fallback
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 
 KIND = "highspeed"
 # Frames decoded ahead by a worker's spare thread (held besides one exposure window).
@@ -360,7 +360,7 @@ def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> str:
 # ------------------------------------------------------------------ render
 class Decoder:
     """A worker's background decoding thread and the decodes it carries from
-    one sample to the next (kept in the :class:`~blursynth.worker.Worker`)."""
+    one sample to the next (kept in the :class:`~blursynth.run.worker.Worker`)."""
 
     def __init__(self):
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blursynth-decode")
@@ -482,7 +482,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         The sample; it alone decides the content.
     worker : Worker, optional
         Threads for decoding ahead and the state kept between samples (see
-        :mod:`blursynth.worker`); None renders serially on its own.
+        :mod:`blursynth.run.worker`); None renders serially on its own.
 
     Returns
     -------

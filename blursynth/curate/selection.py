@@ -21,12 +21,12 @@ from typing import Iterable, TypeVar
 
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import NON_NEGATIVE, Opt, read_doc
-from blursynth.measures import has_consecutive_frames, measure_dataset
-from blursynth.outdir import OutputKind, json_bytes, write_output
-from blursynth.shards import Manifest, open_shard, read_meta
+from blursynth.curate.measures import has_consecutive_frames, measure_dataset
+from blursynth.dataset.outdir import OutputKind, json_bytes, write_output
+from blursynth.dataset import Manifest, open_shard, read_meta
 
 SELECTION_FORMAT = "blursynth-selection/1"
-# What ``filter`` writes, and how it knows a file it wrote (blursynth.outdir).
+# What ``filter`` writes, and how it knows a file it wrote (blursynth.dataset.outdir).
 SELECTION_OUT = OutputKind.json("blursynth filter", SELECTION_FORMAT)
 
 Ref = TypeVar("Ref")
@@ -103,7 +103,7 @@ def sample_sources(dataset: str | Path) -> dict[int, str]:
 
 
 def write_selection(selection: Selection, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``selection`` to ``path`` atomically (:func:`blursynth.outdir.write_output`).
+    """Write ``selection`` to ``path`` atomically (:func:`blursynth.dataset.outdir.write_output`).
 
     An existing ``path`` that is not a selection (``blursynth filter`` did not
     write it) is refused unless ``overwrite``; a dataset's own file always.
@@ -132,7 +132,7 @@ def select_samples(dataset: str | Path, *, min_blur_psnr: float | None = None, m
     min_blur_psnr, max_blur_psnr : keep samples whose PSNR of blur vs sharp (dB) is within
         these bounds: a low PSNR is a strong blur, a high one hardly any.
     max_motion : keep samples whose motion score (px per source frame,
-        :func:`blursynth.measures.motion_score`) is at most this; the dataset must hold
+        :func:`blursynth.curate.measures.motion_score`) is at most this; the dataset must hold
         consecutive frames.
     max_clipped : keep samples whose fraction of saturated blurred pixels is at most this.
     sources : keep only these sources (ids, or a comma-separated string).

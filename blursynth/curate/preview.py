@@ -1,7 +1,7 @@
 """A contact sheet of a dataset: each row a sample, blurred | sharp | latent frames.
 
 The rows are a seeded draw across sources
-(:func:`blursynth.split.draw_across_sources`, the draw that also picks the
+(:func:`blursynth.curate.split.draw_across_sources`, the draw that also picks the
 reference models' validation and evaluation samples), not the first samples,
 so one sheet shows the variety of a dataset: the first rows come from as many
 different sources as there are. Each row says which source, which frame of a
@@ -17,12 +17,12 @@ import numpy as np
 
 from blursynth.dataset import Dataset
 from blursynth.errors import BlursynthError
-from blursynth.outdir import OutputKind, check_output_file, write_output
-from blursynth.split import draw_across_sources
+from blursynth.dataset.outdir import OutputKind, check_output_file, write_output
+from blursynth.curate.split import draw_across_sources
 
 PREVIEW_FORMAT = "blursynth-preview/1"
 # A sheet carries the PNG text chunk ``Software: blursynth-preview/1`` (written before
-# the pixels), so that ``preview`` knows a file it wrote (blursynth.outdir).
+# the pixels), so that ``preview`` knows a file it wrote (blursynth.dataset.outdir).
 PREVIEW_PNG = OutputKind("blursynth preview", b"Software\x00" + PREVIEW_FORMAT.encode())
 
 

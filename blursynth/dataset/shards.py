@@ -25,7 +25,7 @@ import numpy as np
 
 import blursynth.budget as budget
 from blursynth.version import __version__
-from blursynth.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
+from blursynth.dataset.atomic import TMP_MARK, atomic_write_bytes, file_sha256, fsync_file, publish, tmp_path
 from blursynth.budget import SHARD_PATTERN
 from blursynth.errors import BlursynthError
 from blursynth.sources import stamps
@@ -185,7 +185,7 @@ class ShardWriter:
     ----------
     path : Path
         Final path of the shard (``shard-NNNNN.h5``); the data goes to
-        :func:`blursynth.atomic.tmp_path` of it until the commit.
+        :func:`blursynth.dataset.atomic.tmp_path` of it until the commit.
     kind, config, fingerprint, shard_index
         Recorded in the file's attributes (see docs/format.md).
     capacity : int
@@ -390,7 +390,7 @@ class Manifest:
         }
 
     def save(self, out: Path) -> None:
-        """Replace ``out/manifest.json`` atomically (:func:`blursynth.atomic.atomic_write_bytes`)."""
+        """Replace ``out/manifest.json`` atomically (:func:`blursynth.dataset.atomic.atomic_write_bytes`)."""
         atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(self.to_json(), indent=1) + "\n").encode())
 
     @classmethod

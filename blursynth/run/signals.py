@@ -5,7 +5,7 @@ only, the previous handlers back on the way out), and both end the same way at
 the CLI: one line (an :class:`~blursynth.errors.InterruptedRun`, or the
 ``KeyboardInterrupt`` of a Ctrl-C) and the exit status 128 + the signal's number.
 
-* **Stop now** (synthesis, :mod:`blursynth.engine`): SIGTERM raises
+* **Stop now** (synthesis, :mod:`blursynth.run.engine`): SIGTERM raises
   ``InterruptedRun`` at once (:func:`stop_on_sigterm`), as SIGINT raises
   ``KeyboardInterrupt``; either leaves the wait for the workers' results, the
   workers are stopped, temporaries removed, and a re-run resumes from the

@@ -2,7 +2,7 @@
 
 ``blursynth report`` shows them and ``blursynth filter`` selects on them; both
 get them from :func:`measure_dataset`, which reads the shards through
-:mod:`blursynth.shards` in parallel (one joblib task per shard).
+:mod:`blursynth.dataset.shards` in parallel (one joblib task per shard).
 
 * **Blur strength**: PSNR (peak 255) and mean absolute difference (in 8-bit
   levels) of the blurred frames against the sharp frames of the same sample.
@@ -12,7 +12,7 @@ get them from :func:`measure_dataset`, which reads the shards through
   recover the true exposure) and at 0 (``clipped_low``).
 * **Motion**: the mean displacement, in pixels per source frame, of the
   optical flow between consecutive frames of the sample, by the estimator that
-  also gives ``meta``'s ``motion_mean`` (:func:`blursynth.interpolate.estimator`:
+  also gives ``meta``'s ``motion_mean`` (:func:`blursynth.highspeed.interpolate.estimator`:
   DIS refined to full resolution, its measured error in docs/report.md). With latent
   frames (``--latent K``) the pairs are consecutive latents of one exposure,
   ``(n - 1) / (K - 1)`` source frames apart, n being the frames averaged into
@@ -32,10 +32,10 @@ import cv2
 import joblib
 import numpy as np
 
-from blursynth.interpolate import displacement, flow
-from blursynth.pool import local_workers
-from blursynth.progress import progress_bar
-from blursynth.shards import Manifest, open_shard, read_meta
+from blursynth.highspeed.interpolate import displacement, flow
+from blursynth.run.pool import local_workers
+from blursynth.run.progress import progress_bar
+from blursynth.dataset import Manifest, open_shard, read_meta
 
 # Smallest frame side DIS works on (its patches are 8 px; the coarsest pyramid level needs a few).
 MIN_FLOW_SIDE = 16
@@ -95,7 +95,7 @@ def clipped_fractions(frames: np.ndarray) -> tuple[float, float]:
 
 
 def flow_displacement(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean length in px of the optical flow (:func:`blursynth.interpolate.flow`) from RGB frame ``a`` to ``b``."""
+    """Mean length in px of the optical flow (:func:`blursynth.highspeed.interpolate.flow`) from RGB frame ``a`` to ``b``."""
     return float(np.mean(displacement(flow(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)))))
 
 

@@ -25,20 +25,20 @@ from typing import Callable, Sequence
 import joblib
 
 import blursynth.budget as budget
-import blursynth.cluster as cluster
-from blursynth.atomic import file_sha256
+import blursynth.run.cluster as cluster
+from blursynth.dataset.atomic import file_sha256
 from blursynth.errors import BadSourceError, BlursynthError, note
-from blursynth.outdir import entries as out_entries
-from blursynth.outdir import output_folder, remove_own
-from blursynth.pool import local_workers
-from blursynth.progress import LiveProgress, progress_bar, progress_file
-from blursynth.shards import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
+from blursynth.dataset.outdir import entries as out_entries
+from blursynth.dataset.outdir import output_folder, remove_own
+from blursynth.run.pool import local_workers
+from blursynth.run.progress import LiveProgress, progress_bar, progress_file
+from blursynth.dataset import (FORMAT_VERSION, MANIFEST, Manifest, Sample, ShardWriter, is_own_file, is_temporary,
                               open_shard, recorded_sources, shard_name)
-from blursynth.signals import leave_interrupts_to_the_parent, spawning_ignores_sigint, stop_on_sigterm
+from blursynth.run.signals import leave_interrupts_to_the_parent, spawning_ignores_sigint, stop_on_sigterm
 from blursynth.sources import stamps
-from blursynth.worker import Worker
+from blursynth.run.worker import Worker
 
-# ``renderer(spec, worker) -> Sample`` (see blursynth.worker).
+# ``renderer(spec, worker) -> Sample`` (see blursynth.run.worker).
 # Specs of the same shard a worker is told it renders next (Worker.upcoming).
 LOOKAHEAD = 4
 Renderer = Callable[[object, Worker], Sample]
@@ -77,7 +77,7 @@ class RunOptions:
     quiet : bool
         No progress bar.
     threads_per_worker : int, optional
-        Threads a renderer may use (:class:`blursynth.worker.Worker`); default
+        Threads a renderer may use (:class:`blursynth.run.worker.Worker`); default
         cores // min(workers, shards to make), 1 on Dask.
     """
 
@@ -215,7 +215,7 @@ def _prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
     """Check that ``out`` (locked by this run) may be (re)used; return the manifest to continue.
 
     With ``overwrite``, only files blursynth can prove are its own
-    (:func:`blursynth.shards.is_own_file`) are deleted.
+    (:func:`blursynth.dataset.shards.is_own_file`) are deleted.
     """
     entries = out_entries(out)
     if (out / MANIFEST).exists():
@@ -250,7 +250,7 @@ def _remove_own(path: Path) -> None:
 
 def _parallel(options: RunOptions, n_tasks: int):
     if options.backend == "dask":
-        # connected on entry, within a deadline (blursynth.cluster)
+        # connected on entry, within a deadline (blursynth.run.cluster)
         return cluster.session(options.scheduler), options.workers or -1, options.threads_per_worker or 1
     cores = os.cpu_count() or 1
     n_jobs = options.workers or cores
@@ -354,7 +354,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
     manifest = Manifest(kind=kind, config=config, seed=seed, n_samples=len(specs),
                         shard_size=options.shard_size, compression=options.compression,
                         shard_starts=None if shards.uniform else shards.starts)
-    # The folder's lock (blursynth.outdir) before anything is deleted.
+    # The folder's lock (blursynth.dataset.outdir) before anything is deleted.
     with output_folder(out), stop_on_sigterm(), _disk_full_is_one_line(out):
         manifest = _prepare_out(out, manifest, options.overwrite)
         manifest.sources = [dict(s) for s in sources]
@@ -378,7 +378,7 @@ def run(kind: str, config: dict, seed: int, specs: Sequence, renderer: Renderer,
 
 def _remove_temporaries(out: Path) -> None:
     """Delete files a killed run left under blursynth's temporary names (never a
-    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.shards.is_temporary`)."""
+    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.dataset.shards.is_temporary`)."""
     remove_own(out, is_temporary)
 
 

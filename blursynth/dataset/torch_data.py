@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from blursynth.dataset import Dataset, open_dataset
-from blursynth.shards import frame_arrays
+from blursynth.dataset.samples import Dataset, open_dataset
+from blursynth.dataset.shards import frame_arrays
 
 
 class TorchDataset(torch.utils.data.Dataset):

@@ -9,7 +9,7 @@ once ``d`` exceeds about a pixel. REDS (Nah et al., CVPRW 2019, Sec. 2) raised
 the medium preset refined down to full resolution) between consecutive source frames of each exposure; the sample's mean and
 maximum displacement, in px per source frame, go to ``meta`` (``motion_mean``,
 ``motion_max``). :func:`estimator` is blursynth's one flow estimator:
-:mod:`blursynth.measures` (``report``, ``filter --max-motion``) uses it too.
+:mod:`blursynth.curate.measures` (``report``, ``filter --max-motion``) uses it too.
 
 **Interpolation** (``--interpolate N``). Between consecutive source frames
 ``I0``, ``I1`` (times 0 and 1), ``N - 1`` frames at ``t = k / N`` are made by
@@ -51,7 +51,7 @@ def estimator() -> cv2.DISOpticalFlow:
     """The one optical-flow estimator of blursynth: DIS, medium preset, refined to full resolution.
 
     ``meta``'s ``motion_mean``/``motion_max``, ``--interpolate`` and the motion
-    score of ``report`` and ``filter --max-motion`` (:mod:`blursynth.measures`)
+    score of ``report`` and ``filter --max-motion`` (:mod:`blursynth.curate.measures`)
     all use it, so the two motion numbers are one estimator's. Measured mean
     endpoint error against known warps of a textured image (tests/test_flow.py,
     docs/report.md): 0.01 px for a (2.5, -1.5) px shift, 0.05 px for a

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from blursynth.errors import BlursynthError
-from blursynth.shards import Manifest, frame_arrays, open_shard, read_meta
+from blursynth.dataset.shards import Manifest, frame_arrays, open_shard, read_meta
 
 
 class Dataset:

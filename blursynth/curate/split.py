@@ -28,16 +28,16 @@ from typing import Sequence
 
 import numpy as np
 
-from blursynth.curation import Selection, sample_sources
+from blursynth.curate.selection import Selection, sample_sources
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import Map, read_doc
-from blursynth.outdir import OutputKind, check_output_file, json_bytes, write_output
-from blursynth.shards import Manifest
+from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset import Manifest
 
 SPLIT_FORMAT = "blursynth-split/1"
 SPLIT_FILE = "split.json"
 SPLITS = ("train", "val", "test")
-# What ``split`` writes, and how it knows a file it wrote (blursynth.outdir).
+# What ``split`` writes, and how it knows a file it wrote (blursynth.dataset.outdir).
 SPLIT_OUT = OutputKind.json("blursynth split", SPLIT_FORMAT)
 # What a split file holds besides its format and fingerprint (blursynth.jsondoc.check_schema).
 SPLIT_SCHEMA = {"sources": Map([str], keys=SPLITS)}
@@ -149,12 +149,12 @@ def make_split(dataset: str | Path, val: float = 0.1, test: float = 0.1, seed: i
                out: str | Path | None = None, select: Selection | None = None, overwrite: bool = False) -> Path:
     """Split ``dataset`` by source and write the split file (default ``DATASET/split.json``).
 
-    With ``select`` (:func:`blursynth.curation.load_selection`), only the
+    With ``select`` (:func:`blursynth.curate.selection.load_selection`), only the
     selected samples are counted, so the split covers the sources the
     selection keeps and its fractions are fractions of the selected samples.
     An existing ``out`` that ``blursynth split`` did not write is refused
     unless ``overwrite``, a dataset's own file always
-    (:func:`blursynth.outdir.check_output_file`).
+    (:func:`blursynth.dataset.outdir.check_output_file`).
 
     Returns the path written.
     """

@@ -1,0 +1,1 @@
+"""Curating a dataset: measures, selections, splits, contact sheets."""

@@ -1,0 +1,1 @@
+"""Running a plan: the engine, worker processes, progress, signals, seeds."""

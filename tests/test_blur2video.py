@@ -12,9 +12,10 @@ import torch
 from blursynth.errors import BlursynthError
 from conftest import run_ok
 from reference_models import create_model, list_models
-from reference_models.blur2video import (
-    Blur2Video, Blur2VideoTask, LocalWarp, STN, affine_displacement, better_order, combined_loss,
-    penalty_loss, photometric_loss, pyramid, transformation_consistency_loss, warp,
+from reference_models.blur2video import Blur2Video, Blur2VideoTask
+from reference_models.blur2video_blocks import LocalWarp, STN, affine_displacement, pyramid, warp
+from reference_models.blur2video_losses import (
+    better_order, combined_loss, penalty_loss, photometric_loss, transformation_consistency_loss,
 )
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import LatentDataset, PairDataset, ShardIndex, to_float

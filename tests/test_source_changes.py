@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import blursynth.highspeed as highspeed
+import blursynth.highspeed.pipeline as pipeline
 from blursynth.dataset import Manifest, file_sha256, iter_samples, recorded_sources, verify
 from conftest import assert_one_line_error, random_frames, run_cli, write_frames
 from test_highspeed import assert_blur_close, oracle
@@ -31,7 +31,7 @@ def test_a_frame_replaced_while_it_is_read_stops_the_run_naming_it(tmp_path, mon
     clip = write_frames(tmp_path / "clip", old)
     new = random_frames(1, seed=42)[0]
     changed = clip / "f13.png"  # read by sample 2 only (frames 10..14)
-    render = highspeed.render
+    render = pipeline.render
 
     def render_and_replace(spec, worker=None):
         sample = render(spec, worker)
@@ -39,13 +39,13 @@ def test_a_frame_replaced_while_it_is_read_stops_the_run_naming_it(tmp_path, mon
             _replace(changed, new)
         return sample
 
-    monkeypatch.setattr(highspeed, "render", render_and_replace)
+    monkeypatch.setattr(pipeline, "render", render_and_replace)
     out = tmp_path / "out"
     result = run_cli("highspeed", "--src", clip, *ARGS, "--out", out)
     assert_one_line_error(result, str(changed), "since this run was planned", "new --out")
     assert sorted(p.name for p in out.glob("shard-*.h5")) == ["shard-00000.h5", "shard-00001.h5"]
 
-    monkeypatch.setattr(highspeed, "render", render)
+    monkeypatch.setattr(pipeline, "render", render)
     resumed = run_cli("highspeed", "--src", clip, *ARGS, "--out", out)
     assert resumed.exit_code == 0, resumed.output
     frames = old[:13] + [new] + old[14:]

@@ -59,21 +59,29 @@ class FSTA(nn.Module):
     once per frame and are shared by the windows that contain the frame; only
     Eqs. 3–6 run per window. A clip of exactly T frames is one window.
 
-    Args:
-        channels: C.
-        frames: T, frames per window (odd; the current frame is the centre).
-        spatial_maps: M.
-        temporal_maps: N.
-        temporal_kernel: kernel of f_t over T (odd).
+    Parameters
+    ----------
+    channels : int
+        C.
+    frames : int
+        T, frames per window (odd; the current frame is the centre).
+    spatial_maps : int
+        M.
+    temporal_maps : int
+        N.
+    temporal_kernel : int
+        Kernel of f_t over T (odd).
 
-    Shape:
-        - Input: [B, L, C, H, W] with L ≥ T.
-        - Output: [B, L − T + 1, C, H, W], z^R for the centre of every window.
+    Notes
+    -----
+    ``forward(x)``: [B, L, C, H, W] with L ≥ T → [B, L − T + 1, C, H, W], z^R
+    for the centre of every window.
 
-    Example:
-        >>> block = FSTA(16, frames=5, spatial_maps=4, temporal_maps=3)
-        >>> block(torch.rand(2, 5, 16, 12, 9)).shape
-        torch.Size([2, 1, 16, 12, 9])
+    Examples
+    --------
+    >>> block = FSTA(16, frames=5, spatial_maps=4, temporal_maps=3)
+    >>> block(torch.rand(2, 5, 16, 12, 9)).shape
+    torch.Size([2, 1, 16, 12, 9])
     """
 
     def __init__(self, channels: int, frames: int = 5, spatial_maps: int = 8, temporal_maps: int = 4,
@@ -97,11 +105,18 @@ class FSTA(nn.Module):
     def attention(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Eqs. 1–6 for every T-frame window of ``x`` [B, L, C, H, W].
 
-        Returns:
-            dict with, for W = L − T + 1 windows and P = H·W:
-            ``A_s`` [B, L, M, P] (Eq. 1), ``G_s`` [B, L, M, C] (Eq. 2),
-            ``A_t`` [B, W, N, T] (Eq. 3), ``G_st`` [B, W, C, M·N] (Eq. 4, index m·N + n),
-            ``A_p`` [B, W, M·N, P] (Eq. 5), ``y`` [B, W, C, H, W] (Eq. 6).
+        Parameters
+        ----------
+        x : torch.Tensor
+            [B, L, C, H, W], L ≥ T.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            For W = L − T + 1 windows and P = H·W: ``A_s`` [B, L, M, P]
+            (Eq. 1), ``G_s`` [B, L, M, C] (Eq. 2), ``A_t`` [B, W, N, T] (Eq. 3),
+            ``G_st`` [B, W, C, M·N] (Eq. 4, index m·N + n), ``A_p`` [B, W, M·N, P]
+            (Eq. 5), ``y`` [B, W, C, H, W] (Eq. 6).
         """
         if x.ndim != 5 or x.shape[2] != self.channels:
             raise ValueError(f"x must be [B, L, {self.channels}, H, W], got {tuple(x.shape)}")
@@ -182,24 +197,34 @@ class FSTANet(nn.Module):
       times, so every frame is deblurred (the encoder is per frame, so this equals
       repeating the input frames).
 
-    Args:
-        frames: T (odd).
-        widths: channels per scale, finest first (its length is the number of scales).
-        spatial_maps: M.
-        temporal_maps: N.
-        fsta_scales: indices into ``widths`` of the scales fused by FSTA.
-        modules: dense modules per scale in the encoder and in the decoder.
-        dense_layers: conv layers per dense module.
+    Parameters
+    ----------
+    frames : int
+        T (odd).
+    widths : sequence of int
+        Channels per scale, finest first (its length is the number of scales).
+    spatial_maps : int
+        M.
+    temporal_maps : int
+        N.
+    fsta_scales : sequence of int
+        Indices into ``widths`` of the scales fused by FSTA.
+    modules : int
+        Dense modules per scale in the encoder and in the decoder.
+    dense_layers : int
+        Conv layers per dense module.
 
-    Shape:
-        - Input: blurry clip [B, L, 3, H, W] in [0, 1].
-        - Output: [B, L − 2m, 3, H, W] latent frames for the frames with m
-          neighbours each side; [B, L, 3, H, W] with ``pad=True``.
+    Notes
+    -----
+    ``forward(clip)``: a blurry clip [B, L, 3, H, W] in [0, 1] → [B, L − 2m, 3,
+    H, W], the latent frames of the frames with m neighbours each side;
+    [B, L, 3, H, W] with ``pad=True``.
 
-    Example:
-        >>> model = FSTANet(widths=(8, 16), spatial_maps=2, temporal_maps=2, fsta_scales=(1,))
-        >>> model(torch.rand(1, 6, 3, 17, 20), pad=True).shape
-        torch.Size([1, 6, 3, 17, 20])
+    Examples
+    --------
+    >>> model = FSTANet(widths=(8, 16), spatial_maps=2, temporal_maps=2, fsta_scales=(1,))
+    >>> model(torch.rand(1, 6, 3, 17, 20), pad=True).shape
+    torch.Size([1, 6, 3, 17, 20])
     """
 
     def __init__(self, frames: int = 5, widths: Sequence[int] = (32, 64, 128), spatial_maps: int = 8,
@@ -241,11 +266,16 @@ class FSTANet(nn.Module):
     def forward(self, clip: torch.Tensor, pad: bool = False) -> torch.Tensor:
         """Deblur every frame of ``clip`` that has m neighbours each side (every frame with ``pad``).
 
-        Args:
-            clip: [B, L, 3, H, W], blurry frames in [0, 1].
-            pad: repeat the first and last frame m times so that every frame gets an output.
+        Parameters
+        ----------
+        clip : torch.Tensor
+            [B, L, 3, H, W], blurry frames in [0, 1].
+        pad : bool
+            Repeat the first and last frame m times so that every frame gets an output.
 
-        Returns:
+        Returns
+        -------
+        torch.Tensor
             Latent frames [B, L − 2m, 3, H, W] ([B, L, 3, H, W] with ``pad``), not clipped.
         """
         if clip.ndim != 5 or clip.shape[2] != 3:

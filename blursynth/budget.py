@@ -17,7 +17,7 @@ from pathlib import Path
 
 from blursynth.errors import BlursynthError
 
-# The name of a finished shard (the one definition; blursynth.dataset.shards uses it).
+# The name of a finished shard (the one definition; blursynth.dataset.format and .manifest use it).
 SHARD_PATTERN = re.compile(r"shard-\d{5,}\.h5")
 # Most samples one run plans: a spec is a small Python object (about 1 KB with
 # its frame names), so ten million of them already take gigabytes of memory.

@@ -1,7 +1,7 @@
 """JSON and TOML documents a user names, parsed with limits and checked against a schema.
 
 Every JSON or TOML file blursynth reads by name goes through here (issue 19,
-item 8): manifests (:meth:`blursynth.dataset.shards.Manifest.load`), selections
+item 8): manifests (:meth:`blursynth.dataset.manifest.Manifest.load`), selections
 (:func:`blursynth.curate.selection.load_selection`), split files
 (:func:`blursynth.curate.split.load_split`) and recipes
 (:func:`blursynth.cli.common.load_recipe`). Each is
@@ -19,7 +19,7 @@ file and, for a schema fault, the field (``indices[0]``).
 
 Selections and split files are tied to one dataset: a JSON object with a
 ``format`` tag and the ``dataset_fingerprint``
-(:attr:`blursynth.dataset.shards.Manifest.fingerprint`) of the dataset they were made
+(:attr:`blursynth.dataset.manifest.Manifest.fingerprint`) of the dataset they were made
 for; :func:`read_doc` reads one and checks both, with messages that name the
 file (or the option that gave it) and the command that makes a new one.
 """

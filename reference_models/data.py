@@ -7,19 +7,21 @@ Three kinds of sample, one class each:
 * :class:`LatentDataset` — one blurred frame with its K latent frames (Argaw et al.);
 * :class:`PairDataset` — one blurred frame with its sharp frame.
 
-What a dataset holds is read once, in the process that builds the dataset, from
-``manifest.json`` and each shard's ``meta/`` (:class:`ShardIndex`); no HDF5 handle
-is kept. Frame data is read lazily: each process (each DataLoader worker) opens
-the shards it needs on first use, read-only and without HDF5 file locking
-(:func:`blursynth.dataset.shards.open_shard`), so that handles never cross a fork and
+What a dataset holds is read once, in the process that builds the dataset, by
+blursynth's one reader (:class:`blursynth.dataset.SampleIndex`; :class:`ShardIndex`
+adds what training needs to know); no HDF5 handle is kept. Frame data is read
+lazily through the index: each process (each DataLoader worker) opens the shards
+it needs on first use, read-only and without HDF5 file locking
+(:class:`blursynth.dataset.ShardFiles`), so that handles never cross a fork and
 read-only shards on shared file systems work.
 
 **Exposures across samples.** A highspeed sample is ``L`` consecutive exposures
 of one clip under one (τ, T) draw, and the next sample of the same clip and
 draw continues where it ends (its ``meta/start`` is ``L·T`` frames later). The
-index chains such samples into *runs*: a ``--seq-len 1`` dataset is still a
-video of exposures, and a video model reads windows that cross sample
-boundaries. Samples without ``start``/``T`` in their meta are runs of their own.
+index chains such samples into *runs* (:meth:`blursynth.dataset.SampleIndex.runs`,
+the one definition): a ``--seq-len 1`` dataset is still a video of exposures,
+and a video model reads windows that cross sample boundaries. Samples without
+``start``/``T`` in their meta are runs of their own.
 
 Augmentation (random crop at the same place in every frame of a sample, flips,
 and the start of a training window in its run) draws from
@@ -31,9 +33,6 @@ of workers — and a resumed run sees exactly what the killed one would have.
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -42,75 +41,49 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from blursynth.errors import BlursynthError
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset import SampleIndex, SampleRef
 
-
-@dataclass(frozen=True)
-class SampleRef:
-    """Where one sample lives: shard file, row in it, global index and source."""
-
-    file: str
-    row: int
-    index: int
-    source: str
-    run: int = -1     # the run of consecutive exposures the sample belongs to (ShardIndex.runs)
-    offset: int = 0   # frame of the run where the sample's first frame is
+__all__ = ["LatentDataset", "PairDataset", "SampleRef", "ShardIndex", "StreamSampler", "VideoClipDataset",
+           "seed_worker", "to_float"]
 
 
 class ShardIndex:
-    """Samples, sources and frame shapes of a dataset, read once (no open handles).
+    """What a model trains on: a dataset's :class:`~blursynth.dataset.SampleIndex` and its frame sizes.
+
+    Refuses, in one line naming the file, a dataset that has no samples or a
+    shard without ``blur``/``sharp`` frames.
 
     Attributes
     ----------
+    samples : SampleIndex
+        The reader: meta, frames by reference, lazily opened shards.
     root : Path
     manifest : Manifest
-    refs : list of SampleRef, in global index order.
+    refs : list of SampleRef, in global index order (``run`` and ``offset`` place each in ``runs``).
     seq_len : L, frames per sample.
     height, width : frame size; the smallest of the shards when shards differ
         (blursynth writes one frame size per shard, docs/format.md).
     sizes : dict of shard file name to (height, width).
     n_latent : K latent frames per blurred frame (0 if the dataset has none).
     runs : list of list of SampleRef
-        Samples chained into runs of consecutive exposures (same source, same
-        draw, each starting where the previous one ends), in frame order.
+        ``samples.runs()``: samples chained into runs of consecutive exposures,
+        in frame order.
     """
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.manifest = Manifest.load(self.root)
-        refs: list[SampleRef] = []
-        keys: list[tuple | None] = []
-        shape = None
-        n_latent = 0
-        self.sizes: dict[str, tuple[int, int]] = {}
-        for entry in sorted(self.manifest.shards, key=lambda s: s["index"]):
-            path = self.root / entry["file"]
-            try:
-                with open_shard(path) as f:
-                    meta = read_meta(f)
-                    if "blur" not in f or "sharp" not in f:
-                        raise BlursynthError(f"{path}: no blur/sharp frames")
-                    if shape is None:
-                        shape = f["blur"].shape[1:]
-                        n_latent = f["latent"].shape[2] if "latent" in f else 0
-                    self.sizes[entry["file"]] = tuple(int(v) for v in f["blur"].shape[2:4])
-                    n = int(f.attrs["samples"])
-            except (OSError, KeyError) as exc:
-                raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
-            if "source" not in meta:
-                raise BlursynthError(f"{path}: meta/source is missing (needed to split by source)")
-            index = meta.get("index", np.arange(len(refs), len(refs) + n))
-            chain = _chain_keys(meta, n)
-            refs.extend(SampleRef(entry["file"], row, int(index[row]), str(meta["source"][row]))
-                        for row in range(n))
-            keys.extend(chain)
-        if not refs:
+        self.samples = SampleIndex(root)
+        self.samples.require("blur", "sharp")
+        self.root, self.manifest, self.refs = self.samples.root, self.samples.manifest, self.samples.refs
+        if not self.refs:
             raise BlursynthError(f"{self.root}: the dataset holds no samples")
-        self.seq_len = int(shape[0])
+        shapes = [info.shapes for info in self.samples.shards.values() if "blur" in info.shapes]
+        self.seq_len = int(shapes[0]["blur"][0])
+        self.n_latent = int(shapes[0]["latent"][1]) if "latent" in shapes[0] else 0
+        self.sizes: dict[str, tuple[int, int]] = {
+            file: info.shapes["blur"][1:3] for file, info in self.samples.shards.items() if "blur" in info.shapes}
         self.height = min(h for h, _ in self.sizes.values())
         self.width = min(w for _, w in self.sizes.values())
-        self.n_latent = int(n_latent)
-        self.refs, self.runs = _chain(refs, keys, self.seq_len)
+        self.runs = self.samples.runs()
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -118,59 +91,11 @@ class ShardIndex:
     @property
     def sources(self) -> list[str]:
         """Distinct sources, sorted."""
-        return sorted({r.source for r in self.refs})
+        return self.samples.sources
 
     def select(self, sources: Iterable[str] | None) -> list[SampleRef]:
         """The samples whose source is in ``sources`` (all samples for ``None``)."""
-        if sources is None:
-            return list(self.refs)
-        keep = set(sources)
-        return [r for r in self.refs if r.source in keep]
-
-
-def _chain_keys(meta: dict, n: int) -> list[tuple | None]:
-    """Per row: (source, repeat, tau, T, start) when the meta places it in a clip, else None."""
-    if not {"start", "T"} <= set(meta):
-        return [None] * n
-    zeros = np.zeros(n, dtype=np.int64)
-    repeat, tau = meta.get("repeat", zeros), meta.get("tau", zeros)
-    return [(str(meta["source"][r]), int(repeat[r]), int(tau[r]), int(meta["T"][r]), int(meta["start"][r]))
-            for r in range(n)]
-
-
-def _chain(refs: list[SampleRef], keys: list[tuple | None], seq_len: int):
-    """Sort refs by index and chain consecutive exposures of one clip and draw into runs."""
-    order = sorted(range(len(refs)), key=lambda i: refs[i].index)
-    groups: dict = defaultdict(list)
-    singles = []
-    for i in order:
-        if keys[i] is None:
-            singles.append([i])
-        else:
-            groups[keys[i][:4]].append(i)
-    chains = []
-    for key, members in groups.items():
-        members.sort(key=lambda i: keys[i][4])
-        period = seq_len * key[3]  # L exposures of period T
-        current = [members[0]]
-        for i in members[1:]:
-            if keys[i][4] == keys[current[-1]][4] + period:
-                current.append(i)
-            else:
-                chains.append(current)
-                current = [i]
-        chains.append(current)
-    chains += singles
-    chains.sort(key=lambda c: refs[c[0]].index)
-    out = [None] * len(refs)
-    runs = []
-    for r, chain in enumerate(chains):
-        run = []
-        for k, i in enumerate(chain):
-            out[i] = replace(refs[i], run=r, offset=k * seq_len)
-            run.append(out[i])
-        runs.append(run)
-    return sorted(out, key=lambda ref: ref.index), runs
+        return self.samples.select(sources)
 
 
 class _ShardDataset(Dataset):
@@ -197,30 +122,14 @@ class _ShardDataset(Dataset):
         self.augment = augment
         self.flip = flip
         self.seed = seed
-        self._pid: int | None = None
-        self._files: dict = {}
 
-    # Handles are per process: a worker forked from a process that had files
-    # open must not reuse them, and pickling (spawn) must not carry them.
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_files"] = {}
-        state["_pid"] = None
-        return state
-
-    def _file(self, name: str):
-        if self._pid != os.getpid():
-            self._files = {}
-            self._pid = os.getpid()
-        f = self._files.get(name)
-        if f is None:
-            f = self._files[name] = open_shard(self.index.root / name)
-        return f
+    def _part(self, ref: SampleRef, name: str, key: tuple) -> np.ndarray:
+        """Part ``key`` of frame array ``name`` of sample ``ref`` (through the index's lazy handles)."""
+        return self.index.samples.read(ref, name, key)
 
     def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files = {}
+        """Close the shards this process opened."""
+        self.index.samples.close()
 
     def _window(self, rng: np.random.Generator | None, ref: SampleRef) -> tuple[slice, slice, bool, bool]:
         h, w = self.index.sizes[ref.file]  # each shard has its own frame size
@@ -327,7 +236,7 @@ class VideoClipDataset(_ShardDataset):
         parts = []
         for part in run[a // L:(b - 1) // L + 1]:
             lo, hi = max(a, part.offset) - part.offset, min(b, part.offset + L) - part.offset
-            parts.append(self._file(part.file)[name][part.row, lo:hi, ys, xs])
+            parts.append(self._part(part, name, (slice(lo, hi), ys, xs)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __getitem__(self, key) -> dict:
@@ -380,11 +289,12 @@ class _FrameDataset(_ShardDataset):
         k, t = self.items[item]
         ref = self.refs[k]
         ys, xs, hf, vf = self._window(rng, ref)
-        f = self._file(ref.file)
-        target = f[self.target]
-        extra = (slice(None),) * (target.ndim - 5)  # the K axis of latent frames
-        return {"blur": self._frames(f["blur"][ref.row, t, ys, xs], hf, vf),
-                self.target: self._frames(target[(ref.row, t, *extra, ys, xs)], hf, vf),
+        # the K axis of latent frames ([L, K, H, W, 3] per sample); a shard lacking the
+        # target array is one line naming it when read
+        shape = self.index.samples.shards[ref.file].shapes.get(self.target, (0,) * 4)
+        extra = (slice(None),) * (len(shape) - 4)
+        return {"blur": self._frames(self._part(ref, "blur", (t, ys, xs)), hf, vf),
+                self.target: self._frames(self._part(ref, self.target, (t, *extra, ys, xs)), hf, vf),
                 "index": ref.index, "start": t}
 
 

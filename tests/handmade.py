@@ -1,4 +1,4 @@
-"""Datasets written directly with :class:`blursynth.dataset.shards.ShardWriter`, for tests that need
+"""Datasets written directly with :class:`blursynth.dataset.ShardWriter`, for tests that need
 exact control of frames, sizes and meta (odd source ids, known motion, mixed frame sizes)."""
 
 from __future__ import annotations

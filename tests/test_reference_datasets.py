@@ -207,13 +207,14 @@ def test_augmentation_depends_on_seed_and_draw_only(tiny):
 
 def test_handles_open_lazily_and_never_cross_a_pickle(tiny):
     ds = VideoClipDataset(ShardIndex(tiny), clip_len=3)
-    assert ds._files == {}
+    assert ds.index.samples.files.opened == []
     ds[0]
-    assert len(ds._files) == 1
+    assert len(ds.index.samples.files.opened) == 1
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone._files == {} and clone._pid is None
+    assert clone.index.samples.files.opened == [] and clone.index.samples.files._pid is None
     assert torch.equal(clone[0]["blur"], ds[0]["blur"])
     ds.close()
+    assert ds.index.samples.files.opened == []
 
 
 def _batches(ds, workers, n=3, batch=4, seed=5):

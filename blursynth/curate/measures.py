@@ -1,8 +1,8 @@
 """Per-sample measures of a dataset: blur strength, clipping, motion.
 
 ``blursynth report`` shows them and ``blursynth filter`` selects on them; both
-get them from :func:`measure_dataset`, which reads the shards through
-:mod:`blursynth.dataset.shards` in parallel (one joblib task per shard).
+get them from :func:`measure_dataset`, which reads the samples through
+:class:`blursynth.dataset.SampleIndex` in parallel (one joblib task per shard).
 
 * **Blur strength**: PSNR (peak 255) and mean absolute difference (in 8-bit
   levels) of the blurred frames against the sharp frames of the same sample.
@@ -35,7 +35,7 @@ import numpy as np
 from blursynth.highspeed.interpolate import displacement, flow
 from blursynth.run.pool import local_workers
 from blursynth.run.progress import progress_bar
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset import SampleIndex, SampleRef, ShardFiles
 
 # Smallest frame side DIS works on (its patches are 8 px; the coarsest pyramid level needs a few).
 MIN_FLOW_SIDE = 16
@@ -148,49 +148,47 @@ def sample_measures(arrays: dict[str, np.ndarray], meta: dict, motion: bool = Tr
     return out
 
 
-def has_consecutive_frames(dataset: str | Path) -> bool:
+def _index(dataset: str | Path | SampleIndex) -> SampleIndex:
+    return dataset if isinstance(dataset, SampleIndex) else SampleIndex(dataset)
+
+
+def has_consecutive_frames(dataset: str | Path | SampleIndex) -> bool:
     """Whether any shard of ``dataset`` holds frames a motion score can use (see :func:`consecutive_pairs`)."""
-    dataset = Path(dataset)
-    for entry in Manifest.load(dataset).shards:
-        with open_shard(dataset / entry["file"]) as f:
-            keys = set(f["meta"]) if "meta" in f else set()
-            if "latent" in f and f["latent"].shape[2] >= 2 and keys & {"tau", "n_frames"}:
-                return True
-            if "sharp" in f and f["sharp"].shape[1] >= 2 and "T" in keys:
-                return True
+    for info in _index(dataset).shards.values():
+        shapes, keys = info.shapes, set(info.meta)
+        if "latent" in shapes and shapes["latent"][1] >= 2 and keys & {"tau", "n_frames"}:
+            return True
+        if "sharp" in shapes and shapes["sharp"][0] >= 2 and "T" in keys:
+            return True
     return False
 
 
-def _measure_shard(path: Path, rows: list[int], motion: bool) -> list[tuple[int, dict]]:
+def _measure_shard(root: Path, items: list[tuple[SampleRef, dict, list[str]]],
+                   motion: bool) -> list[tuple[int, dict]]:
+    """Worker: the measures of samples of one shard, ``(reference, meta, frame arrays to read)`` each."""
     cv2.setNumThreads(1)
     out = []
-    with open_shard(path) as f:
-        meta = read_meta(f)
-        names = [n for n in ("blur", "sharp", "latent") if n in f]
-        for row in rows:
-            arrays = {n: f[n][row] for n in names}
-            sample_meta = {k: v[row] for k, v in meta.items()}
-            out.append((int(sample_meta["index"]), sample_measures(arrays, sample_meta, motion)))
+    with ShardFiles(root) as files:  # this job's own handles, closed when it ends
+        for ref, meta, names in items:
+            arrays = {n: files.read(ref.file, n, (ref.row,)) for n in names}
+            out.append((ref.index, sample_measures(arrays, meta, motion)))
     return out
 
 
-def measure_dataset(dataset: str | Path, indices: Iterable[int] | None = None, *, motion: bool = True,
-                    workers: int | None = None, quiet: bool = True) -> dict[int, dict]:
+def measure_dataset(dataset: str | Path | SampleIndex, indices: Iterable[int] | None = None, *,
+                    motion: bool = True, workers: int | None = None, quiet: bool = True) -> dict[int, dict]:
     """Measures of every sample of ``dataset`` (or of ``indices``), by global index.
 
     One joblib task per shard; the values do not depend on ``workers``.
     """
-    dataset = Path(dataset)
-    manifest = Manifest.load(dataset)
+    index = _index(dataset)
     keep = None if indices is None else set(indices)
-    jobs = []
-    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        path = dataset / entry["file"]
-        with open_shard(path) as f:
-            index = read_meta(f)["index"]
-        rows = [r for r in range(len(index)) if keep is None or int(index[r]) in keep]
-        if rows:
-            jobs.append((path, rows))
+    by_shard: dict[str, list] = {}
+    for ref in index.refs:
+        if keep is None or ref.index in keep:
+            names = [n for n in ("blur", "sharp", "latent") if n in index.shards[ref.file].shapes]
+            by_shard.setdefault(ref.file, []).append((ref, index.meta(ref), names))
+    jobs = [(index.root, items) for items in by_shard.values()]
     results: dict[int, dict] = {}
     n_jobs = min(workers or joblib.cpu_count(), max(1, len(jobs)))
     with progress_bar(sum(len(r) for _, r in jobs), 0, quiet, "measure") as bar:

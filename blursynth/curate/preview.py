@@ -17,13 +17,13 @@ import numpy as np
 
 from blursynth.dataset import Dataset
 from blursynth.errors import BlursynthError
-from blursynth.dataset.outdir import OutputKind, check_output_file, write_output
+from blursynth.dataset.outdir import OutputMarker, check_output_file, write_output
 from blursynth.curate.split import draw_across_sources
 
 PREVIEW_FORMAT = "blursynth-preview/1"
 # A sheet carries the PNG text chunk ``Software: blursynth-preview/1`` (written before
 # the pixels), so that ``preview`` knows a file it wrote (blursynth.dataset.outdir).
-PREVIEW_PNG = OutputKind("blursynth preview", b"Software\x00" + PREVIEW_FORMAT.encode())
+PREVIEW_PNG = OutputMarker("blursynth preview", b"Software\x00" + PREVIEW_FORMAT.encode())
 
 
 def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 0,
@@ -59,7 +59,7 @@ def contact_sheet(dataset: str | Path, out: str | Path, n: int = 4, seed: int = 
     data = Dataset(dataset)
     if not len(data):
         raise BlursynthError(f"{dataset}: the dataset has no samples")
-    sources = [str(data.sample_meta(i)["source"]) for i in range(len(data))]
+    sources = [ref.source for ref in data.index.refs]
     rng = np.random.default_rng([seed, 1])
     rows = []
     for i in draw_across_sources(sources, n, seed):

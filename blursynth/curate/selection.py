@@ -22,12 +22,12 @@ from typing import Iterable, TypeVar
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import NON_NEGATIVE, Opt, read_doc
 from blursynth.curate.measures import has_consecutive_frames, measure_dataset
-from blursynth.dataset.outdir import OutputKind, json_bytes, write_output
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset.outdir import OutputMarker, json_bytes, write_output
+from blursynth.dataset import Manifest, SampleIndex
 
 SELECTION_FORMAT = "blursynth-selection/1"
 # What ``filter`` writes, and how it knows a file it wrote (blursynth.dataset.outdir).
-SELECTION_OUT = OutputKind.json("blursynth filter", SELECTION_FORMAT)
+SELECTION_OUT = OutputMarker.json("blursynth filter", SELECTION_FORMAT)
 
 Ref = TypeVar("Ref")
 # What a selection holds besides its format and fingerprint (blursynth.jsondoc.check_schema):
@@ -91,15 +91,10 @@ def filter_refs(refs: Iterable[Ref], selection: Selection | None, where: str = "
     return kept
 
 
-def sample_sources(dataset: str | Path) -> dict[int, str]:
+def sample_sources(dataset: str | Path | SampleIndex) -> dict[int, str]:
     """``{sample index: source}`` of every sample of ``dataset`` (meta only)."""
-    dataset = Path(dataset)
-    out = {}
-    for entry in Manifest.load(dataset).shards:
-        with open_shard(dataset / entry["file"]) as f:
-            meta = read_meta(f)
-            out.update((int(i), str(s)) for i, s in zip(meta["index"], meta["source"]))
-    return dict(sorted(out.items()))
+    index = dataset if isinstance(dataset, SampleIndex) else SampleIndex(dataset)
+    return {ref.index: ref.source for ref in index.refs}
 
 
 def write_selection(selection: Selection, path: str | Path, overwrite: bool = False) -> Path:
@@ -144,16 +139,16 @@ def select_samples(dataset: str | Path, *, min_blur_psnr: float | None = None, m
         With ``criteria`` recording the arguments given.
     """
     dataset = Path(dataset)
-    manifest = Manifest.load(dataset)
+    samples = SampleIndex(dataset)  # read once: sources, shapes and meta for every step below
     wanted = _source_list(sources)
     for name, value in (("--min-blur-psnr", min_blur_psnr), ("--max-blur-psnr", max_blur_psnr),
                         ("--max-motion", max_motion), ("--max-clipped", max_clipped)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise BlursynthError(f"{name} {value}: must be a non-negative number")
-    if max_motion is not None and not has_consecutive_frames(dataset):
+    if max_motion is not None and not has_consecutive_frames(samples):
         raise BlursynthError(f"--max-motion: {dataset} holds no consecutive frames (no latent frames, "
                              "no sequences), so its samples have no motion score")
-    index = sample_sources(dataset)
+    index = sample_sources(samples)
     if wanted is not None:
         unknown = sorted(set(wanted) - set(index.values()))
         if unknown:
@@ -162,7 +157,7 @@ def select_samples(dataset: str | Path, *, min_blur_psnr: float | None = None, m
     measured = any(v is not None for v in (min_blur_psnr, max_blur_psnr, max_motion, max_clipped))
     keep = set(index)
     if measured and keep:
-        measures = measure_dataset(dataset, keep, motion=max_motion is not None, workers=workers, quiet=quiet)
+        measures = measure_dataset(samples, keep, motion=max_motion is not None, workers=workers, quiet=quiet)
 
         def passes(m: dict) -> bool:
             return ((min_blur_psnr is None or m["psnr"] >= min_blur_psnr)
@@ -174,4 +169,4 @@ def select_samples(dataset: str | Path, *, min_blur_psnr: float | None = None, m
     criteria = {k: v for k, v in (("min_blur_psnr", min_blur_psnr), ("max_blur_psnr", max_blur_psnr),
                                   ("max_motion", max_motion), ("max_clipped", max_clipped),
                                   ("sources", wanted)) if v is not None}
-    return Selection(frozenset(keep), manifest.fingerprint, criteria, len(sample_sources(dataset)))
+    return Selection(frozenset(keep), samples.manifest.fingerprint, criteria, len(samples))

@@ -31,14 +31,14 @@ import numpy as np
 from blursynth.curate.selection import Selection, sample_sources
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import Map, read_doc
-from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset.outdir import OutputMarker, check_output_file, json_bytes, write_output
 from blursynth.dataset import Manifest
 
 SPLIT_FORMAT = "blursynth-split/1"
 SPLIT_FILE = "split.json"
 SPLITS = ("train", "val", "test")
 # What ``split`` writes, and how it knows a file it wrote (blursynth.dataset.outdir).
-SPLIT_OUT = OutputKind.json("blursynth split", SPLIT_FORMAT)
+SPLIT_OUT = OutputMarker.json("blursynth split", SPLIT_FORMAT)
 # What a split file holds besides its format and fingerprint (blursynth.jsondoc.check_schema).
 SPLIT_SCHEMA = {"sources": Map([str], keys=SPLITS)}
 

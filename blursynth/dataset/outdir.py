@@ -30,7 +30,7 @@ report): :func:`check_output_file` refuses, in one line,
   mounts), and a name that is a folder.
 
 How a command knows that it made a file: every file it writes carries the
-command's *marker* (:class:`OutputKind`) in its first 4 KiB, and a file without
+command's *marker* (:class:`OutputMarker`) in its first 4 KiB, and a file without
 it was made by someone else. The markers are the ``"format": "blursynth-…/1"``
 tag that every JSON document of blursynth starts with, ``<meta
 name='generator' content='blursynth-report/1'>`` in the report's page, and the
@@ -54,7 +54,7 @@ from typing import Callable, Collection, Iterator
 
 from blursynth.dataset.atomic import atomic_write_bytes, final_name, tmp_path
 from blursynth.errors import BlursynthError
-from blursynth.dataset.shards import MANIFEST, is_own_file
+from blursynth.dataset.format import MANIFEST, is_own_file
 
 LOCK = ".blursynth.lock"
 # How much of an existing file is read to find a command's marker.
@@ -288,7 +288,7 @@ def subfolder(root: Path, relative: str | Path, option: str = "--out") -> Path:
 
 # -------------------------------------------------------------------- files
 @dataclass(frozen=True)
-class OutputKind:
+class OutputMarker:
     """What one command writes into its output files, so that it knows them again.
 
     Attributes
@@ -296,19 +296,19 @@ class OutputKind:
     command : str
         The command, for messages (``"blursynth report"``).
     marker : bytes
-        Found in the first 4 KiB of every file of this kind the command writes.
+        Found in the first 4 KiB of every file of this sort the command writes.
     """
 
     command: str
     marker: bytes
 
     @classmethod
-    def json(cls, command: str, fmt: str) -> "OutputKind":
-        """The kind of a JSON document whose first key is ``"format": fmt`` (:func:`json_bytes`)."""
+    def json(cls, command: str, fmt: str) -> "OutputMarker":
+        """The marker of a JSON document whose first key is ``"format": fmt`` (:func:`json_bytes`)."""
         return cls(command, json.dumps({"format": fmt})[1:-1].encode())
 
     def made(self, path: Path) -> bool:
-        """Whether ``path`` is a regular file (not a link) that carries this kind's marker."""
+        """Whether ``path`` is a regular file (not a link) that carries this marker."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
@@ -319,6 +319,9 @@ class OutputKind:
             return self.marker in os.read(fd, MARKER_BYTES)
         finally:
             os.close(fd)
+
+
+OutputKind = OutputMarker  # the name before issue 21, still imported by reference_models; to remove
 
 
 def json_bytes(doc: dict) -> bytes:
@@ -332,7 +335,7 @@ def dataset_file(path: Path) -> bool:
     """Whether ``path`` is a file of a blursynth dataset or a lock of any output folder.
 
     That is ``manifest.json``, a shard or a temporary of one
-    (:func:`blursynth.dataset.shards.is_own_file`) in a folder holding a
+    (:func:`blursynth.dataset.format.is_own_file`) in a folder holding a
     ``manifest.json``, or a ``.blursynth.lock`` anywhere.
     """
     path = Path(path)
@@ -354,15 +357,15 @@ def _check_writable(path: Path, option: str) -> None:
     os.unlink(tmp)
 
 
-def check_output_file(path: str | Path, kind: OutputKind, *, overwrite: bool = False,
+def check_output_file(path: str | Path, output: OutputMarker, *, overwrite: bool = False,
                       option: str = "--out") -> Path:
-    """Check that ``path`` may be written by ``kind.command``; one line if not.
+    """Check that ``path`` may be written by ``output.command``; one line if not.
 
     Parameters
     ----------
     path : str or Path
         The file to write.
-    kind : OutputKind
+    output : OutputMarker
         The command and its marker.
     overwrite : bool
         Replace an existing file that the command did not make (never a
@@ -389,22 +392,22 @@ def check_output_file(path: str | Path, kind: OutputKind, *, overwrite: bool = F
         return path
     if stat.S_ISDIR(mode):
         raise BlursynthError(f"{option} {path}: is a folder; give a file name")
-    if not overwrite and not kind.made(path):
-        raise BlursynthError(f"{option} {path}: exists and was not written by {kind.command}; "
+    if not overwrite and not output.made(path):
+        raise BlursynthError(f"{option} {path}: exists and was not written by {output.command}; "
                              "pass --overwrite to replace it, or choose another name")
     return path
 
 
-def write_output(path: str | Path, data: bytes, kind: OutputKind, *, overwrite: bool = False,
+def write_output(path: str | Path, data: bytes, output: OutputMarker, *, overwrite: bool = False,
                  option: str = "--out") -> Path:
     """Check ``path`` (:func:`check_output_file`) and write ``data`` to it atomically.
 
     The file appears complete or not at all; a write that fails (a full disk,
     a folder made read-only meanwhile) is one line and leaves no temporary.
     """
-    path = check_output_file(path, kind, overwrite=overwrite, option=option)
-    if kind.marker not in data[:MARKER_BYTES]:  # pragma: no cover - a bug of the caller, not of the user
-        raise ValueError(f"{kind.command}: the file to write lacks its marker {kind.marker!r}")
+    path = check_output_file(path, output, overwrite=overwrite, option=option)
+    if output.marker not in data[:MARKER_BYTES]:  # pragma: no cover - a bug of the caller, not of the user
+        raise ValueError(f"{output.command}: the file to write lacks its marker {output.marker!r}")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -412,6 +415,6 @@ def write_output(path: str | Path, data: bytes, kind: OutputKind, *, overwrite: 
     return path
 
 
-__all__ = ["LOCK", "OutputKind", "check_output_file", "dataset_file", "entries", "json_bytes", "locked",
-           "make_folder", "output_folder", "real_subfolder", "remove_own", "subfolder", "temporaries_of",
+__all__ = ["LOCK", "OutputKind", "OutputMarker", "check_output_file", "dataset_file", "entries", "json_bytes",
+           "locked", "make_folder", "output_folder", "real_subfolder", "remove_own", "subfolder", "temporaries_of",
            "write_output"]

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from blursynth.dataset.samples import Dataset, open_dataset
-from blursynth.dataset.shards import frame_arrays
+from blursynth.dataset.format import frame_arrays
 
 
 class TorchDataset(torch.utils.data.Dataset):
@@ -37,7 +37,7 @@ def torch_dataset(path) -> TorchDataset:
     """A ``torch.utils.data.Dataset`` over the dataset in ``path``: float32 tensors in [0, 1].
 
     Items are dicts with ``blur`` and ``sharp`` ``[L, 3, H, W]``, ``latent``
-    ``[L, K, 3, H, W]`` and ``blur_<kind>`` (further renditions) when present, ``index`` and ``source``; a DataLoader
+    ``[L, K, 3, H, W]`` and ``blur_<curve>`` (further renditions) when present, ``index`` and ``source``; a DataLoader
     batches them when all samples have one frame size.
     """
     return TorchDataset(open_dataset(path))

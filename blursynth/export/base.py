@@ -13,14 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from blursynth.dataset.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
 from blursynth.dataset.outdir import subfolder
 from blursynth.png import encode_png
-from blursynth.dataset import open_shard
+from blursynth.dataset import ShardFiles
 
 
 @dataclass(frozen=True)
@@ -67,30 +65,6 @@ def write_file(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, sync=False)
 
 
-class FrameReader:
-    """Frames of one task's shards, each shard opened once (read-only, no locking)."""
-
-    def __init__(self, dataset: Path):
-        self.dataset = dataset
-        self._files: dict = {}
-
-    def frame(self, array: str, file: str, row: int, t: int) -> np.ndarray:
-        if file not in self._files:
-            self._files[file] = open_shard(self.dataset / file)
-        return self._files[file][array][row, t]
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files = {}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 class FolderLayout:
     """A layout of one PNG file per frame and array; subclasses say where each goes."""
 
@@ -112,7 +86,7 @@ class FolderLayout:
 
     def write(self, task: Task, ctx: ExportContext) -> None:
         made: set[Path] = set()
-        with FrameReader(ctx.dataset) as reader:
+        with ShardFiles(ctx.dataset) as files:  # this task's handles, closed when it ends
             for frame in task.frames:
                 for array, rel in self.files(task.clip, frame.number, ctx).items():
                     path = ctx.path(rel)
@@ -121,7 +95,7 @@ class FolderLayout:
                     if path.parent not in made:
                         ctx.folder(Path(rel).parent)
                         made.add(path.parent)
-                    data = encode_png(reader.frame(array, frame.file, frame.row, frame.t), ctx.png_level)
+                    data = encode_png(files.read(frame.file, array, (frame.row, frame.t)), ctx.png_level)
                     write_file(path, data)
 
     def finish(self, tasks: list[Task], ctx: ExportContext) -> None:

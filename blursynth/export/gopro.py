@@ -16,8 +16,8 @@ from blursynth.export.plan import Clip
 
 def rendition_folder(response: str) -> str:
     """GoPro's folder for a rendition encoded with ``response`` (``gamma:2.2`` -> ``blur_gamma``)."""
-    kind = response.partition(":")[0]
-    return "blur" if kind == "linear" else f"blur_{kind}"
+    curve = response.partition(":")[0]
+    return "blur" if curve == "linear" else f"blur_{curve}"
 
 
 class GoproLayout(FolderLayout):

@@ -28,7 +28,8 @@ import lmdb
 
 from blursynth.dataset.atomic import final_name
 from blursynth.errors import BlursynthError
-from blursynth.export.base import ExportContext, FrameReader, write_file
+from blursynth.dataset import ShardFiles
+from blursynth.export.base import ExportContext, write_file
 from blursynth.export.paired import frame_key
 from blursynth.export.plan import Task
 from blursynth.dataset.outdir import remove_own
@@ -100,9 +101,9 @@ class LmdbLayout:
 
     def write(self, task: Task, ctx: ExportContext) -> None:
         rows = []
-        with FrameReader(ctx.dataset) as reader:
+        with ShardFiles(ctx.dataset) as files:  # this task's handles, closed when it ends
             for frame in task.frames:
-                pair = [reader.frame(array, frame.file, frame.row, frame.t) for array in (ctx.input, "sharp")]
+                pair = [files.read(frame.file, array, (frame.row, frame.t)) for array in (ctx.input, "sharp")]
                 h, w = pair[0].shape[:2]
                 rows.append((frame_key(task.clip, frame.number), h, w,
                              [encode_png(image, ctx.png_level) for image in pair]))

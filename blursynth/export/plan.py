@@ -1,17 +1,18 @@
 """Plan an export: which frames go to which split, clip and frame number.
 
-Pure functions from a dataset's index (``manifest.json`` and each shard's
-``meta/``, read through :mod:`blursynth.dataset.shards`) to a list of small, frozen
-tasks. A task is a run of frames of one clip; the writers turn each task into
-files. The plan depends only on the dataset, the split and the selection, never
-on the number of workers, so the exported bytes do not either.
+Pure functions from the runs of a dataset's samples
+(:meth:`blursynth.dataset.SampleIndex.runs`) to a list of small, frozen tasks.
+A task is a run of frames of one clip; the writers turn each task into files.
+The plan depends only on the dataset, the split and the selection, never on
+the number of workers, so the exported bytes do not either.
 
-A *clip* is a run of samples that continue each other in time: samples of a
-highspeed clip with the same ``repeat`` whose exposures follow on
-(``start`` advances by L·T, see docs/highspeed.md), so that frame n+1 of an
-exported clip is the exposure after frame n, as in GoPro_Large or REDS. A
-sample that continues nothing (a panorama sample, or a highspeed sample after a
-gap left by a selection) starts a clip of its own.
+A *clip* is one run of consecutive exposures, as :meth:`SampleIndex.runs`
+defines it for every consumer: samples of one source and one draw (``repeat``,
+``tau``, ``T``) whose exposures follow on (``start`` advances by L·T, see
+docs/highspeed.md), so that frame n+1 of an exported clip is the exposure after
+frame n, as in GoPro_Large or REDS. A sample that continues nothing (a panorama
+sample, or a highspeed sample after a gap left by a selection) is a clip of
+its own.
 """
 
 from __future__ import annotations
@@ -19,37 +20,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-
 from blursynth.errors import BlursynthError
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset import SampleRef
 
 # Frames per task: small enough to spread a short dataset over the workers and
 # to lose little on a kill, large enough that opening shards is amortized.
 TASK_FRAMES = 8
-
-
-@dataclass(frozen=True)
-class SampleInfo:
-    """One sample as the planner sees it (read once from ``meta/``, no frames)."""
-
-    file: str
-    row: int
-    index: int
-    source: str
-    seq_len: int
-    repeat: int | None = None
-    start: int | None = None
-    T: int | None = None
-
-    def continues(self, prev: "SampleInfo") -> bool:
-        """Whether this sample's first exposure follows ``prev``'s last one."""
-        if None in (self.start, prev.start, prev.T, self.repeat):
-            return False
-        return (self.source == prev.source and self.repeat == prev.repeat and self.T == prev.T
-                and self.start == prev.start + prev.seq_len * prev.T)
 
 
 @dataclass(frozen=True)
@@ -70,7 +46,7 @@ class Clip:
     name: str       # safe folder name (see :func:`safe_name`)
     ordinal: int    # position of the clip within its split (REDS / BSD sequence numbers)
     source: str
-    samples: tuple[SampleInfo, ...]
+    samples: tuple[SampleRef, ...]
 
     @property
     def n_frames(self) -> int:
@@ -84,35 +60,6 @@ class Task:
     id: int
     clip: Clip
     frames: tuple[Frame, ...]
-
-
-def read_samples(dataset: str | Path) -> tuple[Manifest, list[SampleInfo]]:
-    """Every sample of ``dataset`` in global index order (meta only)."""
-    dataset = Path(dataset)
-    manifest = Manifest.load(dataset)
-    samples: list[SampleInfo] = []
-    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        path = dataset / entry["file"]
-        try:
-            with open_shard(path) as f:
-                meta = read_meta(f)
-                n = int(f.attrs["samples"])
-                if n and ("blur" not in f or "sharp" not in f):
-                    raise BlursynthError(f"{path}: no blur/sharp frames")
-                seq_len = int(f["blur"].shape[1]) if n else 0
-        except OSError as exc:
-            raise BlursynthError(f"{path}: cannot read the shard ({exc})") from None
-        if "source" not in meta:
-            raise BlursynthError(f"{path}: meta/source is missing")
-
-        def col(key, row):
-            return int(meta[key][row]) if key in meta and np.ndim(meta[key][row]) == 0 else None
-
-        index = meta.get("index", np.arange(len(samples), len(samples) + n))
-        samples.extend(SampleInfo(entry["file"], row, int(index[row]), str(meta["source"][row]), seq_len,
-                                  col("repeat", row), col("start", row), col("T", row)) for row in range(n))
-    samples.sort(key=lambda s: s.index)
-    return manifest, samples
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -162,19 +109,14 @@ def split_of_sources(sources: list[str], split_doc: dict | None) -> dict[str, st
     return {s: where[s] for s in sources}
 
 
-def plan_clips(samples: list[SampleInfo], splits: dict[str, str]) -> list[Clip]:
-    """Group samples (in index order) into clips and name them.
+def plan_clips(runs: list[list[SampleRef]], splits: dict[str, str]) -> list[Clip]:
+    """Name each run of consecutive exposures (:meth:`SampleIndex.runs`) as a clip of its split.
 
     A clip's name is its source's safe name, with ``_NNN`` (the clip's number
-    among its source's clips) when the source gives more than one clip.
+    among its source's clips, in the order of ``runs``) when the source gives
+    more than one clip.
     """
-    runs: list[list[SampleInfo]] = []
-    for sample in samples:
-        if runs and sample.continues(runs[-1][-1]):
-            runs[-1].append(sample)
-        else:
-            runs.append([sample])
-    names = _unique_names(sorted({s.source for s in samples}))
+    names = _unique_names(sorted({run[0].source for run in runs}))
     per_source: dict[str, int] = {}
     for run in runs:
         per_source[run[0].source] = per_source.get(run[0].source, 0) + 1

@@ -21,12 +21,12 @@ from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext
 from blursynth.export.formats import FORMATS
-from blursynth.export.plan import Task, plan_clips, plan_tasks, read_samples, split_of_sources
+from blursynth.export.plan import Task, plan_clips, plan_tasks, split_of_sources
 from blursynth.jsondoc import load_json
 from blursynth.dataset.outdir import entries, json_bytes, output_folder, real_subfolder, remove_own, temporaries_of
 from blursynth.run.pool import local_workers
 from blursynth.run.progress import progress_bar
-from blursynth.dataset import renditions_of
+from blursynth.dataset import SampleIndex, renditions_of
 from blursynth.curate.split import default_split_file, load_split
 
 STATE = "blursynth-export.json"
@@ -105,12 +105,14 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
         raise BlursynthError(f"--png-level {png_level}: must be in 0..9")
     if workers is not None and workers < 1:
         raise BlursynthError(f"--workers {workers}: must be at least 1")
-    manifest, samples = read_samples(dataset)
+    index = SampleIndex(dataset)
+    index.require("blur", "sharp")
+    manifest = index.manifest
     if not isinstance(select, Selection) and select is not None:
         select = load_selection(select, dataset)
     elif select is not None and select.fingerprint != manifest.fingerprint:
         raise BlursynthError("--select: the selection was made for another dataset")
-    samples = filter_refs(samples, select)
+    samples = filter_refs(index.refs, select)
     if not samples:
         raise BlursynthError(f"{dataset}: the dataset holds no samples")
     if split_file is None and default_split_file(dataset).exists():
@@ -120,7 +122,7 @@ def export(dataset: str | Path, fmt: str, out: str | Path, *, select: str | Path
     if input not in renditions:
         raise BlursynthError(f"--input {input}: the dataset's renditions are {', '.join(renditions)}")
 
-    clips = plan_clips(samples, split_of_sources(sorted({s.source for s in samples}), split_doc))
+    clips = plan_clips(index.runs(samples), split_of_sources(sorted({s.source for s in samples}), split_doc))
     tasks = plan_tasks(clips)
     ctx = ExportContext(dataset=dataset, out=out, renditions=renditions, input=input, png_level=png_level)
     identity = {

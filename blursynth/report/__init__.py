@@ -15,12 +15,12 @@ from pathlib import Path
 
 from blursynth.curate.selection import Selection
 from blursynth.errors import BlursynthError
-from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset.outdir import OutputMarker, check_output_file, json_bytes, write_output
 from blursynth.report.figures import collect
 from blursynth.report.render import GENERATOR, REPORT_FORMAT, html_page, plots, thumbnails
 
-REPORT_PAGE = OutputKind("blursynth report", GENERATOR.encode())
-REPORT_JSON = OutputKind.json("blursynth report", REPORT_FORMAT)
+REPORT_PAGE = OutputMarker("blursynth report", GENERATOR.encode())
+REPORT_JSON = OutputMarker.json("blursynth report", REPORT_FORMAT)
 
 
 def report_paths(out: str | Path, overwrite: bool = False) -> tuple[Path, Path]:

@@ -15,7 +15,7 @@ import numpy as np
 from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.curate.measures import measure_dataset
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset import SampleIndex, SampleRef
 from blursynth.curate.split import default_split_file, load_split
 
 REPORT_FORMAT = "blursynth-report/1"
@@ -48,29 +48,19 @@ def histogram(values: list[float], bins: int = HIST_BINS) -> dict | None:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def read_index(dataset: Path) -> tuple[Manifest, list[dict]]:
-    """Every sample's meta (scalars and per-frame lists), in index order."""
-    manifest = Manifest.load(dataset)
+def read_index(index: SampleIndex, refs: list[SampleRef]) -> list[dict]:
+    """The meta (scalars and per-frame lists) and frame shape of samples ``refs``, one dict each."""
+    index.require("blur")
     rows = []
-    for entry in sorted(manifest.shards, key=lambda s: s["index"]):
-        with open_shard(dataset / entry["file"]) as f:
-            meta = read_meta(f)
-            shape = f["blur"].shape[1:] if "blur" in f else None
-            n_latent = int(f["latent"].shape[2]) if "latent" in f else 0
-            for row in range(int(f.attrs["samples"])):
-                item = {k: v[row].tolist() if isinstance(v[row], np.ndarray) else v[row].item()
-                        if hasattr(v[row], "item") else v[row] for k, v in meta.items()}
-                item.update(file=entry["file"], row=row, frames=int(shape[0]),
-                            height=int(shape[1]), width=int(shape[2]), latent=n_latent)
-                rows.append(item)
-    rows.sort(key=lambda r: r["index"])
-    return manifest, rows
-
-
-class _Ref:
-    def __init__(self, row):
-        self.row = row
-        self.index = int(row["index"])
+    for ref in refs:
+        shapes = index.shards[ref.file].shapes
+        frames, height, width = shapes["blur"][:3]
+        item = {k: v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v
+                for k, v in index.meta(ref).items()}
+        item.update(index=ref.index, file=ref.file, row=ref.row, frames=frames, height=height, width=width,
+                    latent=shapes["latent"][1] if "latent" in shapes else 0)
+        rows.append(item)
+    return rows
 
 
 def pick_grids(measures: dict[int, dict], n: int, seed: int) -> dict[str, list[int]]:
@@ -85,13 +75,14 @@ def collect(dataset: str | Path, *, select: str | Path | Selection | None = None
             workers: int | None = None, quiet: bool = True) -> dict:
     """Compute every figure of the report of ``dataset`` (see docs/report.md)."""
     dataset = Path(dataset)
-    manifest, rows = read_index(dataset)
+    index = SampleIndex(dataset)  # read once, for the rows and the measures
+    manifest = index.manifest
     if select is not None and not isinstance(select, Selection):
         select = load_selection(select, dataset)
-    rows = [r.row for r in filter_refs([_Ref(r) for r in rows], select)]
+    rows = read_index(index, filter_refs(index.refs, select))
     if not rows:
         raise BlursynthError(f"{dataset}: the dataset holds no samples")
-    measures = measure_dataset(dataset, [r["index"] for r in rows], workers=workers, quiet=quiet)
+    measures = measure_dataset(index, [r["index"] for r in rows], workers=workers, quiet=quiet)
 
     split = None
     if default_split_file(dataset).exists():

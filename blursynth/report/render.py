@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from blursynth.png import encode_png
-from blursynth.dataset import Manifest, open_shard, read_meta
+from blursynth.dataset import SampleIndex
 
 THUMB_WIDTH = 240
 REPORT_FORMAT = "blursynth-report/1"
@@ -87,16 +87,14 @@ def _thumb(frame: np.ndarray) -> bytes:
 def thumbnails(dataset: Path, indices: set[int]) -> dict[int, list[tuple[str, bytes]]]:
     """``{index: [(label, PNG), ...]}``: blur | sharp | latents of each sample's first frame."""
     out = {}
-    for entry in sorted(Manifest.load(dataset).shards, key=lambda s: s["index"]):
-        with open_shard(dataset / entry["file"]) as f:
-            index = read_meta(f)["index"]
-            for row, i in enumerate(index.tolist()):
-                if i not in indices:
-                    continue
-                cells = [("blur", _thumb(f["blur"][row, 0])), ("sharp", _thumb(f["sharp"][row, 0]))]
-                if "latent" in f:
-                    cells += [(f"latent {k}", _thumb(frame)) for k, frame in enumerate(f["latent"][row, 0])]
-                out[int(i)] = cells
+    with SampleIndex(dataset) as index:
+        for ref in index.refs:
+            if ref.index not in indices:
+                continue
+            cells = [("blur", _thumb(index.read(ref, "blur", (0,)))), ("sharp", _thumb(index.read(ref, "sharp", (0,))))]
+            if "latent" in index.shards[ref.file].shapes:
+                cells += [(f"latent {k}", _thumb(frame)) for k, frame in enumerate(index.read(ref, "latent", (0,)))]
+            out[ref.index] = cells
     return out
 
 

@@ -99,7 +99,7 @@ class ShardIndex:
 
 
 class _ShardDataset(Dataset):
-    """Lazy per-process shard handles, crops and flips shared by the three datasets.
+    """Reading through the index (its lazy per-process shard handles), crops and flips: shared by the three datasets.
 
     ``dataset[i]`` gives item ``i`` without augmentation (a centre crop if
     ``patch`` is set, else whole frames); ``dataset[(i, draw)]`` gives it with

@@ -90,7 +90,7 @@ def test_run_makes_and_records_its_split_and_eval_never_scores_training_sources(
 
 
 def test_progress_line_suggests_a_budget_and_final_loss_matches_the_log(data, tmp_path, monkeypatch):
-    import reference_models.train as train_module
+    import reference_models.train_control as train_module
     monkeypatch.setattr(train_module, "LONG_RUN_S", 0.0)  # every run counts as long here
     r = _cli("train-reference", "dtb", "--data", data, "--out", tmp_path / "run", "--steps", 5, "--batch", 1,
              "--patch", 16, "--clip-len", 3, "--log-every", 2, *TINY)

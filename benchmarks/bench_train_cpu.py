@@ -35,8 +35,7 @@ def probe_batch(name: str):
     preset = task_of(net).preset("probe")
     net = create_model(name, **preset.get("model_args", {}))
     b, p = preset["batch"], preset["patch"]
-    kind = task_of(net).sample_kind
-    if kind == "video":
+    if task_of(net).learns_from == "video":
         x = torch.rand(b, preset["clip_len"], 3, p, p)
     else:
         x = torch.rand(b, 3, p, p)

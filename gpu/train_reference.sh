@@ -36,8 +36,9 @@ if [ $# -gt 0 ]; then MODELS=("$@"); else
 fi
 [ ${#MODELS[@]} -gt 0 ] || { echo "no models to train (none ship CPU weights; name them)" >&2; exit 2; }
 
-# A model's kind of sample, from its task (the script names no model)
-kind_of() { python3 -c "from reference_models import create_model, task_of; print(task_of(create_model('$1')).sample_kind)"; }
+# Every per-model setting comes from the model registry (python -m reference_models; the
+# script names no model): the panorama recipe of its paper preset's training data.
+recipe_of() { python3 -m reference_models recipe "$1" --preset paper; }
 
 if [ "$SMOKE" = 1 ]; then
   N_TRAIN=6; N_TEST=2; SIZE=(--size 64x64)
@@ -52,44 +53,37 @@ AMP=(--amp bf16)
 [ "$DEVICE" = cpu ] && AMP=()
 D=$WORK/data R=$WORK/runs
 
-# Data, once per kind: the courtyard scene trains, the interior scene is held out (a
-# split by scene, so the score is on a scene the model never saw).
-make_data() {  # KIND
-  local args
-  case "$1" in
-    video) args=(--seq-len 13 --latent 0) ;;            # sequence mode: a video of consecutive exposures
-    *)     args=(--recipe argaw2021_panorama) ;;        # one blurred image, 3 latent frames (Argaw 2021)
-  esac
-  if [ ! -f "$D/$1-test/manifest.json" ]; then
-    rm -rf "$D/$1-train" "$D/$1-test"
-    bs panorama "${args[@]}" "${SIZE[@]}" --src "$PANO/courtyard.hdr" --n "$N_TRAIN" --seed 1 \
-       --out "$D/$1-train" "${RENDER[@]}"
-    bs panorama "${args[@]}" "${SIZE[@]}" --src "$PANO/interior.hdr" --n "$N_TEST" --seed 2 \
-       --out "$D/$1-test" "${RENDER[@]}"
+# Data, once per recipe (models that share a recipe share the data): the courtyard scene
+# trains, the interior scene is held out (a split by scene, so the score is on a scene the
+# model never saw). Prints the data folder's stem.
+make_data() {  # RECIPE
+  local key
+  key=$(basename "$1" .toml)
+  if [ ! -f "$D/$key-test/manifest.json" ]; then
+    rm -rf "$D/$key-train" "$D/$key-test"
+    bs panorama --recipe "$1" "${SIZE[@]}" --src "$PANO/courtyard.hdr" --n "$N_TRAIN" --seed 1 \
+       --out "$D/$key-train" "${RENDER[@]}" >&2
+    bs panorama --recipe "$1" "${SIZE[@]}" --src "$PANO/interior.hdr" --n "$N_TEST" --seed 2 \
+       --out "$D/$key-test" "${RENDER[@]}" >&2
   fi
+  echo "$D/$key"
 }
 
 for MODEL in "${MODELS[@]}"; do
-  KIND=$(kind_of "$MODEL")
-  make_data "$KIND"
+  RECIPE=$(recipe_of "$MODEL")
+  DATA=$(make_data "$RECIPE")
   PRESET=(--preset paper)
-  if [ "$SMOKE" = 1 ]; then  # the probe's small model, and short clips, to keep the CPU check short
-    PRESET=(--preset probe)
-    [ "$KIND" = video ] && PRESET+=(--clip-len 3)
+  if [ "$SMOKE" = 1 ]; then  # the probe's small model, and short clips (video models), to keep the CPU check short
+    PRESET=(--preset probe --clip-len 3)
   fi
   rm -rf "$R/$MODEL"
-  bs train-reference "$MODEL" "${PRESET[@]}" --data "$D/$KIND-train" --out "$R/$MODEL" --device "$DEVICE" \
+  bs train-reference "$MODEL" "${PRESET[@]}" --data "$DATA-train" --out "$R/$MODEL" --device "$DEVICE" \
      "${AMP[@]}" --steps 10000000 --time-budget "$MINUTES" "${TINY[@]}" -q
-  bs eval-reference "$R/$MODEL" --data "$D/$KIND-test" --split all --device "$DEVICE" \
+  bs eval-reference "$R/$MODEL" --data "$DATA-test" --split all --device "$DEVICE" \
      --out "$R/$MODEL/eval.json" -q
 
-  # The recipe of the training data, so anyone can make the same kind from their own panoramas
-  if [ "$KIND" = video ]; then
-    printf '# gpu/train_reference.sh: panorama sequence mode, the other options at their defaults\nseq-len = 13\nlatent = 0\n' \
-      > "$R/$MODEL/dataset.toml"
-  else
-    cp blursynth/recipes/argaw2021_panorama.toml "$R/$MODEL/dataset.toml"
-  fi
+  # The recipe the training data was made with, so anyone can make the same data from their own panoramas
+  cp "$RECIPE" "$R/$MODEL/dataset.toml"
   # What ships: the weights, how they were made and how they score; one tar, in
   # parts of 15 MiB (the device tool brings back files of at most 16 MiB).
   for f in model.pt config.json log.jsonl curves.png eval.json dataset.toml; do

@@ -2,22 +2,22 @@
 
 ``blursynth deblur INPUT --run RUN --out OUT`` in four steps:
 
-* **source** (:func:`open_footage`): a folder of frames (in name order, numbers
-  compared as numbers, so ``f2`` comes before ``f10``), one image, or a video
-  (OpenCV, through :mod:`blursynth.sources.clips`). Every frame's size is read
-  from its header before anything runs, so a frame of another size or an
-  unreadable file stops the run before any output exists.
+* **source** (:func:`reference_models.footage.open_footage`): a folder of
+  frames, one image, or a video, every frame's size read from its header
+  before anything runs.
 * **plan** (:func:`output_names`): the PNG names, from the input stems
-  (``frame_000000`` … for a video); a latent model with K > 1 frames writes
+  (``frame_000000`` … for a video); an image model with K > 1 outputs per
+  input (:meth:`~reference_models.task.ModelTask.outputs_per_input`) writes
   ``STEM_k0.png`` … ``STEM_k{K-1}.png``, ``STEM_k{K//2}`` being the sharp
   middle frame.
-* **render** (:func:`deblur_frames`): the model as its own evaluation runs it
-  (:mod:`reference_models.evaluate`): a video model with a ``step`` method
-  (DTB, Kim et al. 2017 Sec. 4) online, one step per frame with its recurrent
-  state carried over the whole sequence; any other video model (FSTA) on the
-  2m+1 frames around each frame; both with the first and last frame repeated m
-  times at the ends of the sequence (their ``pad=True``). Latent and pair
-  models (Blur2Video) run on each frame alone.
+* **render** (:func:`deblur_frames`): the model as its task says it runs
+  (:attr:`~reference_models.task.ModelTask.inference`), as its own evaluation
+  runs it (:mod:`reference_models.evaluate`): an ``online`` model (DTB, Kim et
+  al. 2017 Sec. 4) with its recurrent state carried over the whole sequence; a
+  ``window`` model (FSTA) on the 2m+1 frames around each frame; both with the
+  first and last frame repeated m times at the ends of the sequence (m: the
+  task's :meth:`~reference_models.task.ModelTask.context`). An ``image`` model
+  (Blur2Video) runs on each frame alone.
 * **write** (:func:`deblur`): every PNG is written under a temporary name in a
   staging folder inside OUT and renamed into OUT only when every frame is
   done, with ``deblur.json`` recording the inputs and the run; a failed run
@@ -29,182 +29,34 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 
 from blursynth.dataset.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
+from blursynth.dataset.outdir import entries, output_folder
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import load_json
-from blursynth.dataset.outdir import entries, output_folder
 from blursynth.png import encode_png
-from blursynth.sources.clips import FRAME_EXTS, VIDEO_EXTS, VideoReader, decode_frame
-from blursynth.sources.clips import discover as discover_clips
-from blursynth.sources.discovery import refuse_special
-from blursynth.sources.headers import FRAME_PIXELS, check_pixels, raster_size
+from blursynth.sources.headers import FRAME_PIXELS
 from reference_models.checkpoint import CHECKPOINT, WEIGHTS, model_from_checkpoint
+from reference_models.footage import Footage, open_footage
 from reference_models.metrics import to_uint8_range
 from reference_models.runtime import autocast, resolve_device
-from reference_models.task import core_model, task_of
+from reference_models.task import task_of
 
-__all__ = ["DEBLUR_FORMAT", "Footage", "MARKER", "deblur", "deblur_frames", "open_footage", "output_names"]
+__all__ = ["DEBLUR_FORMAT", "MARKER", "deblur", "deblur_frames", "output_names"]
 
 DEBLUR_FORMAT = "blursynth-deblur/1"
 MARKER = "deblur.json"
 STAGING = f".deblur{TMP_MARK}"
-# Frames per call of a windowed video model: outputs of neighbouring frames share
-# their per-frame encoder work; 2m context frames are decoded again per chunk.
+# Frames per call of a video model: outputs of neighbouring frames share their per-frame
+# encoder work; 2m context frames are decoded again per chunk.
 CHUNK = 4
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
-
-
-@dataclass(frozen=True)
-class Footage:
-    """The frames to deblur.
-
-    Attributes
-    ----------
-    path : Path
-        The folder, image or video given as INPUT.
-    kind : {"frames", "image", "video"}
-    files : tuple of str
-        Input file names, in order (one for an image or a video).
-    stems : tuple of str
-        One output stem per frame.
-    size : (int, int)
-        ``(W, H)`` of every frame.
-    """
-
-    path: Path
-    kind: str
-    files: tuple[str, ...]
-    stems: tuple[str, ...]
-    size: tuple[int, int]
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.stems)
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Every frame in order, uint8 RGB ``[H, W, 3]``.
-
-        Raises
-        ------
-        BlursynthError
-            A frame that does not decode, or decodes to another size than its header said.
-        """
-        w, h = self.size
-        if self.kind == "video":
-            reader = VideoReader(str(self.path), self.path.name)
-            try:
-                for i in range(self.n_frames):
-                    yield self._checked(reader.read(i), f"{self.path} frame {i}", w, h)
-            finally:
-                reader.close()
-            return
-        folder = self.path if self.kind == "frames" else self.path.parent
-        for name in self.files:
-            path = folder / name
-            yield self._checked(decode_frame(path, str(self.path)), str(path), w, h)
-
-    @staticmethod
-    def _checked(bgr: np.ndarray, where: str, w: int, h: int) -> np.ndarray:
-        if bgr.shape[:2] != (h, w):
-            raise BlursynthError(f"{where}: frame size {bgr.shape[1]}x{bgr.shape[0]} differs from "
-                                 f"the first frame's {w}x{h}")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _image_size(path: Path, max_pixels: int) -> tuple[int, int]:
-    """A frame's size from its header, refused (with the reason) before anything decodes it."""
-    refuse_special(path, "INPUT")  # a FIFO named .png would hang the header read
-    try:
-        size = raster_size(path)
-        check_pixels(size, max_pixels)
-    except OSError as exc:
-        raise BlursynthError(f"{path}: cannot read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise BlursynthError(f"{path}: {exc}") from None
-    return size
-
-
-def open_footage(path: str | Path, max_pixels: int = FRAME_PIXELS) -> Footage:
-    """Find and probe the frames of INPUT (headers only; no frame is decoded).
-
-    Parameters
-    ----------
-    path : str or Path
-        A folder of frames (``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``;
-        sub-folders are not read), one image, or a video (``.mp4``, ``.avi``,
-        ``.mov``, ``.mkv``).
-    max_pixels : int
-        The most pixels a frame's header may declare (``--max-megapixels``;
-        100 megapixels by default): a small file can declare a huge image,
-        refused here before any pixel is decoded.
-
-    Returns
-    -------
-    Footage
-
-    Raises
-    ------
-    BlursynthError
-        INPUT missing, empty or of another type (a FIFO, a socket, a device);
-        an unreadable frame; a frame over ``max_pixels``; a frame of another
-        size than the first; two frames that would write the same PNG.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise BlursynthError(f"INPUT {path}: no such file or folder")
-    exts = ", ".join(sorted(FRAME_EXTS))
-    if path.is_dir():
-        # Not is_file(): a FIFO named f3.png must be refused by _image_size, not skipped in silence.
-        files = sorted((p.name for p in path.iterdir() if not p.is_dir() and p.suffix.lower() in FRAME_EXTS),
-                       key=_natural_key)
-        if not files:
-            raise BlursynthError(f"INPUT {path}: no frames ({exts}) in this folder")
-        stems: dict[str, str] = {}
-        for name in files:
-            stem = Path(name).stem
-            if stem in stems:
-                raise BlursynthError(f"INPUT {path}: {stems[stem]} and {name} would both write {stem}.png")
-            stems[stem] = name
-        size = None
-        for name in files:
-            this = _image_size(path / name, max_pixels)
-            if size is None:
-                size = this
-            elif this != size:
-                raise BlursynthError(f"{path / name}: frame size {this[0]}x{this[1]} differs from "
-                                     f"{path / files[0]}'s {size[0]}x{size[1]}")
-        return Footage(path, "frames", tuple(files), tuple(stems), size)
-    suffix = path.suffix.lower()
-    if suffix in FRAME_EXTS:
-        return Footage(path, "image", (path.name,), (path.stem,), _image_size(path, max_pixels))
-    if suffix in VIDEO_EXTS:
-        clip = discover_clips([path], max_pixels=max_pixels)[0][0]
-        return Footage(path, "video", (path.name,), tuple(f"frame_{i:06d}" for i in range(clip.n_frames)),
-                       clip.size)
-    raise BlursynthError(f"INPUT {path}: not a folder of frames, an image ({exts}) "
-                         f"or a video ({', '.join(sorted(VIDEO_EXTS))})")
-
-
-def _latent_frames(model: torch.nn.Module) -> int:
-    """K, the frames a latent model writes per input frame (1 for pair and video models)."""
-    if task_of(model).sample_kind != "latent":
-        return 1
-    return int(getattr(core_model(model), "frames", 1))
 
 
 def output_names(stems, k: int) -> list[list[str]]:
@@ -221,7 +73,7 @@ def _to_tensor(rgb: np.ndarray, device: str) -> torch.Tensor:
 @torch.no_grad()
 def deblur_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], n_frames: int, device: str = "cpu",
                   amp: str = "none") -> Iterator[torch.Tensor]:
-    """Run ``model`` over a sequence of frames, as its own evaluation does.
+    """Run ``model`` over a sequence of frames, as its task says it runs at inference.
 
     Parameters
     ----------
@@ -238,26 +90,30 @@ def deblur_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], n_frames
     ------
     torch.Tensor
         Per input frame, in order, float32 on the CPU, not clipped: ``[3, H, W]``
-        (video and pair models) or ``[K, 3, H, W]`` (latent models).
+        (video models, and image models with one output per input) or
+        ``[K, 3, H, W]`` (image models with K outputs per input).
 
     Notes
     -----
-    Video models see the first and last frame repeated m = frames // 2 times
-    beyond the ends of the sequence (their ``pad=True``). A model with a
-    ``step`` method (DTB) runs online: ``step`` on frames n−m..n+m with the
-    state of frame n−1, over the whole sequence (Kim et al. 2017, Sec. 4).
-    Other video models run on chunks of :data:`CHUNK` frames with m frames of
-    context on each side; each output depends only on its own window, so this
-    equals one call on the whole padded sequence.
+    Video models see the first and last frame repeated m times beyond the ends
+    of the sequence (m: the task's :meth:`~reference_models.task.ModelTask.context`,
+    as their ``pad=True``), and run on chunks of :data:`CHUNK` frames with m
+    frames of context on each side. An ``online`` model carries its state from
+    chunk to chunk (``state=``, ``return_state=True``), so every frame n is
+    deblurred from frames n−m..n+m with the state of frame n−1 over the whole
+    sequence (Kim et al. 2017, Sec. 4); a ``window`` model's outputs each depend
+    only on their own window, so either way this equals one call on the whole
+    padded sequence. An ``image`` model runs on each frame alone.
     """
-    task, core = task_of(model), core_model(model)
-    if task.sample_kind != "video":
+    task = task_of(model)
+    if task.inference == "image":
         for rgb in frames:
             with autocast(device, amp):
                 out = model(_to_tensor(rgb, device)[None])
             yield out[0].float().cpu()
         return
-    m = int(getattr(core, "frames", 1)) // 2
+    m = task.context(model)
+    online = task.inference == "online"
     cache: dict[int, torch.Tensor] = {}
     source = iter(frames)
     read = 0
@@ -270,25 +126,17 @@ def deblur_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], n_frames
             read += 1
         return cache[i]
 
-    def forget(below: int) -> None:
-        for i in [i for i in cache if i < below]:
-            del cache[i]
-
-    if hasattr(core, "step"):
-        state = None
-        for n in range(n_frames):
-            window = torch.stack([frame(n + j) for j in range(-m, m + 1)])[None]
-            with autocast(device, amp):
-                latent, state = core.step(window, state)
-            forget(n - m)
-            yield latent[0].float().cpu()
-        return
+    state = None
     for a in range(0, n_frames, CHUNK):
         b = min(a + CHUNK, n_frames)
         clip = torch.stack([frame(i) for i in range(a - m, b + m)])[None]
         with autocast(device, amp):
-            out = model(clip)
-        forget(b - m)
+            if online:
+                out, state = model(clip, state=state, return_state=True)
+            else:
+                out = model(clip)
+        for i in [i for i in cache if i < b - m]:  # frames no later chunk reads
+            del cache[i]
         for i in range(b - a):
             yield out[0, i].float().cpu()
 
@@ -384,7 +232,7 @@ def deblur(input: str | Path, run: str | Path, out: str | Path, device: str = "a
     old_outputs = _check_out(out, footage)
     model, ckpt = _load_run(run)
     model.to(device)
-    k = _latent_frames(model)
+    k = task_of(model).outputs_per_input(model)
     names = output_names(footage.stems, k)
     # OUT is locked from here to the end (blursynth.dataset.outdir); a folder made here and left
     # empty by an error is removed.

@@ -279,7 +279,11 @@ class Blur2VideoTask(ModelTask):
       ``middle``, ``final``; ``t1``… in between for K > 3).
     """
 
-    sample_kind = "latent"
+    learns_from = "latent"  # pair data too: dataset() picks PairDataset when the samples have no latent frames
+    inference = "image"
+    validates = {"latent": 10, "pair": 10}  # validate's model for single blurred frames
+    validator = "blur2video"
+    data_recipes = {"paper": "argaw2021_panorama", "probe": "weights/panorama-latent.toml"}
     defaults = {"batch": 8, "patch": 256, "lr": 1e-4, "lr_decay": 0.5, "weight_reg": 0.0}
     # Measured on 2 CPU cores (docs/models.md, "Presets").
     probe = {"model_args": {"frames": 1, "width_mult": 0.5}, "steps": 3000,

@@ -294,8 +294,11 @@ class DTBTask(ModelTask):
       ``deblur`` all run it this way.
     """
 
-    sample_kind = "video"
+    learns_from = "video"
     inference = "online"
+    validates = {"video": 10}  # validate's model for video data (docs/models.md, "validate")
+    validator = "dtb"
+    data_recipes = {"paper": "weights/panorama-sequence.toml", "probe": "weights/panorama-video.toml"}
     defaults = {"batch": 8, "patch": 128, "clip_len": 13, "lr": 1e-4, "lr_decay": 0.96,
                 "lr_decay_every": 10_000, "weight_reg": 1e-5}
     # Measured on 2 CPU cores (docs/models.md, "Presets"): half the blocks and width.

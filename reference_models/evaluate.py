@@ -28,7 +28,7 @@ from reference_models.runtime import autocast, resolve_device
 from reference_models.split import (
     default_split_file, load_split, sample_across_sources, split_sources_of,
 )
-from reference_models.task import core_model, task_of
+from reference_models.task import task_of
 
 __all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
 
@@ -94,7 +94,7 @@ def evaluate_model(model: torch.nn.Module, dataset, device: str = "cpu", amp: st
     width = 0
     from tqdm.auto import tqdm
     online = task.inference == "online" and hasattr(dataset, "run_frames")
-    scored = (_online_outputs(core_model(model), dataset, n, device, amp, crop) if online
+    scored = (_online_outputs(task, model, dataset, n, device, amp, crop) if online
               else _window_outputs(task, model, dataset, n, device, amp, crop))
     for item, (output, target, baseline) in tqdm(scored, total=n, desc="eval", unit="item", file=sys.stderr,
                                                  disable=not progress):
@@ -138,7 +138,7 @@ def _window_outputs(task, model, dataset, n: int, device: str, amp: str, crop: i
 _ONLINE_CHUNK = 32
 
 
-def _online_outputs(model, dataset, n: int, device: str, amp: str, crop: int | None):
+def _online_outputs(task, model, dataset, n: int, device: str, amp: str, crop: int | None):
     """(item, (output, target, blurry input)) of the first ``n`` items, the model run online.
 
     The items are visited in the order of their runs and of their place in the
@@ -148,7 +148,7 @@ def _online_outputs(model, dataset, n: int, device: str, amp: str, crop: int | N
     its samples scored. The run's first and last frames are repeated m times at
     its ends, as ``pad=True`` does for a whole video.
     """
-    m = model.frames // 2
+    m = task.context(model)
     order = sorted(range(n), key=lambda i: (dataset.refs[i].run, dataset.refs[i].offset))
     run, done, state = None, 0, None
     for i in order:

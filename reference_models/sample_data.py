@@ -1,15 +1,15 @@
 """Built-in sample datasets: what ``train-reference MODEL`` trains on without ``--data``.
 
 Like ``yolo train`` with its bundled coco8, a first run needs no data of the
-user's: the sample dataset suited to the model's kind of sample is made on
+user's: the sample dataset of the data form the model learns from is made on
 first use from what ships with blursynth, cached per user, and reused.
 
-* **video** models (dtb, …): three synthetic 240 fps clips
+* models that learn from **video**: three synthetic 240 fps clips
   (:mod:`blursynth.synthetic`, seeds 0–2, 256×144, 264 frames each: every
   draw gives at least 13 consecutive exposures) through the highspeed
   pipeline with Kim et al.'s τ ∈ {7, 9, 11} and T drawn in [τ, 2τ), two
   draws per clip; three sources, so the run's split has train, val and test.
-* **latent** and **pair** models: 48 panorama samples from the bundled
+* models that learn from **latent** or **pair** data: 48 panorama samples from the bundled
   panoramas (:mod:`blursynth.panorama`) with 3 latent frames.
 
 The **reference test sets** of ``validate`` (:func:`reference_test_set`) are
@@ -127,13 +127,13 @@ _MAKERS: dict[str, tuple[str, Callable[[Path], None], str]] = {
 }
 
 
-def sample_dataset(kind: str, log: Callable[[str], None] = print) -> Path:
-    """The built-in sample dataset for models of ``kind``, made on first use.
+def sample_dataset(form: str, log: Callable[[str], None] = print) -> Path:
+    """The built-in sample dataset for models that learn from data of ``form``, made on first use.
 
     Parameters
     ----------
-    kind : str
-        ``video``, ``latent`` or ``pair`` (a model task's ``sample_kind``).
+    form : str
+        ``video``, ``latent`` or ``pair`` (a model task's ``learns_from``).
     log : callable
         Receives the one-line announcement.
 
@@ -147,7 +147,7 @@ def sample_dataset(kind: str, log: Callable[[str], None] = print) -> Path:
     BlursynthError
         When the cache folder cannot be written.
     """
-    name, make, what = _MAKERS[kind]
+    name, make, what = _MAKERS[form]
     root = cache_dir() / f"{name}-v{SAMPLE_VERSION}"
     if _complete(root):
         log(f"no --data: training on the built-in sample dataset {root} ({what})")

@@ -52,18 +52,18 @@ def _held_out_gain(model: str) -> float:
         return float("-inf")
 
 
-def model_for_footage(kind: str) -> str:
-    """The shipped model for footage of ``kind`` (``frames``, ``video`` or ``image``).
+def model_for_footage(medium: str) -> str:
+    """The shipped model for footage that is ``medium`` (``frames``, ``video`` or ``image``).
 
-    A video (or a folder of frames) goes to a shipped video model, one image to a
-    shipped single-image model (latent or pair); among several, the one with the
-    best held-out gain in its ``eval.json``.
+    A video (or a folder of frames) goes to a shipped video model (its task's
+    inference ``online`` or ``window``), one image to a shipped ``image``
+    model; among several, the one with the best held-out gain in its
+    ``eval.json``.
     """
-    from reference_models.checkpoint import build_model
-    from reference_models.task import task_of
+    from reference_models.registry import is_model, task_for
 
-    want_video = kind != "image"
-    fits = [m for m in shipped_models() if (task_of(build_model(m, {})).sample_kind == "video") == want_video]
+    want_video = medium != "image"
+    fits = [m for m in shipped_models() if is_model(m) and (task_for(m).inference != "image") == want_video]
     if not fits:
         raise BlursynthError(f"no shipped model deblurs {'a video' if want_video else 'a single image'}; "
                              "pass --run with a trained run folder")

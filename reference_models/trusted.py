@@ -1,13 +1,13 @@
 """The trusted test set that ``validate`` scores a dataset on: one the dataset did not make.
 
-Three kinds, all ending as a blursynth dataset folder so that one evaluation
+Three origins, all ending as a blursynth dataset folder so that one evaluation
 (:func:`reference_models.evaluate.evaluate`) scores every one of them, a video
 model online over the consecutive frames of each clip included:
 
 * **built in** (no ``--test``): the reference test set of
-  :func:`reference_models.sample_data.reference_test_set`, with blur of the
-  kind the validated data holds (Eq. 1 averaging for highspeed data, Slerp
-  rotations for panorama data);
+  :func:`reference_models.sample_data.reference_test_set`, with blur made as
+  the validated data was (its manifest's ``kind``: Eq. 1 averaging for
+  highspeed data, Slerp rotations for panorama data);
 * **a blursynth dataset** (``--test T`` with a ``manifest.json``), scored whole;
 * **folders of real blurred/sharp pairs** (``--test T`` otherwise), in the
   layouts that ``blursynth export`` writes and that GoPro_Large, RealBlur,

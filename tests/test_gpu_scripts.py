@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from reference_models.__main__ import recipe_path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,7 +32,10 @@ def test_train_reference_script_packs_a_scored_run_and_ship_unpacks_it(tmp_path)
     with tarfile.open(packed) as tar:
         names = set(tar.getnames())
         report = json.load(tar.extractfile("eval.json"))
+        recipe = tar.extractfile("dataset.toml").read()
     assert names == {"model.pt", "config.json", "log.jsonl", "curves.png", "eval.json", "dataset.toml"}
+    # dataset.toml is the recipe that dtb's task names for its paper preset's data
+    assert recipe == recipe_path("dtb", "paper").read_bytes()
     # scored on the held-out scene only: every sample comes from the interior panorama
     assert report["split"] == "all" and {item["source"] for item in report["per_sample"]} == {"interior.hdr"}
 
@@ -48,8 +53,8 @@ def test_train_reference_script_packs_a_scored_run_and_ship_unpacks_it(tmp_path)
                           env={**env, "DEST": str(dest)}, capture_output=True, text=True, timeout=60)
     assert ship.returncode == 0, ship.stderr
     assert sorted(p.name for p in dest.iterdir()) == sorted(names)
-    scored = subprocess.run([sys.executable, "-m", "blursynth", "eval-reference", str(dest), "--data",
-                             str(tmp_path / "work" / "data" / "video-test"), "--split", "all", "--device", "cpu",
+    data = tmp_path / "work" / "data" / f"{recipe_path('dtb', 'paper').stem}-test"  # the script's data of dtb's recipe
+    scored = subprocess.run([sys.executable, "-m", "blursynth", "eval-reference", str(dest), "--data", str(data), "--split", "all", "--device", "cpu",
                              "--out", str(tmp_path / "again.json"), "-q"], env=env, capture_output=True, text=True,
                             timeout=300)
     assert scored.returncode == 0, scored.stderr

@@ -9,34 +9,39 @@ import pytest
 import torch
 
 from blursynth.errors import BlursynthError
-from reference_models import create_model, list_models, task_of
+from reference_models import create_model, list_models, task_for, task_of
 from reference_models.dtb import DTBNet, DTBState
 from reference_models.train import TrainConfig, resolve_defaults
 
-TINY = {"blocks": 1, "width": 16, "feature_channels": 8}
-# Small constructor arguments per model (models not listed get TINY).
-TINY_ARGS = {"fsta": {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}}
+TINY = {"blocks": 1, "width": 16, "feature_channels": 8}  # a tiny DTB, for DTB's own tests
 
 
 def _tiny(name):
     torch.manual_seed(0)
-    return create_model(name, **TINY_ARGS.get(name, TINY))
+    return create_model(name, **TINY)
 
 
-# Clip-in, clip-out models (blur2video maps one image to its latent frames: tests/test_blur2video.py).
-VIDEO_MODELS = [n for n in list_models() if not n.startswith("blur2video")]
+def _small(name):
+    """The model of its task's probe preset (every task states a small model)."""
+    torch.manual_seed(0)
+    return create_model(name, **task_for(name).preset("probe").get("model_args", {}))
 
 
-def _batch(kind: str, h: int = 32, w: int = 24) -> dict:
-    """A random batch of two items as the datasets of ``kind`` yield them (uint8 frames)."""
+# Clip-in, clip-out models, by their contract (image models map one image to K frames:
+# tests/test_blur2video.py).
+VIDEO_MODELS = [n for n in list_models() if task_for(n).inference != "image"]
+
+
+def _batch(form: str, h: int = 32, w: int = 24) -> dict:
+    """A random batch of two items as the datasets of data ``form`` yield them (uint8 frames)."""
     g = torch.Generator().manual_seed(0)
 
     def frames(*shape):
         return torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
 
-    if kind == "video":
+    if form == "video":
         return {"blur": frames(2, 5, 3, h, w), "sharp": frames(2, 5, 3, h, w)}
-    if kind == "latent":
+    if form == "latent":
         return {"blur": frames(2, 3, h, w), "latent": frames(2, 3, 3, h, w)}
     return {"blur": frames(2, 3, h, w), "sharp": frames(2, 3, h, w)}
 
@@ -44,10 +49,10 @@ def _batch(kind: str, h: int = 32, w: int = 24) -> dict:
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_trains_through_its_task(name):
     """The contract: the task's loss reaches every parameter, finitely; outputs line up with targets."""
-    torch.manual_seed(0)
-    model = create_model(name, **TINY_ARGS.get(name, {}))
+    model = _small(name)
     task = task_of(model)
-    batch = _batch(task.sample_kind)
+    assert task is task_for(name)  # the registry reads the task without building the model
+    batch = _batch(task.learns_from)
     loss, terms = task.loss(model, batch, resolve_defaults(TrainConfig(), task))
     assert loss.ndim == 0 and loss.dtype == torch.float32 and torch.isfinite(loss)
     assert terms and all(math.isfinite(v) for v in terms.values())
@@ -72,23 +77,23 @@ def test_registry_lists_the_ablation():
 @pytest.mark.parametrize("name", VIDEO_MODELS)
 @pytest.mark.parametrize("size", [(16, 16), (17, 23), (9, 12)])
 def test_output_shapes_odd_and_even(name, size):
-    model = _tiny(name)
+    model = _small(name)
     h, w = size
     clip = torch.rand(2, 5, 3, h, w)
-    assert model(clip).shape == (2, 5 - 2 * model.context, 3, h, w)
+    assert model(clip).shape == (2, 5 - 2 * task_of(model).context(model), 3, h, w)
     assert model(clip, pad=True).shape == (2, 5, 3, h, w)
-    if isinstance(model, DTBNet):
-        latent, state = model.step(clip[:, :3])
-        assert latent.shape == (2, 3, h, w)
+    if task_of(model).inference == "online":  # the online contract: the state comes back
+        latent, state = model(clip, return_state=True)
+        assert latent.shape == (2, 5 - 2 * task_of(model).context(model), 3, h, w) and state is not None
 
 
 @pytest.mark.parametrize("name", VIDEO_MODELS)
 def test_every_parameter_gets_a_gradient_and_no_nans(name):
-    model = _tiny(name)
+    model = _small(name)
     clip = torch.rand(2, 5, 3, 12, 14)
     out = model(clip)
     assert torch.isfinite(out).all()
-    m = model.context
+    m = task_of(model).context(model)
     ((out - clip[:, m:5 - m]) ** 2).mean().backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{pname} gets no gradient"

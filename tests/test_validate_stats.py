@@ -22,7 +22,7 @@ from reference_models.evidence import (
     MIN_SOURCES, Interval, bootstrap_interval, sources_to_resolve, verdict_of,
 )
 from reference_models.trusted import read_pair_folders
-from reference_models.validate import Score, Verdict, compare
+from reference_models.verdicts import Score, Verdict, compare
 from test_reference_datasets import make_tiny_dataset
 
 TINY = ["--model-arg", "blocks=1", "--model-arg", "width=32", "--batch", 2, "--patch", 24, "--clip-len", 3,

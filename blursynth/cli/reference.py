@@ -48,6 +48,80 @@ def _recipe_model_args(ctx: click.Context) -> dict:
 _FROM_MODEL = "the model's paper value"
 
 
+def _families() -> list:
+    """(name, task) of the model that stands for each registered family (its task's validator)."""
+    from reference_models import list_models, task_for
+
+    return [(name, task_for(name)) for name in list_models() if task_for(name).validator == name]
+
+
+def paper_values(field: str) -> str:
+    """``"Paper values: dtb 0.96; fsta 0.5."``: each model family's ``ModelTask.defaults[field]``,
+    read from the registry (models whose value is the same share one entry)."""
+    by_value: dict[str, list[str]] = {}
+    for name, task in _families():
+        if field in task.defaults:
+            by_value.setdefault(f"{task.defaults[field]:g}" if isinstance(task.defaults[field], float)
+                                else str(task.defaults[field]), []).append(name)
+    if not by_value:
+        return ""
+    return "Paper values: " + "; ".join(f"{', '.join(names)} {value}" for value, names in by_value.items()) + "."
+
+
+def inference_lines() -> str:
+    """One line per registered model family: how ``deblur`` runs it (its task's inference)."""
+    how = {"online": "online over the frame sequence, frame by frame with its recurrent state",
+           "window": "on the frames around each frame",
+           "image": "on each frame alone"}
+    return "\n".join(f"{name}: {how[task.inference]}" for name, task in _families())
+
+
+def validate_choice() -> str:
+    """Which model ``validate`` picks for each data form, from the tasks' ``validates``."""
+    from reference_models import model_for_data
+
+    picks = [f"{model_for_data([form])} for {form} data" for form in ("video", "latent", "pair")
+             if model_for_data([form]) is not None]
+    return f"[default: the registered model that validates the data: {', '.join(picks)}]"
+
+
+class RegistryHelp(click.Option):
+    """An option whose help ends with text read from the model registry when help is shown
+    (``help_from``), so that no help string names a model and ``blursynth --help`` imports no torch."""
+
+    def __init__(self, *args, help_from=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx):
+        if self.help_from is not None:
+            extra = self.help_from()
+            self.help, self.help_from = f"{self.help} {extra}".strip(), None
+        return super().get_help_record(ctx)
+
+
+class RegistryCommand(click.Command):
+    """A command whose help text has ``{models}`` (the registered models) and ``{inference}``
+    (:func:`inference_lines`) filled in from the registry when it is shown."""
+
+    def format_help_text(self, ctx, formatter):
+        import inspect
+
+        text = inspect.cleandoc(self.help or "")  # dedented first: the filled-in lines have no indent
+        if "{models}" in text:
+            from reference_models import list_models
+            text = text.replace("{models}", ", ".join(list_models()))
+        if "{inference}" in text:
+            text = text.replace("{inference}", inference_lines())
+        self.help = text
+        super().format_help_text(ctx, formatter)
+
+
+def _paper(field: str) -> dict:
+    """Option keywords: the help ends with the model families' paper values of ``field``."""
+    return {"cls": RegistryHelp, "help_from": lambda: paper_values(field)}
+
+
 def training_options(func):
     """Options shared by ``train-reference`` and ``validate``.
 
@@ -72,20 +146,22 @@ def training_options(func):
                      help="Model constructor argument (repeatable; VALUE parsed as JSON), "
                           "e.g. --model-arg blocks=2 --model-arg width=32; also a [model] table in a recipe."),
         click.option("--batch", type=int, default=None, show_default=_FROM_MODEL,
-                     help="Samples per step (per process); dtb, fsta: 8."),
+                     help="Samples per step (per process).", **_paper("batch")),
         click.option("--patch", type=int, default=None, show_default=_FROM_MODEL,
                      help="Random crop size (same place in every frame), 0: whole frames; "
-                          "shrunk to small frames. dtb: 128; fsta: 256."),
+                          "shrunk to small frames.", **_paper("patch")),
         click.option("--clip-len", type=int, default=None, show_default=_FROM_MODEL,
-                     help="Frames per training clip (video models); shrunk to shorter runs. dtb: 13; fsta: 5."),
+                     help="Frames per training clip (video models); shrunk to shorter runs.", **_paper("clip_len")),
         click.option("--lr", type=float, default=None, show_default=_FROM_MODEL,
-                     help="Adam learning rate. dtb, fsta: 1e-4."),
+                     help="Adam learning rate.", **_paper("lr")),
         click.option("--lr-decay", type=float, default=None, show_default=_FROM_MODEL,
-                     help="Learning-rate factor every --lr-decay-every steps (epochs). dtb: 0.96; fsta: 0.5."),
+                     help="Learning-rate factor of the model's paper schedule (every --lr-decay-every).",
+                     **_paper("lr_decay")),
         click.option("--lr-decay-every", type=int, default=None, show_default=_FROM_MODEL,
-                     help="In the unit of the model's paper: dtb: 10000 steps; fsta: 200 epochs."),
+                     help="In the unit of the model's paper (steps or epochs: docs/models.md).",
+                     **_paper("lr_decay_every")),
         click.option("--weight-reg", type=float, default=None, show_default=_FROM_MODEL,
-                     help="λ of the L2 weight regularization. dtb: 1e-5; fsta: 0 (none)."),
+                     help="λ of the L2 weight regularization (0: none).", **_paper("weight_reg")),
         click.option("--flip/--no-flip", default=True, show_default=True,
                      help="Random horizontal and vertical flips of training items."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -135,7 +211,7 @@ def _minutes(name: str, value: float | None) -> float | None:
     return value * 60.0
 
 
-@main.command("train-reference")
+@main.command("train-reference", cls=RegistryCommand)
 @click.argument("model")
 @recipe_option
 @click.option("--data", type=_DATA, default=None,
@@ -162,7 +238,8 @@ def train_reference(ctx, model, data, out, model_arg, compile_, time_budget, **k
     """Train a reference MODEL (see docs/models.md) on a dataset.
 
     \b
-    blursynth train-reference dtb        trains on the built-in sample dataset into runs/dtb
+    blursynth train-reference MODEL      trains on the built-in sample dataset into runs/MODEL
+    MODEL: {models}
     Writes OUT/checkpoint.pt, OUT/model.pt, OUT/log.jsonl, OUT/config.json (+ OUT/split.json
     when DATA has no split), OUT/curves.png.
     Multi-GPU: torchrun --nproc_per_node G $(which blursynth) train-reference ...
@@ -276,7 +353,7 @@ def split(dataset, val, test, seed, out, overwrite):
               help="The trusted test set: a blursynth dataset, or real blurred/sharp pairs in the GoPro_Large "
                    "(CLIP/blur/, CLIP/sharp/) or BasicSR (input/, target/) layout [default: the built-in "
                    "reference test set of the data's kind, made once and cached].")
-@click.option("--model", default=None, show_default="dtb for video data, blur2video for latent/pair data",
+@click.option("--model", default=None, cls=RegistryHelp, help_from=validate_choice,
               help="Reference model to train.")
 @click.option("--steps", type=int, default=None, show_default="the preset's",
               help="Training steps: the budget, the same on any machine.")
@@ -321,7 +398,7 @@ def validate(ctx, datasets, test, model, steps, budget, holdout, min_gain, max_t
     click.echo(result.message())
 
 
-@main.command("deblur")
+@main.command("deblur", cls=RegistryCommand)
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--run", "run", default=None, type=click.Path(path_type=Path),
               help="Run folder of 'blursynth train-reference' (its checkpoint.pt, else model.pt) "
@@ -344,14 +421,16 @@ def deblur(input, run, model, out, device, amp, quiet, max_megapixels):
 
     \b
     OUT/STEM.png for each frame STEM of a folder or image; OUT/frame_000000.png ... for a video.
-    Video models (dtb, fsta) run over the frame sequence: dtb online, frame by frame with its
-    recurrent state; fsta on the frames around each frame; the first and last frame are repeated
-    at the ends. blur2video writes its K frames per input: STEM_k0.png .. STEM_k{K-1}.png,
-    where STEM_k{K//2} is the sharp middle frame (STEM_k1.png for K = 3).
+    Each model runs as its task says (docs/models.md):
+    {inference}
+    Video models see the first and last frame repeated at the ends. A model with K outputs per
+    image writes STEM_k0.png .. STEM_k{K-1}.png, where STEM_k{K//2} is the sharp middle frame
+    (STEM_k1.png for K = 3).
     OUT/deblur.json records the inputs and the run. A failed run leaves OUT as it was.
     """
     from blursynth.errors import BlursynthError
-    from reference_models.apply import deblur as deblur_footage, open_footage
+    from reference_models.apply import deblur as deblur_footage
+    from reference_models.footage import open_footage
     from reference_models.shipped import model_for_footage, shipped_weights
 
     limit = pixel_limit(max_megapixels)
@@ -359,8 +438,8 @@ def deblur(input, run, model, out, device, amp, quiet, max_megapixels):
         raise BlursynthError("deblur: give --run or --model, not both")
     if run is None:
         if model is None:
-            kind = open_footage(input, **({} if limit is None else {"max_pixels": limit})).kind
-            model = model_for_footage(kind)
+            medium = open_footage(input, **({} if limit is None else {"max_pixels": limit})).medium
+            model = model_for_footage(medium)
             if not quiet:
                 click.echo(f"deblur: using the shipped {model} weights (pass --model or --run to choose)", err=True)
         run = shipped_weights(model)

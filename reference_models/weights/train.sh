@@ -6,9 +6,9 @@
 #   MODELS="dtb" bash reference_models/weights/train.sh
 #
 # Data: the bundled courtyard panorama for training, the bundled interior panorama
-# held out for scoring, with the recipes beside this script (panorama-video.toml:
-# virtual videos for dtb and fsta; panorama-latent.toml: single images with 3 latent
-# frames for blur2video). Each model trains its probe preset on 2 CPU cores; the run
+# held out for scoring, with the recipe beside this script that the model's task names for
+# its probe preset (ModelTask.data_recipes: panorama-video.toml, virtual videos;
+# panorama-latent.toml, single images with 3 latent frames). Each model trains its probe preset on 2 CPU cores; the run
 # lives in $WORK (default /tmp/blursynth-weights) and these files are copied here:
 #   <model>/model.pt  config.json  log.jsonl  curves.png  dataset.toml  eval.json
 set -euo pipefail
@@ -16,14 +16,14 @@ cd "$(dirname "$0")/../.."
 BLURSYNTH=${BLURSYNTH:-blursynth}
 PYTHON=${PYTHON:-python}
 WORK=${WORK:-/tmp/blursynth-weights}
-MODELS=${MODELS:-"dtb blur2video fsta"}
+MODELS=${MODELS:-$($PYTHON -m reference_models list --validators)}  # each family's full model
 STAGE=${1:-all}
 PANO=${PANO:-blursynth/data/panoramas}
 HERE=reference_models/weights
 mkdir -p "$WORK"
 
-kind_of() { $PYTHON -c "from reference_models import create_model, task_of; print(task_of(create_model('$1')).sample_kind)"; }
-recipe_of() { case "$(kind_of "$1")" in video) echo panorama-video ;; *) echo panorama-latent ;; esac; }
+# The recipe of the model's probe data, from its task (python -m reference_models; no model named here)
+recipe_of() { basename "$($PYTHON -m reference_models recipe "$1" --preset probe)" .toml; }
 train_n() { [ "$1" = panorama-video ] && echo 160 || echo 1200; }
 test_n() { [ "$1" = panorama-video ] && echo 24 || echo 96; }
 

@@ -25,7 +25,7 @@ from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex, to_float
 from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
 from reference_models.runtime import autocast, resolve_device
-from reference_models.split import (
+from reference_models.heldout import (
     default_split_file, load_split, sample_across_sources, split_sources_of,
 )
 from reference_models.task import task_of

@@ -40,7 +40,7 @@ from blursynth.errors import BlursynthError
 from reference_models.checkpoint import CHECKPOINT, build_model, load_checkpoint
 from reference_models.data import SampleRef, ShardIndex, StreamSampler, seed_worker
 from reference_models.runtime import Distributed
-from reference_models.split import SPLIT_FILE, default_split_file, load_split, make_split, sample_across_sources
+from reference_models.heldout import SPLIT_FILE, default_split_file, load_split, make_split, sample_across_sources
 from reference_models.task import ModelTask, task_of
 from reference_models.train_config import FALLBACK, TrainConfig
 

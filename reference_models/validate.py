@@ -47,7 +47,7 @@ from reference_models.checkpoint import build_model
 from reference_models.data import ShardIndex
 from reference_models.evaluate import evaluate
 from reference_models.evidence import verdict_of
-from reference_models.split import make_split
+from reference_models.heldout import make_split
 from reference_models.registry import model_for_data, task_for
 from reference_models.runtime import resolve_device
 from reference_models.sample_data import reference_test_set

@@ -12,7 +12,7 @@ from conftest import run_cli, train_killed_at
 from reference_models import create_model, list_models, task_of
 from reference_models.checkpoint import load_checkpoint
 from reference_models.dtb import DTBTask
-from reference_models.split import make_split
+from reference_models.heldout import make_split
 from reference_models.train import LR_FLOOR, TrainConfig, learning_rate, resolve_defaults, train
 from test_reference_datasets import make_tiny_dataset
 

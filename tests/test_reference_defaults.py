@@ -15,7 +15,7 @@ from blursynth.dataset import iter_samples
 from reference_models import is_model
 from reference_models.checkpoint import load_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset
-from reference_models.split import load_split, make_split
+from reference_models.heldout import load_split, make_split
 from reference_models.validate import choose_model
 from test_reference_datasets import make_tiny_dataset
 

@@ -12,7 +12,7 @@ import torch
 from reference_models import create_model
 from reference_models.data import ShardIndex, VideoClipDataset
 from reference_models.dtb import DTBTask
-from reference_models.split import sample_across_sources
+from reference_models.heldout import sample_across_sources
 from reference_models.train import TrainConfig, resolve_defaults
 from test_reference_datasets import make_tiny_dataset
 

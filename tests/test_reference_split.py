@@ -9,7 +9,7 @@ import pytest
 
 from blursynth.errors import BlursynthError
 from reference_models.data import ShardIndex
-from reference_models.split import load_split, make_split, split_sources
+from reference_models.heldout import load_split, make_split, split_sources
 from test_reference_datasets import make_tiny_dataset
 
 

@@ -104,7 +104,7 @@ def test_preview_rows_and_evaluation_samples_are_one_draw(tmp_path, monkeypatch)
     validate and evaluate on (the sheet in draw order, the evaluation in index order)."""
     import blursynth.curate.preview as preview
     from reference_models.data import ShardIndex
-    from reference_models.split import sample_across_sources
+    from reference_models.heldout import sample_across_sources
 
     counts = {"s0": 3, "s1": 1, "s2": 2, "s3": 2}
     ds = make_dataset(tmp_path / "ds", [[{"source": s, "shape": (1, 8, 8)} for s, k in counts.items()

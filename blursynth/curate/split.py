@@ -17,7 +17,7 @@ It also holds the seeded draw of samples across sources
 
 This module needs numpy only, so ``export`` and ``report`` read split files
 without importing torch; the reference models use it through
-:mod:`reference_models.split`.
+:mod:`reference_models.heldout`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def draw_across_sources(sources: Sequence[str], n: int | None, seed: int) -> lis
 
     blursynth's one seeded draw across sources: the rows of a contact sheet
     (``preview``) and the validation and evaluation samples of the reference
-    models (:func:`reference_models.split.sample_across_sources`) are drawn here.
+    models (:func:`reference_models.heldout.sample_across_sources`) are drawn here.
 
     The sources are visited in a seeded order, round after round, each giving
     one of its samples (in a seeded order) per round, so a small draw covers as

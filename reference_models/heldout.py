@@ -1,10 +1,11 @@
-"""Splits as the reference models use them.
+"""Held-out samples as the reference models draw them, and the split file's names for them.
 
-The split file itself (by-source assignment, reading, writing) is
+This module applies the seeded draw across sources
+(:func:`blursynth.curate.split.draw_across_sources`) to sample references
+(:func:`sample_across_sources`), to pick validation and evaluation samples
+spread over the held-out sources. The split file itself (by-source assignment, reading, writing) is
 :mod:`blursynth.curate.split`, which needs no torch; its names are re-exported here
-for the training and evaluation code. This module applies the seeded draw
-across sources (:func:`blursynth.curate.split.draw_across_sources`) to sample
-references, to pick validation and evaluation samples.
+for the training and evaluation code.
 """
 
 from __future__ import annotations

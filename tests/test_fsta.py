@@ -15,7 +15,7 @@ from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
 from reference_models.evaluate import evaluate
 from reference_models.fsta import FSTA, FSTANet
-from reference_models.split import make_split
+from reference_models.heldout import make_split
 from reference_models.train import TrainConfig, resolve_defaults, train
 from conftest import run_ok
 from test_reference_datasets import make_tiny_dataset
@@ -188,16 +188,27 @@ def _config(data, out, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_paper_defaults_come_from_the_task():
-    config = resolve_defaults(TrainConfig(data="d", out="o", model="fsta"), FSTANet.task)
-    assert (config.batch, config.patch, config.clip_len, config.lr) == (8, 256, 5, 1e-4)
-    assert (config.lr_decay, config.lr_decay_every, config.weight_reg) == (0.5, 200, 0.0)
+def test_the_paper_preset_fills_what_the_user_left_unset_and_trains_one_window():
+    task = FSTANet.task
+    config = resolve_defaults(TrainConfig(data="d", out="o", model="fsta"), task)
+    assert all(getattr(config, field) == value for field, value in task.preset("paper").items()
+               if field != "model_args")
+    given = resolve_defaults(TrainConfig(data="d", out="o", model="fsta", batch=3, lr=2e-3), task)
+    assert (given.batch, given.lr) == (3, 2e-3)  # a flag wins
+    # the paper trains on one window of T frames: the default clip is the default model's window
+    assert config.clip_len == create_model("fsta").frames
+    assert config.weight_reg == 0  # the loss has no weight penalty, so the default must not ask for one
 
 
-def test_learning_rate_halves_every_200_epochs():
+def test_learning_rate_is_a_staircase_in_epochs():
     config = resolve_defaults(TrainConfig(data="d", out="o", model="fsta"), FSTANet.task)
-    lr = [FSTANet.task.learning_rate(config, step, steps_per_epoch=7) for step in (0, 1399, 1400, 2799, 2800)]
-    assert lr == [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5]
+    per_epoch = 7
+    every = config.lr_decay_every * per_epoch  # --lr-decay-every counts epochs for this model
+    lr = [FSTANet.task.learning_rate(config, step, steps_per_epoch=per_epoch)
+          for step in (0, every - 1, every, 2 * every - 1, 2 * every)]
+    d = config.lr_decay
+    assert lr == pytest.approx([config.lr, config.lr, config.lr * d, config.lr * d, config.lr * d * d])
+    assert 0 < d < 1
 
 
 def test_a_few_dozen_steps_lower_the_loss(data, tmp_path):

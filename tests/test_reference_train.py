@@ -19,7 +19,7 @@ from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
 from reference_models.dtb import DTBTask, weight_penalty
 from reference_models.evaluate import evaluate
-from reference_models.split import make_split
+from reference_models.heldout import make_split
 from reference_models.train import TrainConfig, resolve_defaults, train
 from test_reference_datasets import make_tiny_dataset
 
@@ -128,12 +128,14 @@ def test_small_frames_shrink_the_paper_defaults(data, tmp_path, capsys):
 def test_learning_rate_schedule_and_penalty():
     task = DTBTask()
     c = resolve_defaults(TrainConfig(data="d", out="o"), task)
-    assert (c.batch, c.patch, c.clip_len, c.lr, c.weight_reg) == (8, 128, 13, 1e-4, 1e-5)
+    assert all(getattr(c, field) == value for field, value in task.preset("paper").items() if field != "model_args")
     assert resolve_defaults(TrainConfig(data="d", out="o", batch=3), task).batch == 3  # a flag wins
     learning_rate = lambda step: task.learning_rate(c, step, 100)  # noqa: E731
-    assert learning_rate(0) == learning_rate(9_999) == 1e-4
-    assert learning_rate(10_000) == pytest.approx(0.96e-4)
-    assert learning_rate(25_000) == pytest.approx(1e-4 * 0.96 ** 2)
+    every = c.lr_decay_every  # a staircase in steps (Kim et al.: 0.96 every 10k)
+    assert learning_rate(0) == learning_rate(every - 1) == c.lr
+    assert learning_rate(every) == pytest.approx(c.lr * c.lr_decay)
+    assert learning_rate(every * 5 // 2) == pytest.approx(c.lr * c.lr_decay ** 2)
+    assert 0 < c.lr_decay < 1 and c.weight_reg > 0  # the paper's model decays, and penalizes its weights
     model = create_model("dtb", **ARGS)
     expected = sum(float((p.detach() ** 2).sum()) for n, p in model.named_parameters()
                    if n.endswith("weight"))  # conv weights only: no biases, no β

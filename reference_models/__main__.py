@@ -47,7 +47,7 @@ def recipe_path(model: str, preset: str = "paper") -> Path:
     if value.endswith(".toml"):
         path = PACKAGE / value
     else:
-        from blursynth.cli.common import builtin_recipes  # the one owner of installed recipe names
+        from blursynth.recipes import builtin_recipes  # the one owner of installed recipe names
 
         path = builtin_recipes().get(value, PACKAGE / f"{value}.toml")
     if not path.is_file():

@@ -115,11 +115,6 @@ class ModelTask:
     probe: dict = {}
     data_recipes: dict = {}
 
-    @property
-    def sample_kind(self) -> str:
-        """The former name of :attr:`learns_from` (read-only; use :attr:`learns_from`)."""
-        return self.learns_from
-
     def context(self, model: torch.nn.Module) -> int:
         """m: the neighbouring frames on each side that an output of a video model needs.
 

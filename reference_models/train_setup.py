@@ -118,7 +118,7 @@ def fit_sizes(config: TrainConfig, index: ShardIndex, task: ModelTask, ckpt: dic
         changes["patch"] = size
         log(f"note: --patch {config.patch} is larger than the {index.width}x{index.height} "
             f"frames; using {size}")
-    if task.sample_kind == "video":
+    if task.learns_from == "video":
         shortest = min(len(run) for run in index.runs) * index.seq_len
         if config.clip_len > shortest:
             changes["clip_len"] = shortest
@@ -373,14 +373,15 @@ def default_run_folder(model: str, resume: bool = False, root: str | Path = "run
 
 
 def resolve_paths(config: TrainConfig, log=None) -> TrainConfig:
-    """Fill ``data`` (the built-in sample dataset of the model's kind) and ``out`` (``runs/<model>``)."""
+    """Fill ``data`` (the built-in sample dataset of the data form the model learns from) and ``out``
+    (``runs/<model>``)."""
     from reference_models.sample_data import sample_dataset
 
     log = log or (lambda msg: None if config.quiet else print(msg, file=sys.stderr))
     changes = {}
     if config.data is None:
-        kind = task_of(build_model(config.model, config.model_args)).sample_kind
-        changes["data"] = str(sample_dataset(kind, log))
+        form = task_of(build_model(config.model, config.model_args)).learns_from
+        changes["data"] = str(sample_dataset(form, log))
     if config.out is None:
         changes["out"] = str(default_run_folder(config.model, config.resume))
         log(f"run folder: {changes['out']} (pass --out to choose)")

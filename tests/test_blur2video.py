@@ -75,7 +75,7 @@ def test_registry_holds_the_ablation_variants():
         assert (model.local_warp, model.image_transformer) == (lw, itn)
         branch = model.branches[0]
         assert hasattr(branch, "lw") == lw and hasattr(branch, "itn") == itn
-        assert type(model).task.sample_kind == "latent"
+        assert type(model).task.learns_from == "latent"
     with pytest.raises(ValueError, match="fixed by this variant"):
         create_model("blur2video_ftn_stn", local_warp=True)
     with pytest.raises(ValueError, match="odd"):

@@ -41,7 +41,7 @@ def test_a_shipped_folder_holds_small_weights_its_recipe_and_a_held_out_gain(mod
     assert ckpt["config"]["preset"] == "probe"
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     recipe = tomllib.loads((folder / "dataset.toml").read_text())
-    assert recipe["seq-len"] == (8 if task_of(shipped(model)).sample_kind == "video" else 1)
+    assert recipe["seq-len"] == (8 if task_of(shipped(model)).learns_from == "video" else 1)
     report = json.loads((folder / "eval.json").read_text())
     # scored on the held-out interior panorama, never trained on
     assert {s["source"] for s in report["per_sample"]} == {"interior.hdr"}
@@ -70,7 +70,7 @@ def test_deblur_without_run_or_model_picks_the_shipped_model_that_fits(tmp_path,
         src = src / "f0.png"
     result = run_ok("deblur", src, "--out", tmp_path / "out")
     record = json.loads((tmp_path / "out" / "deblur.json").read_text())
-    is_video = task_of(shipped(record["model"])).sample_kind == "video"
+    is_video = task_of(shipped(record["model"])).inference != "image"
     assert is_video == (kind == "video")
     assert f"shipped {record['model']} weights" in result.output
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_frames, write_frames
+from reference_models import ModelTask, list_models, model_for_data, task_for
 from test_reference_datasets import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,3 +137,42 @@ def test_a_toy_fourth_model_trains_scores_validates_and_deblurs(tmp_path):
 
     # no project file names the toy model: it lives in its one file
     assert "toy" not in (REPO / "reference_models" / "__init__.py").read_text()
+
+
+def _family(name: str, form: str, priority: int):
+    """A registered constructor (not called) whose class's task validates ``form`` at ``priority``."""
+    task = type(f"Task_{name}", (ModelTask,), {"learns_from": form, "inference": "image" if form != "video"
+                                               else "window", "validates": {form: priority}, "validator": name})()
+    net = type(f"Net_{name}", (torch.nn.Module,), {"task": task})
+
+    def constructor(**kwargs):
+        return net(**kwargs)
+
+    constructor.__name__ = name
+    constructor.__annotations__ = {"return": net}
+    return constructor
+
+
+def test_validate_picks_the_highest_priority_then_the_first_name(monkeypatch):
+    """The tie rule of model_for_data, on families added to the registry for this test only."""
+    import reference_models.registry as registry
+
+    list_models()  # the scan has run, so the families below are all that is added
+    for name, form, priority in [("zz_pair", "pair", 50), ("aa_pair", "pair", 50), ("mm_pair", "pair", 40),
+                                 ("zz_video", "video", -5)]:
+        monkeypatch.setitem(registry._model_entrypoints, name, _family(name, form, priority))
+    assert model_for_data(["pair"]) == "aa_pair"  # 50 beats 40 and the shipped family's 10; a tie: a before z
+    assert model_for_data(["latent", "pair"]) == model_for_data(["latent"])  # the first form with a validator
+    assert model_for_data(["video"]) != "zz_video"  # below the shipped video families
+    assert task_for("mm_pair").validates == {"pair": 40}  # read from the annotation, nothing built
+
+
+def test_a_model_file_that_does_not_load_is_one_line_naming_it(tmp_path):
+    bad = tmp_path / "broken_model.py"
+    bad.write_text("raise RuntimeError('half-written')\n")
+    env = {**os.environ, "BLURSYNTH_MODELS": str(bad), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "blursynth", "train-reference", "dtb", "--steps", "1"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and not (tmp_path / "runs").exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "BLURSYNTH_MODELS" in lines[0] and str(bad) in lines[0] and "half-written" in lines[0]

@@ -54,7 +54,7 @@ import numpy as np
 import py360convert
 
 from blursynth.panorama import geometry
-from blursynth.panorama import PanoramaConfig, plan, render
+from blursynth.panorama import PanoramaConfig, discover, plan, render
 from blursynth.sources.panoramas import builtin_panoramas, load_panorama
 from blursynth.run.worker import Worker
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
@@ -85,9 +85,9 @@ def bench_render(args) -> None:
 
     src = args.src or str(next(p for p in builtin_panoramas() if p.name == "courtyard.jpg"))
     config = PanoramaConfig(src=(src,), n=args.samples, size=(args.size, args.size), fov=args.fov, seed=1)
-    specs, _ = plan(config)
+    specs = plan(config, discover(config)[0])
     spec0 = specs[0]
-    pano4 = load_panorama(spec0.path, spec0.kind, spec0.response, spec0.pano_width, spec0.source)
+    pano4 = load_panorama(spec0.path, spec0.dynamic_range, spec0.response, spec0.pano_width, spec0.source)
     pano3 = np.ascontiguousarray(pano4[..., :3])
     (ph, pw), pad_x = geometry.padded_layout(pano4.shape)
     flat = np.ascontiguousarray(pano4[1:-1, pad_x:pad_x + pw, :3])  # what e2p gets: the unpadded linear RGB
@@ -220,8 +220,8 @@ def bench_large(args) -> None:
         each_cfg = PanoramaConfig(src=tuple(str(folder / f"pano{i:02d}.jpg") for i in range(args.panoramas)),
                                   n=args.panoramas, size=size, fov=args.fov, seed=2)
         one_cfg = PanoramaConfig(src=(str(first),), n=args.panoramas, size=size, fov=args.fov, seed=2)
-        each, _ = plan(each_cfg)
-        one, _ = plan(one_cfg)
+        each = plan(each_cfg, discover(each_cfg)[0])
+        one = plan(one_cfg, discover(one_cfg)[0])
         assert len({s.source for s in each}) == args.panoramas and len({s.source for s in one}) == 1
 
         def run(specs, threads: int) -> float:
@@ -293,7 +293,7 @@ def bench_plan(args) -> None:
             t_discover = time.perf_counter() - t
             config = PanoramaConfig(src=tuple(str(s) for s in subs), n=len(found), size=(256, 256))
             t = time.perf_counter()
-            specs, _ = plan(config, found)
+            specs = plan(config, found)
             t_plan = time.perf_counter() - t
             assert not skipped and len(specs) == len(found)
             rows.append((len(found), t_discover, t_plan))

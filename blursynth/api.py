@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from blursynth.dataset import Dataset, open_dataset
-from blursynth.run.engine import RunOptions
+from blursynth.run.options import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
 from blursynth.dataset import Manifest
@@ -35,6 +35,18 @@ from blursynth.synthetic import write_sample_clip as sample_clip  # noqa: F401  
 __all__ = ["blur", "make_highspeed", "make_panorama", "open_dataset", "sample_clip", "torch_dataset", "Dataset"]
 
 _RUN_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
+
+
+def _with_recipe(config_cls, recipe, kwargs: dict) -> dict:
+    """``kwargs`` completed by the recipe's values (keyword arguments win, as flags do on the CLI)."""
+    if recipe is None:
+        return kwargs
+    from blursynth.recipes import config_fields, find_recipe, load_recipe
+
+    path = find_recipe(recipe)
+    if path is None:
+        raise BlursynthError(f"recipe {recipe}: no such file and no installed recipe of that name")
+    return {**config_fields(load_recipe(path), config_cls, kwargs), **kwargs}
 
 
 def _split(config_cls, kwargs: dict) -> tuple[dict, RunOptions]:
@@ -53,7 +65,8 @@ def _tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest:
+def make_highspeed(src: str | Path | Sequence[str | Path], *, recipe: str | Path | None = None,
+                   **kwargs) -> Manifest:
     """Make a high-speed blur dataset (the ``highspeed`` command; Kim et al. 2017, Eq. 1).
 
     Parameters
@@ -68,6 +81,10 @@ def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest
         ``seed``) or of :class:`blursynth.run.engine.RunOptions` (``out``,
         ``shard_size``, ``compression``, ``workers``, ``overwrite``,
         ``skip_bad``, ``quiet`` - True unless given). ``tau`` may be one int.
+    recipe : str or Path, optional
+        A recipe (``--recipe``): the name of an installed one (``"kim2017_dtb"``)
+        or a TOML file (:mod:`blursynth.recipes`). Its values fill the fields
+        not given as keyword arguments; keyword arguments win, as flags do.
 
     Returns
     -------
@@ -77,7 +94,7 @@ def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest
     """
     from blursynth.highspeed import HighspeedConfig, synthesize
 
-    fields, options = _split(HighspeedConfig, kwargs)
+    fields, options = _split(HighspeedConfig, _with_recipe(HighspeedConfig, recipe, kwargs))
     if "tau" in fields:
         fields["tau"] = _tuple(fields["tau"])
     if isinstance(fields.get("T"), (list, tuple, int)):
@@ -86,7 +103,7 @@ def make_highspeed(src: str | Path | Sequence[str | Path], **kwargs) -> Manifest
     return synthesize(HighspeedConfig(src=tuple(str(s) for s in srcs), **fields), options)
 
 
-def make_panorama(n: int, **kwargs) -> Manifest:
+def make_panorama(n: int, *, recipe: str | Path | None = None, **kwargs) -> Manifest:
     """Make a panorama rotation-blur dataset (the ``panorama`` command; Argaw et al. 2021).
 
     Parameters
@@ -98,6 +115,8 @@ def make_panorama(n: int, **kwargs) -> Manifest:
         :class:`blursynth.run.engine.RunOptions`, as in :func:`make_highspeed`;
         ``src`` defaults to the bundled panoramas. ``size`` is ``(W, H)``, as
         ``--size WxH`` (the config itself holds ``(H, W)``).
+    recipe : str or Path, optional
+        A recipe, as in :func:`make_highspeed` (``"argaw2021_panorama"``).
 
     Returns
     -------
@@ -106,7 +125,7 @@ def make_panorama(n: int, **kwargs) -> Manifest:
     """
     from blursynth.panorama import PanoramaConfig, synthesize
 
-    fields, options = _split(PanoramaConfig, kwargs)
+    fields, options = _split(PanoramaConfig, _with_recipe(PanoramaConfig, recipe, kwargs))
     if "size" in fields:
         w, h = fields["size"]
         fields["size"] = (h, w)

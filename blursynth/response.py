@@ -25,8 +25,8 @@ Curves:
 
 A comma list (``highspeed --response gamma,linear``) asks for several
 renditions of the same exposures (:func:`parse_responses`): each curve's
-``kind`` (the part before ``:``) names its frame array, so two curves of one
-kind are refused.
+``family`` (the part before ``:``) names its frame array, so two curves of one
+family are refused.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class Response:
     inverse: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
-    def kind(self) -> str:
-        """The curve's kind: ``linear``, ``gamma``, ``srgb`` or ``crf`` (names renditions)."""
+    def family(self) -> str:
+        """The curve's family: ``linear``, ``gamma``, ``srgb`` or ``crf`` (names renditions)."""
         return self.name.partition(":")[0]
 
     def linearize(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -258,15 +258,15 @@ def _load_crf(path: Path):
 
 @functools.lru_cache(maxsize=32)
 def _parse_cached(name: str, digest: str | None) -> Response:
-    kind, _, arg = name.partition(":")
-    if kind == "linear":
+    family, _, arg = name.partition(":")
+    if family == "linear":
         return _build(name, lambda x: np.clip(x, 0, 1), lambda v: np.asarray(v, np.float64))
-    if kind == "srgb":
+    if family == "srgb":
         return _build(name, _srgb_forward, _srgb_inverse)
-    if kind == "gamma":
+    if family == "gamma":
         g = float(arg)
         return _build(name, lambda x: np.power(np.clip(x, 0, 1), 1.0 / g), lambda v: np.power(v, g))
-    if kind == "crf":
+    if family == "crf":
         forward, inverse = _load_crf(Path(arg))
         return _build(name, forward, inverse)
     raise AssertionError(name)
@@ -278,13 +278,13 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
     ``spec`` is ``linear``, ``srgb``, ``gamma`` (uses ``gamma``), ``gamma:G`` or
     ``crf:FILE``. Raises :class:`BlursynthError` naming the option on bad input.
     """
-    kind, sep, arg = spec.partition(":")
-    if "," in spec and kind != "crf":
+    family, sep, arg = spec.partition(":")
+    if "," in spec and family != "crf":
         raise BlursynthError(f"--response {spec}: a list of curves is accepted by highspeed only; "
                              "give one of linear, srgb, gamma, gamma:G, crf:FILE")
-    if kind in ("linear", "srgb") and not sep:
-        return _parse_cached(kind, None)
-    if kind == "gamma":
+    if family in ("linear", "srgb") and not sep:
+        return _parse_cached(family, None)
+    if family == "gamma":
         try:
             g = float(arg) if sep else float(gamma)
         except ValueError:
@@ -292,7 +292,7 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
         if not (0.1 <= g <= 10):
             raise BlursynthError(f"--gamma {g}: must be between 0.1 and 10")
         return _parse_cached(f"gamma:{g:g}", None)
-    if kind == "crf" and arg:
+    if family == "crf" and arg:
         path = Path(arg)
         # Refused by type and size before it is opened: a FIFO hung here, /dev/zero filled memory.
         data = read_input(path, "response curve", name=f"--response crf:{arg}")
@@ -306,28 +306,28 @@ def parse_response(spec: str, gamma: float = 2.2) -> Response:
 def parse_responses(spec: str, gamma: float = 2.2) -> tuple[Response, ...]:
     """Build the renditions of ``--response`` given as a comma list (``gamma,linear``).
 
-    The first curve makes the ``blur`` array, each further one ``blur_<kind>``
-    (see :attr:`Response.kind`); a single curve gives a tuple of one. Curves
+    The first curve makes the ``blur`` array, each further one ``blur_<family>``
+    (see :attr:`Response.family`); a single curve gives a tuple of one. Curves
     are separated by commas, so a ``crf:FILE`` path in a list must not hold one.
 
     Raises
     ------
     BlursynthError
         Naming ``--response``: an empty entry, an unknown curve, or two curves
-        of one kind (they would need the same array name).
+        of one family (they would need the same array name).
     """
     parts = [part.strip() for part in spec.split(",")]
     if len(parts) == 1:
         return (parse_response(spec, gamma),)
     if not all(parts):
         raise BlursynthError(f"--response {spec}: an empty entry in the list; e.g. --response gamma,linear")
-    responses, kinds = [], {}
+    responses, families = [], {}
     for part in parts:
         response = parse_response(part, gamma)
-        if response.kind in kinds:
-            raise BlursynthError(f"--response {spec}: {kinds[response.kind]} and {part} are both {response.kind} "
-                                 "curves; each rendition needs its own kind (it names the array "
-                                 f"blur_{response.kind})")
-        kinds[response.kind] = part
+        if response.family in families:
+            raise BlursynthError(f"--response {spec}: {families[response.family]} and {part} are both "
+                                 f"{response.family} curves; each rendition needs its own kind (it names the array "
+                                 f"blur_{response.family})")
+        families[response.family] = part
         responses.append(response)
     return tuple(responses)

@@ -60,10 +60,12 @@ def test_relative_paths_are_resolved_before_they_reach_the_workers(tmp_path, mon
     # panorama specs name their file absolutely too (rendering them on the cluster would
     # import the panorama modules on both workers: seconds, for the same mechanism)
     from blursynth.panorama import PanoramaConfig
+    from blursynth.panorama.pipeline import discover
     from blursynth.panorama.plan import plan
 
     assert cv2.imwrite(str(here / "pano.png"), np.zeros((32, 64, 3), np.uint8))
-    specs, _ = plan(PanoramaConfig(src=("pano.png",), n=2, size=(8, 8), latent=0))
+    config = PanoramaConfig(src=("pano.png",), n=2, size=(8, 8), latent=0)
+    specs = plan(config, discover(config)[0])
     assert {spec.path for spec in specs} == {str(here / "pano.png")}
 
 

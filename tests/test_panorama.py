@@ -15,7 +15,7 @@ import quaternion
 from scipy.spatial.transform import Rotation
 
 from blursynth.panorama import geometry as g
-from blursynth.panorama import CpuViews, PanoramaConfig, plan, render, render_view
+from blursynth.panorama import CpuViews, PanoramaConfig, discover, plan, render, render_view
 from blursynth.panorama.torch_render import TorchViews
 from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
 from blursynth.run.seeds import sample_rng
@@ -23,6 +23,11 @@ from blursynth.dataset import Manifest, iter_samples, verify
 from blursynth.run.worker import Worker
 from conftest import assert_one_line_error, no_partial_output
 from oracles import srgb_decode_8bit, srgb_encode_8bit
+
+
+def planned(config: PanoramaConfig) -> list:
+    """The plan of ``config`` over the panoramas the pipeline discovers for it."""
+    return plan(config, discover(config)[0])
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -170,7 +175,8 @@ def test_torch_grid_sample_path_agrees_with_cv2_path(small_pano):
 # --------------------------------------------------------------- sampling
 def test_draws_follow_the_documented_distribution(small_pano):
     config = PanoramaConfig(src=(str(small_pano),), n=6, size=(32, 48), max_rotation=12, max_pitch=25, seed=9)
-    specs, skipped = plan(config)
+    panoramas, skipped = discover(config)
+    specs = plan(config, panoramas)
     assert skipped == [] and [s.index for s in specs] == list(range(6))
     for spec in specs:
         rng = sample_rng(9, spec.index)
@@ -191,7 +197,7 @@ def test_draws_follow_the_documented_distribution(small_pano):
 
 def test_frame_count_grows_in_proportion_to_the_angle(small_pano):
     config = PanoramaConfig(src=(str(small_pano),), n=40, size=(32, 32), frames_per_degree=3.0, max_rotation=15)
-    specs, _ = plan(config)
+    specs = planned(config)
     for spec in specs:
         theta_deg = math.degrees(np.linalg.norm(spec.omega0))
         assert spec.n_frames[0] == 1 + max(1, math.ceil(3.0 * theta_deg - 1e-9))
@@ -204,7 +210,7 @@ def test_frame_count_grows_in_proportion_to_the_angle(small_pano):
 def test_default_frame_count_keeps_every_step_under_max_step(small_pano):
     size, fov, step = (48, 64), 70.0, 0.5
     config = PanoramaConfig(src=(str(small_pano),), n=3, size=size, fov=fov, max_step=step, max_rotation=8)
-    specs, _ = plan(config)
+    specs = planned(config)
     h, w = size
     f = (w / 2) / math.tan(math.radians(fov) / 2)
     speed = f + (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2) / f  # px per radian, worst axis, worst pixel
@@ -228,7 +234,7 @@ def test_default_frame_count_keeps_every_step_under_max_step(small_pano):
 def test_blur_is_the_average_of_independently_rendered_frames(small_pano):
     size, fov = (40, 48), 65.0
     config = PanoramaConfig(src=(str(small_pano),), n=3, size=size, fov=fov, latent=3, seed=2)
-    specs, _ = plan(config)
+    specs = planned(config)
     for spec in specs:
         sample = render(spec)
         blur, sharp, latent = sample.arrays["blur"][0], sample.arrays["sharp"][0], sample.arrays["latent"][0]
@@ -257,7 +263,7 @@ def test_hdr_lights_saturate_into_streaks_within_range(tmp_path):
     path = write_float(tmp_path / "light.hdr", radiance)
     size, fov = (64, 64), 60.0
     config = PanoramaConfig(src=(str(path),), n=1, size=size, fov=fov, max_rotation=10, latent=0, seed=4)
-    (spec,), _ = plan(config)
+    (spec,) = planned(config)
     # start so that the mid-exposure camera looks straight at the light
     omega = np.asarray(spec.omega0)
     start = quaternion.from_rotation_vector(-omega / 2)
@@ -287,7 +293,7 @@ def test_hdr_lights_saturate_into_streaks_within_range(tmp_path):
 def test_exposure_of_real_hdr_puts_the_median_at_middle_grey():
     hdr = next(p for p in builtin_panoramas() if p.suffix == ".hdr")
     config = PanoramaConfig(src=(str(hdr),), n=2, size=(48, 64), latent=0, seed=3)
-    specs, _ = plan(config)
+    specs = planned(config)
     for spec in specs:
         sample = render(spec)
         linear = srgb_decode_8bit(sample.arrays["sharp"][0])
@@ -299,7 +305,7 @@ def test_exposure_of_real_hdr_puts_the_median_at_middle_grey():
 def test_sequence_mode_follows_the_documented_motion(small_pano):
     size, fov, L, D = (32, 40), 60.0, 3, 0.5
     config = PanoramaConfig(src=(str(small_pano),), n=2, size=size, fov=fov, seq_len=L, duty=D, latent=2, seed=6)
-    specs, _ = plan(config)
+    specs = planned(config)
     for spec in specs:
         pano = load_panorama(small_pano, "ldr", "srgb", spec.pano_width)
         sample = render(spec)
@@ -500,7 +506,7 @@ def test_discovery_ids_and_duplicates(tmp_path, small_pano):
         (tmp_path / "a" / rel).write_bytes(small_pano.read_bytes())
     found, skipped = discover([tmp_path / "a"])
     assert [p.id for p in found] == ["sub/x.png", "y.png"] and skipped == []
-    assert found[0].size == (256, 128) and found[0].kind == "ldr"
+    assert found[0].size == (256, 128) and found[0].dynamic_range == "ldr"
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.png").write_bytes(small_pano.read_bytes())
     with pytest.raises(BlursynthError, match="same id 'x.png'"):
@@ -510,7 +516,7 @@ def test_discovery_ids_and_duplicates(tmp_path, small_pano):
 @pytest.mark.parametrize("k", [0, 1, 7])
 def test_latent_counts(small_pano, k):
     config = PanoramaConfig(src=(str(small_pano),), n=1, size=(16, 24), latent=k, seed=8)
-    (spec,), _ = plan(config)
+    (spec,) = planned(config)
     sample = render(spec)
     if k == 0:
         assert "latent" not in sample.arrays
@@ -532,8 +538,8 @@ def test_rendering_band_by_band_gives_the_bytes_of_whole_frames(small_pano, monk
     R = importlib.import_module("blursynth.panorama.render")  # the module, not the function it exports
     # low and steep views, so that grids of several steps and exact maps are all banded
     specs = [spec for pitch in (15, 80)
-             for spec in plan(PanoramaConfig(src=(str(small_pano),), n=6, size=(72, 96), fov=70.0, latent=3,
-                                             seed=5, max_pitch=pitch))[0]]
+             for spec in planned(PanoramaConfig(src=(str(small_pano),), n=6, size=(72, 96), fov=70.0, latent=3,
+                                                seed=5, max_pitch=pitch))]
     runs, counts = [], {}
     for band_bytes in (1 << 30, 1):  # one band per frame; bands of 8 rows
         monkeypatch.setattr(R, "BAND_BYTES", band_bytes)

@@ -12,12 +12,18 @@ import numpy as np
 import pytest
 
 from blursynth.errors import BlursynthError
-from blursynth.panorama import PanoramaConfig, plan, render
+from blursynth.panorama import PanoramaConfig, discover, plan, render
 from blursynth.sources import headers
 from blursynth.sources import panoramas as P
 from blursynth.dataset import Manifest, iter_samples
 from blursynth.run.worker import Worker
 from conftest import assert_one_line_error, no_partial_output
+
+
+def planned(config: PanoramaConfig) -> list:
+    """The plan of ``config`` over the panoramas the pipeline discovers for it."""
+    return plan(config, discover(config)[0])
+
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +211,9 @@ def test_planning_reads_no_pixels(tmp_path, monkeypatch):
         raise AssertionError("planning decoded pixels")
 
     monkeypatch.setattr(cv2, "imread", no_decoding)
-    specs, skipped = plan(PanoramaConfig(src=(str(tmp_path),), n=10, size=(8, 8)))
+    config = PanoramaConfig(src=(str(tmp_path),), n=10, size=(8, 8))
+    panoramas, skipped = discover(config)
+    specs = plan(config, panoramas)
     assert skipped == [] and len({s.source for s in specs}) == 10
     widths = {s.source: s.pano_width for s in specs}
     # 2 ceil(pi f) for an 8 px wide camera at 60 degrees (f = 4 / tan 30 deg): 44
@@ -263,7 +271,7 @@ def write_panoramas(folder: Path, count: int) -> Path:
 @pytest.mark.parametrize("n, s, k", [(10, 4, 3), (12, 3, 1), (5, 8, 2), (7, 7, 7), (20, 3, 4), (9, 2, 1)])
 def test_per_panorama_draws_k_consecutive_samples_from_each_panorama(tmp_path, n, s, k):
     folder = write_panoramas(tmp_path / "p", s)
-    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=n, size=(8, 8), per_panorama=k, seed=3))
+    specs = planned(PanoramaConfig(src=(str(folder),), n=n, size=(8, 8), per_panorama=k, seed=3))
     used = [spec.source for spec in specs]
     groups = [used[i:i + k] for i in range(0, n, k)]
     # every group of k consecutive samples (the last may be shorter) shares one panorama
@@ -274,13 +282,13 @@ def test_per_panorama_draws_k_consecutive_samples_from_each_panorama(tmp_path, n
     if k == 1:  # the default is the old assignment, sample i -> floor(i S / N)
         assert used == [names[i * s // n] for i in range(n)]
     # the draws of a sample do not depend on K
-    base, _ = plan(PanoramaConfig(src=(str(folder),), n=n, size=(8, 8), seed=3))
+    base = planned(PanoramaConfig(src=(str(folder),), n=n, size=(8, 8), seed=3))
     assert [(a.yaw_deg, a.omega0) for a in specs] == [(b.yaw_deg, b.omega0) for b in base]
 
 
 def test_per_panorama_decodes_each_panorama_once_per_group(tmp_path, monkeypatch):
     folder = write_panoramas(tmp_path / "p", 6)
-    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=8, size=(8, 8), per_panorama=4, latent=0))
+    specs = planned(PanoramaConfig(src=(str(folder),), n=8, size=(8, 8), per_panorama=4, latent=0))
     decoded = []
     real = P.read_image
     monkeypatch.setattr(P, "read_image", lambda path, *a, **kw: decoded.append(Path(path).name) or real(path, *a, **kw))
@@ -357,7 +365,7 @@ def test_a_spare_thread_loads_the_next_panoramas_without_changing_a_byte(tmp_pat
     import threading
 
     folder = write_panoramas(tmp_path / "p", 5)
-    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=5, size=(8, 8), latent=1, seed=4))
+    specs = planned(PanoramaConfig(src=(str(folder),), n=5, size=(8, 8), latent=1, seed=4))
     loaded = []  # (panorama, thread) of every decode
     real = P.read_image
     monkeypatch.setattr(P, "read_image", lambda path, *a, **kw: loaded.append(
@@ -386,7 +394,7 @@ def test_a_spare_thread_loads_the_next_panoramas_without_changing_a_byte(tmp_pat
 
 def test_a_bad_panorama_loaded_ahead_fails_only_when_its_turn_comes(tmp_path):
     folder = write_panoramas(tmp_path / "p", 3)
-    specs, _ = plan(PanoramaConfig(src=(str(folder),), n=3, size=(8, 8), seed=1))
+    specs = planned(PanoramaConfig(src=(str(folder),), n=3, size=(8, 8), seed=1))
     (folder / "p01.png").write_bytes((folder / "p01.png").read_bytes()[:40])  # truncated after planning
     P._padded.cache_clear()
     worker = Worker(2)

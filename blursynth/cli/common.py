@@ -1,12 +1,10 @@
 """Pieces shared by every command: error handling, recipes, common options.
 
-A recipe (``--recipe FILE.toml``) fills option defaults through click's
-``default_map``; flags given on the command line win. Top-level keys are option
-names (``seq-len`` or ``seq_len``); an optional ``[recipe]`` table documents the
-source (``paper``, ``notes``, ``assumed``) and is not applied. Recipes for the
-training commands may hold a ``[train]`` table (training options, as top-level
-keys) and a ``[model]`` table (model constructor arguments; ``--model-arg``
-flags win key by key).
+A recipe (``--recipe FILE.toml``, read by :mod:`blursynth.recipes`) fills option
+defaults through click's ``default_map``; flags given on the command line win.
+Here a recipe's keys are checked against the command's options and their types
+(:func:`load_recipe`); ``--model-arg`` flags win over its ``[model]`` table key
+by key.
 """
 
 from __future__ import annotations
@@ -19,7 +17,10 @@ from pathlib import Path
 import click
 
 from blursynth.errors import BlursynthError, BlursynthWarning, InterruptedRun, user_message
-from blursynth.jsondoc import load_toml
+from blursynth.recipes import RECIPES, RUN_KEYS  # noqa: F401  (named here before blursynth.recipes)
+from blursynth.recipes import Recipe, builtin_recipes, find_recipe
+from blursynth.recipes import load_recipe as read_recipe
+from blursynth.run.options import option_names
 from blursynth.sources.headers import FRAME_PIXELS, PANORAMA_PIXELS
 
 INTERRUPTED = "blursynth: interrupted; re-run the same command to resume"
@@ -68,19 +69,13 @@ def _show_note(message, category, filename, lineno, file=None, line=None):
         click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
 
 
-# Options that say where to write and how to run: a recipe sets content only,
-# so that a downloaded recipe cannot choose what gets deleted or where.
-RUN_KEYS = frozenset({"out", "overwrite", "workers", "backend", "scheduler", "skip_bad", "quiet",
-                      "max_megapixels"})
-
-
 def load_recipe(path: str | Path, command: click.Command) -> dict:
     """The option defaults a recipe gives ``command``, checked.
 
     Parameters
     ----------
     path : str or Path
-        A UTF-8 TOML file.
+        A UTF-8 TOML file (read by :func:`blursynth.recipes.load_recipe`).
     command : click.Command
         The command it is for.
 
@@ -92,40 +87,26 @@ def load_recipe(path: str | Path, command: click.Command) -> dict:
     Raises
     ------
     BlursynthError
-        A file that is not a regular file of at most 1 MiB, not UTF-8 TOML
-        (:func:`blursynth.jsondoc.load_toml`: nesting and ``inf``/``nan``
-        refused too), an unknown option, an option that says
-        where or how to run (:data:`RUN_KEYS`), one option given twice
-        (``seq-len`` and ``seq_len``), or a value of the wrong type
-        (``tau = true``, ``tau = 7.5``).
+        What :func:`blursynth.recipes.load_recipe` refuses, an unknown option,
+        a ``[model]`` table for a command that trains no model, or a value of
+        the wrong type (``tau = true``, ``tau = 7.5``).
     """
-    path = Path(path)
-    data = load_toml(path, "recipe", name=f"--recipe {path}")  # a regular file, capped, finite, not too deep
-    data.pop("recipe", None)
+    return recipe_defaults(read_recipe(path), command)
+
+
+def recipe_defaults(recipe: Recipe, command: click.Command) -> dict:
+    """The option defaults ``recipe`` gives ``command`` (see :func:`load_recipe`)."""
     names = {p.name for p in command.params if isinstance(p, click.Option)}
-    if isinstance(data.get("train"), dict):  # [train]: training options, as top-level keys
-        data.update(data.pop("train"))
-    if isinstance(data.get("model"), dict):  # [model]: model constructor arguments (_apply_recipe)
-        if "model_arg" not in names:
-            raise BlursynthError(f"--recipe {path}: a [model] table is for commands that train a model, "
-                                 f"not '{command.name}'")
-        data.pop("model")
+    if recipe.model is not None and "model_arg" not in names:
+        raise BlursynthError(f"--recipe {recipe.path}: a [model] table is for commands that train a model, "
+                             f"not '{command.name}'")
     params = {p.name: p for p in command.params if isinstance(p, click.Option)}
-    defaults, spelled = {}, {}
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if name in RUN_KEYS:
-            raise BlursynthError(f"--recipe {path}: {key!r} says where or how to run; a recipe sets what to "
-                                 "make only (give it on the command line)")
+    for name, value in recipe.options.items():
         if name not in names or name == "recipe":
-            raise BlursynthError(f"--recipe {path}: unknown option {key!r} for '{command.name}'")
-        if name in spelled:
-            raise BlursynthError(f"--recipe {path}: {spelled[name]!r} and {key!r} are the same option; keep one")
-        spelled[name] = key
-        if name in params:
-            _check_recipe_value(path, key, value, params[name])
-        defaults[name] = value
-    return defaults
+            raise BlursynthError(f"--recipe {recipe.path}: unknown option {recipe.spelled[name]!r} "
+                                 f"for '{command.name}'")
+        _check_recipe_value(recipe.path, recipe.spelled[name], value, params[name])
+    return dict(recipe.options)
 
 
 def _check_recipe_value(path: Path, key: str, value, param: click.Option) -> None:
@@ -140,38 +121,38 @@ def _check_recipe_value(path: Path, key: str, value, param: click.Option) -> Non
     def is_list_of(v, test):
         return isinstance(v, list) and bool(v) and all(test(x) for x in v)
 
-    kind = param.type
+    option_type = param.type
     if param.is_flag:
         ok, expected = isinstance(value, bool), "true or false"
     elif param.multiple:
         ok, expected = isinstance(value, str) or is_list_of(value, lambda x: isinstance(x, str)), \
             "a string or a list of strings"
-    elif isinstance(kind, NumberList):
-        test = is_int if kind.cast is int else is_number
-        noun = "integer" if kind.cast is int else "number"
+    elif isinstance(option_type, NumberList):
+        test = is_int if option_type.cast is int else is_number
+        noun = "integer" if option_type.cast is int else "number"
         if isinstance(value, str):  # "7,9,11" is a list too
             try:
-                ok = bool(kind.convert(value, param, None))
+                ok = bool(option_type.convert(value, param, None))
             except click.BadParameter:
                 ok = False
         else:
             ok = test(value) or is_list_of(value, test)
         expected = f"an {noun} or a list of {noun}s"
-    elif isinstance(kind, Size):
+    elif isinstance(option_type, Size):
         ok = isinstance(value, str) or (is_list_of(value, is_int) and len(value) == 2)
-        expected = f"a string {kind.name} (e.g. \"960x540\")"
-    elif isinstance(kind, (click.types.IntParamType, click.IntRange)):
+        expected = f"a string {option_type.name} (e.g. \"960x540\")"
+    elif isinstance(option_type, (click.types.IntParamType, click.IntRange)):
         ok, expected = is_int(value), "an integer"
-    elif isinstance(kind, (click.types.FloatParamType, click.FloatRange)):
+    elif isinstance(option_type, (click.types.FloatParamType, click.FloatRange)):
         ok, expected = is_number(value), "a number"
-    elif isinstance(kind, click.types.BoolParamType):
+    elif isinstance(option_type, click.types.BoolParamType):
         ok, expected = isinstance(value, bool), "true or false"
-    elif isinstance(kind, (click.types.StringParamType, click.Choice, click.Path)):
+    elif isinstance(option_type, (click.types.StringParamType, click.Choice, click.Path)):
         ok, expected = isinstance(value, str), "a string"
     else:  # a command's own type (e.g. --T auto|tau|LIST) checks strings and integers itself
         items = value if isinstance(value, list) else [value]
         ok = all(isinstance(v, str) or is_int(v) for v in items)
-        expected = f"a value of the form {kind.name}"
+        expected = f"a value of the form {option_type.name}"
     if not ok:
         raise BlursynthError(f"--recipe {path}: {key} = {_toml(value)}: expected {expected}")
 
@@ -190,25 +171,13 @@ def _toml(value) -> str:
 def _apply_recipe(ctx: click.Context, _param, value):
     if value:
         try:
-            recipe = load_recipe(value, ctx.command)
+            recipe = read_recipe(value)  # parsed once: the options and the [model] table
+            defaults = recipe_defaults(recipe, ctx.command)
         except BlursynthError as exc:
             raise click.BadParameter(str(exc).removeprefix("--recipe "), param_hint="--recipe") from None
-        ctx.default_map = {**(ctx.default_map or {}), **recipe}
-        tables = {}
-        model = load_toml(value, "recipe").get("model")  # read and checked by load_recipe above
-        if isinstance(model, dict):
-            tables["model"] = {k.replace("-", "_"): v for k, v in model.items()}
-        ctx.meta["blursynth.recipe_tables"] = tables
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+        ctx.meta["blursynth.recipe_tables"] = {"model": recipe.model} if recipe.model is not None else {}
     return value
-
-
-# The recipes installed with the package (blursynth/recipes/*.toml; recipes/ in a checkout links here).
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-def builtin_recipes() -> dict[str, Path]:
-    """Name (file name without ``.toml``) -> path of every recipe installed with blursynth."""
-    return {p.stem: p for p in sorted(RECIPES.glob("*.toml"))}
 
 
 class RecipeType(click.ParamType):
@@ -217,11 +186,8 @@ class RecipeType(click.ParamType):
     name = "NAME|FILE"
 
     def convert(self, value, param, ctx):
-        path = Path(value)
-        if path.exists() and not path.is_dir():  # a FIFO or a device too: load_recipe names what it is
-            return str(path)
-        found = builtin_recipes().get(path.name.removesuffix(".toml")) if len(path.parts) <= 2 else None
-        if found is not None and (len(path.parts) == 1 or path.parent.name == "recipes"):
+        found = find_recipe(value)
+        if found is not None:
             return str(found)
         self.fail(f"{value}: no such file and no installed recipe of that name "
                   f"(installed: {', '.join(builtin_recipes())}; 'blursynth recipes' describes them)", param, ctx)
@@ -343,10 +309,10 @@ def run_options(command: str):
 def make_run_options(kw: dict):
     """Pop the run options out of a command's keyword arguments (no ``--out``: the
     engine's default folder, :func:`blursynth.run.engine.default_out`)."""
-    from blursynth.run.engine import RunOptions
-    keys = ("out", "shard_size", "compression", "workers", "backend", "scheduler", "overwrite",
-            "skip_bad", "quiet")
-    return RunOptions(**{k: kw.pop(k) for k in keys}, max_pixels=pixel_limit(kw.pop("max_megapixels")))
+    from blursynth.run.options import RunOptions
+    # the flags named as the fields they give; --max-megapixels gives max_pixels, in pixels
+    same = [name for name, option in option_names().items() if option == name]
+    return RunOptions(**{k: kw.pop(k) for k in same}, max_pixels=pixel_limit(kw.pop("max_megapixels")))
 
 
 def max_megapixels_option(default: int):

@@ -53,7 +53,7 @@ class FrameStream:
 
     def __init__(self, spec: HighspeedSpec, worker: Worker):
         self.spec, self.worker = spec, worker
-        self.video = _video_reader(worker, spec.path, spec.source) if spec.clip_kind == "video" else None
+        self.video = _video_reader(worker, spec.path, spec.source) if spec.stored_as == "video" else None
 
     def stream(self, indices: list[int]):
         """Yield the frames at ``indices`` in order.

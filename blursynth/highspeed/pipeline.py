@@ -124,6 +124,6 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
         recorded["src_fallback"] = fallback
     # Both counts of every video: what its header claims and what decodes (the plan's).
     videos = [{"source": c.id, "header_frames": c.header_frames, "decoded_frames": c.n_frames}
-              for c in clips if c.kind == "video"]
+              for c in clips if c.stored_as == "video"]
     return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped, sources=videos,
                announce=[estimate, *_assumed_rate(config, clips)])

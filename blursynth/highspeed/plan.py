@@ -24,7 +24,7 @@ class HighspeedSpec:
     seed: int
     source: str
     path: str
-    clip_kind: str
+    stored_as: str  # the clip's: "frames" | "video"
     files: tuple[str, ...]  # frame files start..start+span-1 (frame folders only)
     size: tuple[int, int]
     start: int
@@ -148,7 +148,7 @@ def plan(config: HighspeedConfig, clips: list[Clip], skip_bad: bool = False):
                 index = len(specs)
                 specs.append(HighspeedSpec(
                     index=index, seed=0, source=clip.id, path=clip.path,
-                    clip_kind=clip.kind, files=clip.files[start:end] if clip.files else (),
+                    stored_as=clip.stored_as, files=clip.files[start:end] if clip.files else (),
                     # the frames of its content only: frames decoded ahead are the next spec's
                     stamps=clip.stamps[start:start + span] if clip.files else clip.stamps,
                     size=clip.size, start=start, tau=tau, T=T, seq_len=config.seq_len,

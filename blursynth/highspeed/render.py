@@ -62,7 +62,7 @@ def render(spec: HighspeedSpec, worker: Worker | None = None) -> Sample:
         with ``--latent K``, and the meta fields of docs/format.md.
     """
     response = parse_response(spec.response)
-    curves = {"blur": response, **{rendition_array(r.kind): r for r in map(parse_response, spec.renditions)}}
+    curves = {"blur": response, **{rendition_array(r.family): r for r in map(parse_response, spec.renditions)}}
     frames = FrameStream(spec, worker or Worker())
     mid = (spec.tau - 1) // 2
     latent_at = {j: i for i, j in enumerate(latent_offsets(spec.tau, spec.latent))} if spec.latent else {}

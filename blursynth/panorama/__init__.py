@@ -12,9 +12,11 @@ into the blurred image. This module does that (see docs/panorama.md):
   reads them in the worker (large JPEGs at 1/2 or 1/4 size; HDR radiance
   checked finite and non-negative there);
 * config: :mod:`blursynth.panorama.config` (:class:`PanoramaConfig`);
-* plan: :mod:`blursynth.panorama.plan` draws each sample's orientation and
-  motion from its own seed and fixes the number of frames so that no pixel
-  moves more than ``--max-step`` pixels between two frames;
+* discover: :func:`blursynth.panorama.pipeline.discover` finds and checks the sources;
+* plan: :mod:`blursynth.panorama.plan` (pure, given the checked panoramas) draws
+  each sample's orientation and motion from its own seed and fixes the number
+  of frames so that no pixel moves more than ``--max-step`` pixels between two
+  frames;
 * render: :mod:`blursynth.panorama.render` turns one :class:`PanoramaSpec`
   into blur, sharp and latent frames: every frame is one ``cv2.remap`` of the
   linear panorama (cached per worker) through maps built from the rotated
@@ -33,11 +35,11 @@ axis change smoothly, and frame ``j`` exposes ``t`` in ``[j, j + D]``.
 """
 
 from blursynth.panorama.config import KIND, PanoramaConfig
-from blursynth.panorama.pipeline import check_device, synthesize
+from blursynth.panorama.pipeline import check_device, discover, synthesize
 from blursynth.panorama.plan import PanoramaSpec, frames_per_radian, n_frames_for, plan, plan_sample, working_width
 from blursynth.panorama.render import CpuViews, exposure_of, render, render_view
 
 __all__ = [
-    "KIND", "CpuViews", "PanoramaConfig", "PanoramaSpec", "check_device", "exposure_of", "frames_per_radian",
-    "n_frames_for", "plan", "plan_sample", "render", "render_view", "synthesize", "working_width",
+    "KIND", "CpuViews", "PanoramaConfig", "PanoramaSpec", "check_device", "discover", "exposure_of",
+    "frames_per_radian", "n_frames_for", "plan", "plan_sample", "render", "render_view", "synthesize", "working_width",
 ]

@@ -1,4 +1,4 @@
-"""The ``panorama`` command as a library call: check, plan, then run the engine."""
+"""The ``panorama`` command as a library call: discover, check, plan, then run the engine."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from blursynth.panorama.config import KIND, PanoramaConfig
 from blursynth.panorama.plan import plan
 from blursynth.panorama.render import render
 from blursynth.dataset import Manifest
+from blursynth.sources import panoramas as sources
+from blursynth.sources.panoramas import Panorama
 
 
 def check_device(device: str) -> None:
@@ -52,6 +54,37 @@ def check_budget(config: PanoramaConfig, out) -> str:
                              budget.count(config.n, "sample"))
 
 
+def discover(config: PanoramaConfig, skip_bad: bool = False,
+             max_pixels: int | None = None) -> tuple[list[Panorama], list[dict]]:
+    """The panoramas of ``config.src``, their headers checked and their files stamped.
+
+    Parameters
+    ----------
+    config : PanoramaConfig
+    skip_bad : bool
+        List unusable panoramas instead of raising (``--skip-bad``).
+    max_pixels : int, optional
+        The pixel limit of a panorama's header (default 400 megapixels, ``--max-megapixels``).
+
+    Returns
+    -------
+    panoramas : list of Panorama
+        Absolute paths, with the size and mtime of each file (:meth:`Panorama.planned`).
+    skipped : list of dict
+        ``{"source": id, "reason": ...}`` per unusable panorama.
+
+    Raises
+    ------
+    BlursynthError
+        No usable panorama.
+    """
+    panoramas, skipped = sources.discover(config.src, skip_bad=skip_bad, max_pixels=max_pixels)
+    if not panoramas:
+        first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
+        raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")
+    return [pano.planned() for pano in panoramas], skipped
+
+
 def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     """Discover, plan, render and write a whole dataset (the ``panorama`` command).
 
@@ -67,6 +100,8 @@ def synthesize(config: PanoramaConfig, options: RunOptions) -> Manifest:
     Manifest
     """
     check_device(config.device)
+    # the budget needs no source: a plan too large is refused before the folders are walked
     estimate = check_budget(config, options.out or default_out(KIND))
-    specs, skipped = plan(config, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
+    panoramas, skipped = discover(config, skip_bad=options.skip_bad, max_pixels=options.max_pixels)
+    specs = plan(config, panoramas)
     return run(KIND, config.to_dict(), config.seed, specs, render, options, skipped=skipped, announce=[estimate])

@@ -1,4 +1,4 @@
-"""Plan: config + checked panoramas -> one frozen :class:`PanoramaSpec` per sample.
+"""Plan (pure): config + checked panoramas -> one frozen :class:`PanoramaSpec` per sample.
 
 Every random draw of sample ``i`` comes from its own stream
 ``sample_rng(seed, i)`` (:mod:`blursynth.run.seeds`), so a spec does not depend on
@@ -14,11 +14,10 @@ import numpy as np
 import quaternion
 
 import blursynth.panorama.geometry as geometry
-from blursynth.errors import BlursynthError
 from blursynth.panorama.config import PanoramaConfig
 from blursynth.realism import Realism
 from blursynth.run.seeds import sample_sequence, sequence_seed
-from blursynth.sources.panoramas import Panorama, discover
+from blursynth.sources.panoramas import Panorama
 
 
 def working_width(width: int, size: tuple[int, int], fov: float) -> int:
@@ -59,7 +58,7 @@ class PanoramaSpec:
     seed: int
     source: str
     path: str
-    kind: str
+    dynamic_range: str  # the panorama's: "ldr" | "hdr"
     pano_width: int
     size: tuple[int, int]
     fov: float
@@ -173,7 +172,8 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         n_frames_for(duty * geometry.path_max_speed(omega0, omega1, span, j, j + duty), k)
         for j in range(config.seq_len))
     return PanoramaSpec(
-        index=index, seed=sequence_seed(sequence), source=pano.id, path=pano.path, kind=pano.kind,
+        index=index, seed=sequence_seed(sequence), source=pano.id, path=pano.path,
+        dynamic_range=pano.dynamic_range,
         pano_width=working_width(pano.size[0], config.size, config.fov), size=tuple(config.size),
         fov=float(config.fov), yaw_deg=yaw, pitch_deg=pitch,
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
@@ -182,9 +182,8 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
         response=config.response_name, device=config.device, realism=config.realism, stamps=pano.stamps)
 
 
-def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
-         skip_bad: bool = False, max_pixels: int | None = None) -> tuple[list[PanoramaSpec], list[dict]]:
-    """Config (+ checked panoramas) -> ``(specs, skipped)``, specs in index order.
+def plan(config: PanoramaConfig, panoramas: list[Panorama]) -> list[PanoramaSpec]:
+    """Pure: config + checked panoramas -> specs in index order.
 
     Samples come in groups of ``K = per_panorama`` consecutive ones (the last
     group may be shorter); of ``G = ceil(N / K)`` groups, group ``g`` uses
@@ -195,35 +194,15 @@ def plan(config: PanoramaConfig, panoramas: list[Panorama] | None = None,
     Parameters
     ----------
     config : PanoramaConfig
-    panoramas : list of Panorama, optional
-        The checked sources; without them they are found with
-        :func:`blursynth.sources.panoramas.discover`.
-    skip_bad : bool
-        With ``panoramas`` None: list unusable panoramas instead of raising.
-    max_pixels : int, optional
-        With ``panoramas`` None: the pixel limit of a panorama's header
-        (default 400 megapixels, ``--max-megapixels``).
+    panoramas : list of Panorama
+        The checked sources, at least one
+        (:func:`blursynth.panorama.pipeline.discover`).
 
     Returns
     -------
-    specs : list of PanoramaSpec
-    skipped : list of dict
-        ``{"source": id, "reason": ...}`` per unusable panorama.
-
-    Raises
-    ------
-    BlursynthError
-        No usable panorama.
+    list of PanoramaSpec
     """
-    skipped: list[dict] = []
-    if panoramas is None:
-        panoramas, skipped = discover(config.src, skip_bad=skip_bad, max_pixels=max_pixels)
-    panoramas = [pano.planned() for pano in panoramas]  # absolute paths, and the stamps of the files
-    if not panoramas:
-        first = f" (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else ""
-        raise BlursynthError(f"--src: no usable panorama, every one was skipped{first}")
     k = frames_per_radian(config)
     s, per = len(panoramas), config.per_panorama
     groups = -(-config.n // per)
-    specs = [plan_sample(config, i, panoramas[(i // per) * s // groups], k) for i in range(config.n)]
-    return specs, skipped
+    return [plan_sample(config, i, panoramas[(i // per) * s // groups], k) for i in range(config.n)]

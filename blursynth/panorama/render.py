@@ -129,7 +129,7 @@ class CpuViews:
 
 
 def _source_key(spec: PanoramaSpec) -> tuple:
-    return (spec.path, spec.kind, spec.response, spec.pano_width, spec.source)
+    return (spec.path, spec.dynamic_range, spec.response, spec.pano_width, spec.source)
 
 
 def _load(spec: PanoramaSpec, worker: Worker) -> np.ndarray:
@@ -245,7 +245,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     pano = _load(spec, worker)
     # Realism (blursynth.realism): drawn from the sample's own named streams.
     params = spec.realism.draw(spec.seed)
-    saturate = spec.kind != "hdr" and params.get("saturation", 0.0) > 0  # HDR saturates by itself
+    saturate = spec.dynamic_range != "hdr" and params.get("saturation", 0.0) > 0  # HDR saturates by itself
     if saturate:
         pano = _with_clip_mask(pano, worker)
     views = _views(spec, pano, worker)
@@ -256,7 +256,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     # Pass 1: the sharp mid-exposure frames, which also set the exposure.
     sharp_rot = np.stack([spec.rotations(j, [half])[0] for j in range(L)])
     _, sharp_lin = views.render(sharp_rot, [True] * L)
-    if spec.kind == "hdr":
+    if spec.dynamic_range == "hdr":
         exposure = exposure_of(np.stack([sharp_lin[j][..., 3] for j in range(L)]))
     else:
         exposure = 1.0
@@ -306,7 +306,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     if latent is not None:
         arrays["latent"] = latent
     meta = {
-        "index": spec.index, "seed": spec.seed, "source": spec.source, "hdr": int(spec.kind == "hdr"),
+        "index": spec.index, "seed": spec.seed, "source": spec.source, "hdr": int(spec.dynamic_range == "hdr"),
         "q0": per_frame(q0s), "q1": per_frame(q1s), "q_sharp": per_frame(qmid),
         "angle_deg": per_frame(angles), "n_frames": per_frame(spec.n_frames),
         "yaw_deg": spec.yaw_deg, "pitch_deg": spec.pitch_deg,

@@ -17,7 +17,6 @@ import contextlib
 import os
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -29,72 +28,11 @@ from blursynth.dataset import Manifest, shard_name
 from blursynth.dataset.outdir import output_folder
 from blursynth.errors import BlursynthError, note
 from blursynth.run.pool import local_workers
+from blursynth.run.options import RunOptions
 from blursynth.run.progress import LiveProgress, progress_bar
 from blursynth.run.resume import bad_sources, needing_redo, prepare_out, remove_temporaries, resume
 from blursynth.run.shard_task import Renderer, ShardCut, ShardJob, render_shard
 from blursynth.run.signals import spawning_ignores_sigint, stop_on_sigterm
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run (never what to make).
-
-    None of these changes the output bytes except ``shard_size`` and
-    ``compression``, which are part of the dataset's identity.
-
-    Attributes
-    ----------
-    out : Path, optional
-        The dataset folder (``--out``); None: :func:`default_out` of the kind,
-        ``./highspeed-out`` or ``./panorama-out``.
-    shard_size : int
-        Samples per shard file.
-    compression : {"none", "lzf", "gzip"}
-        HDF5 filter for frame arrays.
-    workers : int, optional
-        Worker processes (default: all cores; on Dask: all workers).
-    backend : {"loky", "dask"}
-        Local processes or an existing Dask cluster.
-    scheduler : str, optional
-        The Dask scheduler address (``backend="dask"``).
-    overwrite : bool
-        Replace a different dataset in ``out``.
-    skip_bad : bool
-        Leave unusable sources out and list them in the manifest.
-    max_pixels : int, optional
-        The most pixels a source image may declare in its header
-        (``--max-megapixels``); None: 100 megapixels for frames, 400 for
-        panoramas (:mod:`blursynth.sources.headers`).
-    quiet : bool
-        No progress bar.
-    threads_per_worker : int, optional
-        Threads a renderer may use (:class:`blursynth.run.worker.Worker`); default
-        cores // min(workers, shards to make), 1 on Dask.
-    """
-
-    out: Path | None = None
-    shard_size: int = 32
-    compression: str = "none"
-    workers: int | None = None
-    backend: str = "loky"
-    scheduler: str | None = None
-    overwrite: bool = False
-    skip_bad: bool = False
-    quiet: bool = False
-    threads_per_worker: int | None = None  # None: cores // min(workers, shards to make) (1 on Dask)
-    max_pixels: int | None = None
-
-    def __post_init__(self):
-        if self.max_pixels is not None and self.max_pixels < 1:
-            raise BlursynthError(f"--max-megapixels {self.max_pixels / 1e6:g}: must be more than 0")
-        if self.shard_size < 1:
-            raise BlursynthError(f"--shard-size {self.shard_size}: must be at least 1")
-        if self.workers is not None and self.workers < 1:
-            raise BlursynthError(f"--workers {self.workers}: must be at least 1")
-        if self.backend not in ("loky", "dask"):
-            raise BlursynthError(f"--backend {self.backend}: expected loky or dask")
-        if self.backend == "dask" and not self.scheduler:
-            raise BlursynthError("--backend dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
 
 
 @contextlib.contextmanager

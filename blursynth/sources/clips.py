@@ -62,12 +62,13 @@ class Clip:
         Path relative to its ``--src`` root, POSIX-style.
     path : str
         The folder or video file.
-    kind : {"frames", "video"}
+    stored_as : {"frames", "video"}
+        A folder of frame files, or one video file.
     n_frames : int
     size : (int, int)
         ``(W, H)`` of every frame.
     files : tuple of str
-        Frame file names in order (``kind == "frames"``).
+        Frame file names in order (``stored_as == "frames"``).
     stamps : tuple of Stamp
         Size and modification time of each frame file (in the order of
         ``files``) or of the video, once :meth:`planned` took them.
@@ -75,12 +76,12 @@ class Clip:
 
     id: str
     path: str
-    kind: str  # "frames" | "video"
+    stored_as: str  # "frames" | "video"
     n_frames: int
     size: tuple[int, int]  # (W, H)
-    files: tuple[str, ...] = ()  # frame file names in order (kind == "frames")
+    files: tuple[str, ...] = ()  # frame file names in order (stored_as == "frames")
     fps: float | None = None  # the container's frame rate (videos that report one)
-    header_frames: int | None = None  # what a video's container claims (kind == "video")
+    header_frames: int | None = None  # what a video's container claims (stored_as == "video")
     stamps: tuple[Stamp, ...] = ()  # see planned()
 
     def planned(self) -> "Clip":
@@ -88,7 +89,7 @@ class Clip:
         relative one against its own working folder) and the :mod:`stamps
         <blursynth.sources.stamps>` of its files, taken now."""
         path = Path(self.path).absolute()
-        files = [path / name for name in self.files] if self.kind == "frames" else [path]
+        files = [path / name for name in self.files] if self.stored_as == "frames" else [path]
         return replace(self, path=str(path), stamps=tuple(take_stamp(f) for f in files))
 
 

@@ -102,8 +102,8 @@ def pfm_size(path: str | Path) -> tuple[int, int]:
             raise ValueError("truncated PFM header")
         tokens.append(head[start:pos])
         end = pos + 1
-    kind, w, h, scale = tokens
-    if kind not in (b"PF", b"Pf"):
+    magic, w, h, scale = tokens
+    if magic not in (b"PF", b"Pf"):
         raise ValueError("not a PFM file (no 'PF'/'Pf' signature)")
     try:
         width, height, scale = int(w), int(h), float(scale)
@@ -111,7 +111,7 @@ def pfm_size(path: str | Path) -> tuple[int, int]:
         raise ValueError("bad PFM header (width, height and scale must be numbers)") from None
     if width < 1 or height < 1 or scale == 0:
         raise ValueError(f"bad PFM header ({width}x{height}, scale {scale:g})")
-    channels = 3 if kind == b"PF" else 1
+    channels = 3 if magic == b"PF" else 1
     need = end + 4 * channels * width * height
     have = os.stat(path).st_size
     if have < need:
@@ -214,9 +214,9 @@ def tiff_size(path: str | Path) -> tuple[int, int]:
     size = {}
     for k in range(len(entries) // 12):
         entry = entries[12 * k:12 * k + 12]
-        tag, kind = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
-        if tag in (256, 257) and kind in (3, 4):  # SHORT: the first 2 bytes of the value field
-            size[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+        tag, field_type = int.from_bytes(entry[0:2], order), int.from_bytes(entry[2:4], order)
+        if tag in (256, 257) and field_type in (3, 4):  # SHORT: the first 2 bytes of the value field
+            size[tag] = int.from_bytes(entry[8:10] if field_type == 3 else entry[8:12], order)
     if 256 not in size or 257 not in size or min(size.values()) < 1:
         raise ValueError("no TIFF image size in the first directory")
     return size[256], size[257]

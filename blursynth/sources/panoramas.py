@@ -4,9 +4,9 @@
 :mod:`blursynth.sources.discovery`); a panorama's id is its path relative to
 the folder given. Supported files:
 
-* 8-bit ``.jpg``/``.jpeg``/``.png`` (``kind="ldr"``): display-referred, taken
+* 8-bit ``.jpg``/``.jpeg``/``.png`` (``dynamic_range="ldr"``): display-referred, taken
   to linear light through the response curve (``--response``);
-* ``.hdr`` (Radiance), ``.pfm`` and ``.exr`` (``kind="hdr"``): linear radiance,
+* ``.hdr`` (Radiance), ``.pfm`` and ``.exr`` (``dynamic_range="hdr"``): linear radiance,
   which must be finite and non-negative.
 
 Every panorama must be 2:1 (equirectangular) and declare at most 400
@@ -61,12 +61,12 @@ def default_sources() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Panorama:
-    """One usable panorama: id (path relative to its --src root), file, kind, size (W, H),
+    """One usable panorama: id (path relative to its --src root), file, dynamic range, size (W, H),
     and once :meth:`planned` took it, the file's stamp (:mod:`blursynth.sources.stamps`)."""
 
     id: str
     path: str
-    kind: str  # "ldr" (8-bit, through the response curve) | "hdr" (linear radiance)
+    dynamic_range: str  # "ldr" (8-bit, through the response curve) | "hdr" (linear radiance)
     size: tuple[int, int]
     stamps: tuple[Stamp, ...] = ()  # see planned()
 
@@ -77,7 +77,7 @@ class Panorama:
         return replace(self, path=str(path), stamps=(take_stamp(path),))
 
 
-def kind_of(path: Path) -> str | None:
+def dynamic_range_of(path: Path) -> str | None:
     """``"ldr"``, ``"hdr"`` or None (not a panorama file), by the file's extension."""
     ext = path.suffix.lower()
     return "ldr" if ext in LDR_EXTS else "hdr" if ext in HDR_EXTS else None
@@ -143,15 +143,15 @@ def jpeg_reduction(width: int, target: int) -> int:
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
 
 
-def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) -> np.ndarray:
-    """Decode a panorama: uint8 RGB (``kind="ldr"``) or float32 RGB radiance (``"hdr"``).
+def read_image(path: str | Path, dynamic_range: str, source_id: str, reduction: int = 1) -> np.ndarray:
+    """Decode a panorama: uint8 RGB (``dynamic_range="ldr"``) or float32 RGB radiance (``"hdr"``).
 
     Parameters
     ----------
     path : str or Path
         A .jpg/.png, .hdr, .pfm or .exr file (.exr needs the OpenEXR bindings).
-    kind : {"ldr", "hdr"}
-        How to decode it (see :func:`kind_of`).
+    dynamic_range : {"ldr", "hdr"}
+        How to decode it (see :func:`dynamic_range_of`).
     source_id : str
         The panorama's id, named in errors (and by ``--skip-bad``).
     reduction : int
@@ -174,7 +174,7 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
     if path.suffix.lower() == ".exr":
         image = _read_exr(path, source_id)
     else:
-        if kind == "ldr":
+        if dynamic_range == "ldr":
             jpeg = path.suffix.lower() in (".jpg", ".jpeg")
             # EXIF orientation is ignored: the size checked from the header at
             # plan time is then the size decoded here.
@@ -185,7 +185,7 @@ def read_image(path: str | Path, kind: str, source_id: str, reduction: int = 1) 
         if image is None:
             raise BadSourceError(source_id, f"{path}: not a readable image")
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
-        if kind == "hdr":
+        if dynamic_range == "hdr":
             image = image.astype(np.float32, copy=False)
         elif jpeg and reduction > 1:
             return image  # 2:1 was checked on the header; ceil(W / r) x ceil(H / r) need not be
@@ -297,18 +297,18 @@ def probe(path: str | Path, source_id: str, max_pixels: int = headers.PANORAMA_P
     path = Path(path)
     w, h = image_size(path, source_id, max_pixels)
     _check_shape(w, h, path, source_id)
-    return Panorama(source_id, str(path), kind_of(path), (w, h))
+    return Panorama(source_id, str(path), dynamic_range_of(path), (w, h))
 
 
 def _candidates(root: Path, max_pixels: int):
     """``(id, probe)`` of every panorama under one ``--src`` entry."""
     if root.is_file():
-        if kind_of(root) is None:
+        if dynamic_range_of(root) is None:
             raise BlursynthError(f"--src {root}: not a panorama image ({_EXTS}) or a folder")
         return [(root.name, lambda: probe(root, root.name, max_pixels))]
     return [(pid, lambda p=folder / name, i=pid: probe(p, i, max_pixels))
             for folder, rel, files in walk(root)
-            for name in files if kind_of(Path(name)) is not None
+            for name in files if dynamic_range_of(Path(name)) is not None
             for pid in [relative_id(rel, name)]]
 
 
@@ -351,7 +351,7 @@ def discover(sources, skip_bad: bool = False,
 _RGB_TO_RGBL = np.vstack([np.eye(3), [LUMA]]).astype(np.float32)
 
 
-def linear_rgbl(image: np.ndarray, kind: str, response_name: str, width: int) -> np.ndarray:
+def linear_rgbl(image: np.ndarray, dynamic_range: str, response_name: str, width: int) -> np.ndarray:
     """Linear float32 ``[width / 2, width, 4]``: RGB plus luminance.
 
     8-bit images are linearized through the response curve first; then the
@@ -359,30 +359,30 @@ def linear_rgbl(image: np.ndarray, kind: str, response_name: str, width: int) ->
     when it is wider. Exposure needs the luminance, and ``cv2.remap`` is
     faster on 4 float channels than on 3.
     """
-    linear = parse_response(response_name).linearize(image) if kind == "ldr" else image
+    linear = parse_response(response_name).linearize(image) if dynamic_range == "ldr" else image
     if linear.shape[1] != width or linear.shape[0] != width // 2:
         linear = cv2.resize(linear, (width, width // 2), interpolation=cv2.INTER_AREA)
     return cv2.transform(linear, _RGB_TO_RGBL)
 
 
-def _reduction(path: str, kind: str, width: int, source_id: str) -> int:
+def _reduction(path: str, dynamic_range: str, width: int, source_id: str) -> int:
     """libjpeg scale-down for a JPEG panorama much wider than ``width`` (1 otherwise)."""
-    if kind != "ldr" or Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+    if dynamic_range != "ldr" or Path(path).suffix.lower() not in (".jpg", ".jpeg"):
         return 1
     return jpeg_reduction(image_size(path, source_id)[0], width)
 
 
 @functools.lru_cache(maxsize=4)
-def _padded(path: str, stamp: tuple[int, int], source_id: str, kind: str, response_name: str,
+def _padded(path: str, stamp: tuple[int, int], source_id: str, dynamic_range: str, response_name: str,
             width: int) -> np.ndarray:
-    image = read_image(path, kind, source_id, _reduction(path, kind, width, source_id))
-    padded = geometry.pad_equirect(linear_rgbl(image, kind, response_name, width), geometry.PAD,
+    image = read_image(path, dynamic_range, source_id, _reduction(path, dynamic_range, width, source_id))
+    padded = geometry.pad_equirect(linear_rgbl(image, dynamic_range, response_name, width), geometry.PAD,
                                    geometry.seam_pad(width))
     padded.setflags(write=False)
     return padded
 
 
-def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
+def load_panorama(path: str | Path, dynamic_range: str, response_name: str, width: int,
                   source_id: str | None = None) -> np.ndarray:
     """The linear panorama ready to sample: float32 ``[H + 2, W + 2 pad_x, 4]`` (RGB, luminance).
 
@@ -399,7 +399,7 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
     ----------
     path : str or Path
         The panorama file.
-    kind : {"ldr", "hdr"}
+    dynamic_range : {"ldr", "hdr"}
         How to decode it.
     response_name : str
         The response curve that takes 8-bit files to linear light.
@@ -419,4 +419,4 @@ def load_panorama(path: str | Path, kind: str, response_name: str, width: int,
         st = os.stat(path)
     except OSError as exc:
         raise BadSourceError(source_id, f"{path}: cannot read ({exc.strerror})") from None
-    return _padded(path, (st.st_mtime_ns, st.st_size), source_id, kind, response_name, int(width))
+    return _padded(path, (st.st_mtime_ns, st.st_size), source_id, dynamic_range, response_name, int(width))

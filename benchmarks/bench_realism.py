@@ -100,7 +100,7 @@ def main():
         # Panorama: the built-in 8-bit rendition (saturation needs 8-bit sources).
         ldr = next(p for p in builtin_panoramas() if p.suffix.lower() == ".jpg")
         pano_cases = dict(PANORAMA_CASES, saturation={"saturation": (0.25, 1.75)})
-        pconfigs = {name: PanoramaConfig(src=(str(ldr),), n=args.samples, size=(720, 1280), latent=0, **kw)
+        pconfigs = {name: PanoramaConfig(src=(str(ldr),), n=args.samples, size=(1280, 720), latent=0, **kw)
                     for name, kw in pano_cases.items()}
         pspecs = {name: plan_panorama(c, discover_panoramas(c)[0]) for name, c in pconfigs.items()}
         time_renders(render_panorama, pspecs["plain"])  # warm the panorama cache

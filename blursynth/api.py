@@ -114,7 +114,7 @@ def make_panorama(n: int, *, recipe: str | Path | None = None, **kwargs) -> Mani
         Any field of :class:`blursynth.panorama.PanoramaConfig` or of
         :class:`blursynth.run.engine.RunOptions`, as in :func:`make_highspeed`;
         ``src`` defaults to the bundled panoramas. ``size`` is ``(W, H)``, as
-        ``--size WxH`` (the config itself holds ``(H, W)``).
+        ``--size WxH``.
     recipe : str or Path, optional
         A recipe, as in :func:`make_highspeed` (``"argaw2021_panorama"``).
 
@@ -126,9 +126,6 @@ def make_panorama(n: int, *, recipe: str | Path | None = None, **kwargs) -> Mani
     from blursynth.panorama import PanoramaConfig, synthesize
 
     fields, options = _split(PanoramaConfig, _with_recipe(PanoramaConfig, recipe, kwargs))
-    if "size" in fields:
-        w, h = fields["size"]
-        fields["size"] = (h, w)
     if "src" in fields:
         src = fields["src"]
         fields["src"] = tuple(str(s) for s in ((src,) if isinstance(src, (str, Path)) else src))

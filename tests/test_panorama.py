@@ -174,7 +174,7 @@ def test_torch_grid_sample_path_agrees_with_cv2_path(small_pano):
 
 # --------------------------------------------------------------- sampling
 def test_draws_follow_the_documented_distribution(small_pano):
-    config = PanoramaConfig(src=(str(small_pano),), n=6, size=(32, 48), max_rotation=12, max_pitch=25, seed=9)
+    config = PanoramaConfig(src=(str(small_pano),), n=6, size=(48, 32), max_rotation=12, max_pitch=25, seed=9)
     panoramas, skipped = discover(config)
     specs = plan(config, panoramas)
     assert skipped == [] and [s.index for s in specs] == list(range(6))
@@ -209,7 +209,7 @@ def test_frame_count_grows_in_proportion_to_the_angle(small_pano):
 
 def test_default_frame_count_keeps_every_step_under_max_step(small_pano):
     size, fov, step = (48, 64), 70.0, 0.5
-    config = PanoramaConfig(src=(str(small_pano),), n=3, size=size, fov=fov, max_step=step, max_rotation=8)
+    config = PanoramaConfig(src=(str(small_pano),), n=3, size=size[::-1], fov=fov, max_step=step, max_rotation=8)
     specs = planned(config)
     h, w = size
     f = (w / 2) / math.tan(math.radians(fov) / 2)
@@ -233,7 +233,7 @@ def test_default_frame_count_keeps_every_step_under_max_step(small_pano):
 # ----------------------------------------------------------------- render
 def test_blur_is_the_average_of_independently_rendered_frames(small_pano):
     size, fov = (40, 48), 65.0
-    config = PanoramaConfig(src=(str(small_pano),), n=3, size=size, fov=fov, latent=3, seed=2)
+    config = PanoramaConfig(src=(str(small_pano),), n=3, size=size[::-1], fov=fov, latent=3, seed=2)
     specs = planned(config)
     for spec in specs:
         sample = render(spec)
@@ -262,7 +262,7 @@ def test_hdr_lights_saturate_into_streaks_within_range(tmp_path):
     radiance[63:65, 127:129] = 2e4  # a small light straight ahead (lon 0, lat 0)
     path = write_float(tmp_path / "light.hdr", radiance)
     size, fov = (64, 64), 60.0
-    config = PanoramaConfig(src=(str(path),), n=1, size=size, fov=fov, max_rotation=10, latent=0, seed=4)
+    config = PanoramaConfig(src=(str(path),), n=1, size=size[::-1], fov=fov, max_rotation=10, latent=0, seed=4)
     (spec,) = planned(config)
     # start so that the mid-exposure camera looks straight at the light
     omega = np.asarray(spec.omega0)
@@ -292,7 +292,7 @@ def test_hdr_lights_saturate_into_streaks_within_range(tmp_path):
 
 def test_exposure_of_real_hdr_puts_the_median_at_middle_grey():
     hdr = next(p for p in builtin_panoramas() if p.suffix == ".hdr")
-    config = PanoramaConfig(src=(str(hdr),), n=2, size=(48, 64), latent=0, seed=3)
+    config = PanoramaConfig(src=(str(hdr),), n=2, size=(64, 48), latent=0, seed=3)
     specs = planned(config)
     for spec in specs:
         sample = render(spec)
@@ -304,7 +304,7 @@ def test_exposure_of_real_hdr_puts_the_median_at_middle_grey():
 
 def test_sequence_mode_follows_the_documented_motion(small_pano):
     size, fov, L, D = (32, 40), 60.0, 3, 0.5
-    config = PanoramaConfig(src=(str(small_pano),), n=2, size=size, fov=fov, seq_len=L, duty=D, latent=2, seed=6)
+    config = PanoramaConfig(src=(str(small_pano),), n=2, size=size[::-1], fov=fov, seq_len=L, duty=D, latent=2, seed=6)
     specs = planned(config)
     for spec in specs:
         pano = load_panorama(small_pano, "ldr", "srgb", spec.pano_width)
@@ -515,7 +515,7 @@ def test_discovery_ids_and_duplicates(tmp_path, small_pano):
 
 @pytest.mark.parametrize("k", [0, 1, 7])
 def test_latent_counts(small_pano, k):
-    config = PanoramaConfig(src=(str(small_pano),), n=1, size=(16, 24), latent=k, seed=8)
+    config = PanoramaConfig(src=(str(small_pano),), n=1, size=(24, 16), latent=k, seed=8)
     (spec,) = planned(config)
     sample = render(spec)
     if k == 0:
@@ -538,7 +538,7 @@ def test_rendering_band_by_band_gives_the_bytes_of_whole_frames(small_pano, monk
     R = importlib.import_module("blursynth.panorama.render")  # the module, not the function it exports
     # low and steep views, so that grids of several steps and exact maps are all banded
     specs = [spec for pitch in (15, 80)
-             for spec in planned(PanoramaConfig(src=(str(small_pano),), n=6, size=(72, 96), fov=70.0, latent=3,
+             for spec in planned(PanoramaConfig(src=(str(small_pano),), n=6, size=(96, 72), fov=70.0, latent=3,
                                                 seed=5, max_pitch=pitch))]
     runs, counts = [], {}
     for band_bytes in (1 << 30, 1):  # one band per frame; bands of 8 rows

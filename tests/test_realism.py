@@ -151,7 +151,7 @@ def test_panorama_realism_noop_equals_plain_and_saturates_8bit_clipped_sky(tmp_p
     cv2.imwrite(str(tmp_path / "p.png"), pano)
 
     def run(name, **realism):
-        config = PanoramaConfig(src=(str(tmp_path / "p.png"),), n=2, size=(16, 24), max_rotation=5.0,
+        config = PanoramaConfig(src=(str(tmp_path / "p.png"),), n=2, size=(24, 16), max_rotation=5.0,
                                 max_pitch=0.0, latent=0, **realism)
         synthesize_panorama(config, RunOptions(out=tmp_path / name, workers=1, quiet=True))
         return list(iter_samples(tmp_path / name))

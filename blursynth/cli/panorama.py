@@ -62,7 +62,6 @@ def panorama(**kw):
     w, h = kw["size"]
     if w != h and ctx.get_parameter_source("size") not in (ParameterSource.DEFAULT, None):
         click.echo(f"blursynth: note: --size is now WxH (it was HxW): rendering {w} wide, {h} high", err=True)
-    kw["size"] = kw["size"][::-1]  # PanoramaConfig.size is (H, W)
     src = tuple(kw.pop("src") or ())
     config = PanoramaConfig(**({"src": src} if src else {}), **kw)
     report(synthesize(config, options), options.out)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import blursynth.panorama.geometry as geometry
 from blursynth.budget import MAX_FRAMES_PER_EXPOSURE
-from blursynth.config import SourceConfig
+from blursynth.config import SourceConfig, resolved_config
 from blursynth.errors import BlursynthError
 from blursynth.response import parse_response
 from blursynth.sources.panoramas import default_sources
@@ -19,7 +19,8 @@ KIND = "panorama"
 class PanoramaConfig(SourceConfig):
     """Everything that determines the content of a panorama dataset.
 
-    Angles are in degrees; ``size`` is ``(H, W)``. ``frames_per_degree=None``
+    Angles are in degrees; ``size`` is ``(W, H)``, as every size in blursynth (the
+    frames' array shape is :attr:`shape`). ``frames_per_degree=None``
     derives the frame count from ``max_step`` (see :func:`frames_per_radian`).
     ``per_panorama`` is the number of consecutive samples drawn from each
     panorama used (see :func:`blursynth.panorama.plan.plan`).
@@ -57,7 +58,7 @@ class PanoramaConfig(SourceConfig):
         if self.n < 1:
             bad("n", self.n, "must be at least 1")
         if len(self.size) != 2 or min(self.size) < 1:
-            bad("size", "x".join(map(str, self.size)), "must be two positive integers HxW")
+            bad("size", "x".join(map(str, self.size)), "must be two positive integers WxH")
         if not 0 < self.fov < 180:
             bad("fov", self.fov, "the horizontal field of view must be between 0 and 180 degrees (exclusive)")
         if not 0 <= self.max_pitch <= 90:
@@ -78,9 +79,9 @@ class PanoramaConfig(SourceConfig):
             bad("per-panorama", self.per_panorama, "must be at least 1")
         if self.seed < 0:
             bad("seed", self.seed, "must be 0 or more")
-        focal = geometry.focal_length(self.size[1], self.fov)
+        focal = geometry.focal_length(self.size[0], self.fov)
         if focal < 1:
-            bad("fov", self.fov, f"at a width of {self.size[1]} pixels the focal length is {focal:.3g} pixels; "
+            bad("fov", self.fov, f"at a width of {self.size[0]} pixels the focal length is {focal:.3g} pixels; "
                                  "it must be at least 1 (lower --fov or raise --size)")
         angle = self.duty * min(math.pi, 3 * math.radians(self.max_rotation))  # largest turn in one exposure
         frames = 1 + self.frames_per_radian * angle
@@ -105,4 +106,16 @@ class PanoramaConfig(SourceConfig):
         """
         if self.frames_per_degree is not None:
             return self.frames_per_degree * 180.0 / math.pi
-        return geometry.max_flow_per_radian(self.size, self.fov) / self.max_step
+        return geometry.max_flow_per_radian(self.shape, self.fov) / self.max_step
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``: the frames' array shape (rows, columns), as the geometry takes it."""
+        return self.size[1], self.size[0]
+
+    def to_dict(self) -> dict:
+        """The config as recorded in manifest.json; ``size`` is recorded ``[H, W]``, as it always
+        was, so that existing datasets keep their identity (resume, fingerprints)."""
+        recorded = resolved_config(self)
+        recorded["size"] = list(self.shape)
+        return recorded

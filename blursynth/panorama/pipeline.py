@@ -39,7 +39,7 @@ def check_budget(config: PanoramaConfig, out) -> str:
     :data:`blursynth.budget.MAX_PLANNED_SAMPLES` samples, or a dataset larger
     than the free space of ``out``. Returns the size estimate and the free space
     as one line (said before the first sample)."""
-    h, w = config.size
+    w, h = config.size
     L, K = config.seq_len, config.latent
     pano_w = 2 * math.ceil(math.pi * geometry.focal_length(w, config.fov))
     # the uint8 sample, float32 RGBL frames kept (latent + sharp + sum + one
@@ -48,7 +48,7 @@ def check_budget(config: PanoramaConfig, out) -> str:
     # one more padded panorama loaded ahead by a spare thread
     memory = (budget.frame_bytes(L, K, h, w) + 16 * h * w * (L * (K + 1) + 2) + 8 * h * w
               + 4 * 16 * pano_w * (pano_w // 2))
-    budget.check_sample_memory(memory, f"--size {h}x{w}, --seq-len {L}, --latent {K}")
+    budget.check_sample_memory(memory, f"--size {w}x{h}, --seq-len {L}, --latent {K}")
     budget.check_plan_size(config.n, f"--n {config.n}")
     return budget.check_disk(out, config.n * (budget.frame_bytes(L, K, h, w) + budget.SAMPLE_OVERHEAD),
                              budget.count(config.n, "sample"))

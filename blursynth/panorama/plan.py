@@ -33,7 +33,7 @@ def working_width(width: int, size: tuple[int, int], fov: float) -> int:
     width : int
         The panorama's width in pixels.
     size : (int, int)
-        ``(H, W)`` of the camera.
+        ``(W, H)`` of the camera.
     fov : float
         Horizontal field of view in degrees.
 
@@ -41,7 +41,7 @@ def working_width(width: int, size: tuple[int, int], fov: float) -> int:
     -------
     int
     """
-    target = 2 * math.ceil(math.pi * geometry.focal_length(size[1], fov))
+    target = 2 * math.ceil(math.pi * geometry.focal_length(size[0], fov))
     # never below 4 x 2: the padded panorama needs a row beyond each pole row
     return min(width, max(target, 4))
 
@@ -60,7 +60,7 @@ class PanoramaSpec:
     path: str
     dynamic_range: str  # the panorama's: "ldr" | "hdr"
     pano_width: int
-    size: tuple[int, int]
+    shape: tuple[int, int]  # (H, W) of the frames: the config's size (W, H) as array rows, columns
     fov: float
     yaw_deg: float
     pitch_deg: float
@@ -174,7 +174,7 @@ def plan_sample(config: PanoramaConfig, index: int, pano: Panorama, k: float) ->
     return PanoramaSpec(
         index=index, seed=sequence_seed(sequence), source=pano.id, path=pano.path,
         dynamic_range=pano.dynamic_range,
-        pano_width=working_width(pano.size[0], config.size, config.fov), size=tuple(config.size),
+        pano_width=working_width(pano.size[0], config.size, config.fov), shape=config.shape,
         fov=float(config.fov), yaw_deg=yaw, pitch_deg=pitch,
         q_start=tuple(float(v) for v in geometry.as_wxyz(q_start)),
         omega0=tuple(float(v) for v in omega0), omega1=tuple(float(v) for v in omega1),

@@ -171,22 +171,22 @@ def _views(spec: PanoramaSpec, pano: np.ndarray, worker: Worker):
         # the map builder (its fixed ray grids) is kept for the worker's next sample
         hw, pad_x = geometry.padded_layout(pano.shape)
         builders = worker.state("panorama.map_builders", dict)
-        key = (spec.size, spec.fov, hw, pad_x)
+        key = (spec.shape, spec.fov, hw, pad_x)
         if key not in builders:
             if len(builders) >= 4:
                 builders.pop(next(iter(builders)))
-            builders[key] = geometry.InterpolatedMapBuilder(spec.size, spec.fov, hw, pad_x)
-        return CpuViews(pano, spec.size, spec.fov, builders[key])
+            builders[key] = geometry.InterpolatedMapBuilder(spec.shape, spec.fov, hw, pad_x)
+        return CpuViews(pano, spec.shape, spec.fov, builders[key])
     from blursynth.panorama.torch_render import TorchViews
 
     # Keep the panorama on the device between samples (the numpy array is
     # held too, so its id stays unique while the entry lives).
     cache = worker.state("panorama.torch_views", dict)
-    key = (id(pano), spec.size, spec.fov, spec.device)
+    key = (id(pano), spec.shape, spec.fov, spec.device)
     if key not in cache:
         if len(cache) >= 2:
             cache.pop(next(iter(cache)))
-        cache[key] = (pano, TorchViews(pano, spec.size, spec.fov, spec.device))
+        cache[key] = (pano, TorchViews(pano, spec.shape, spec.fov, spec.device))
     return cache[key][1]
 
 
@@ -249,7 +249,7 @@ def render(spec: PanoramaSpec, worker: Worker | None = None) -> Sample:
     if saturate:
         pano = _with_clip_mask(pano, worker)
     views = _views(spec, pano, worker)
-    h, w = spec.size
+    h, w = spec.shape
     L, K = spec.seq_len, spec.latent
     half = Fraction(1, 2)
 

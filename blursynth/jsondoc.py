@@ -4,7 +4,7 @@ Every JSON or TOML file blursynth reads by name goes through here (issue 19,
 item 8): manifests (:meth:`blursynth.dataset.manifest.Manifest.load`), selections
 (:func:`blursynth.curate.selection.load_selection`), split files
 (:func:`blursynth.curate.split.load_split`) and recipes
-(:func:`blursynth.cli.common.load_recipe`). Each is
+(:func:`blursynth.recipes.load_recipe`). Each is
 
 * read through :func:`blursynth.infiles.read_input` (a regular file, within a
   size cap for its kind);

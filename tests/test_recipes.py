@@ -61,6 +61,7 @@ def test_make_panorama_takes_a_recipe(tmp_path):
     config = manifest.config
     assert config["fov"] == toml["fov"] and config["max_rotation"] == toml["max-rotation"]
     assert config["latent"] == 0 != toml["latent"]
+    assert config["size"] == [8, 16]  # manifest.json records [H, W], as it always has
     assert blursynth.open_dataset(tmp_path / "p")[0]["blur"].shape[-3:-1] == (8, 16)  # (W, H) = (16, 8)
 
 

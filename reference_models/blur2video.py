@@ -122,8 +122,6 @@ class Blur2Video(nn.Module):
     torch.Size([2, 3, 3, 33, 40])
     """
 
-    sample_kind = "latent"
-
     def __init__(self, frames: int | None = None, local_warp: bool = True, image_transformer: bool = True,
                  width_mult: float = 1.0, max_flow: float = 0.2, loss: str = "pml+tcl+pt",
                  lambda_tc: float = 0.1, lambda_p: float = 0.1,

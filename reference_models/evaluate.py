@@ -20,7 +20,7 @@ import torch
 
 from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
-from blursynth.dataset.outdir import OutputKind, check_output_file, json_bytes, write_output
+from blursynth.dataset.outdir import OutputMarker, check_output_file, json_bytes, write_output
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex, to_float
 from reference_models.metrics import SSIM_WINDOW, psnr, ssim, to_uint8_range
@@ -34,7 +34,7 @@ __all__ = ["EVAL_FORMAT", "evaluate", "evaluate_model", "format_table"]
 
 EVAL_FORMAT = "blursynth-eval/2"
 # What ``eval-reference`` writes, and how it knows a report it wrote (blursynth.dataset.outdir).
-EVAL_OUT = OutputKind.json("blursynth eval-reference", EVAL_FORMAT)
+EVAL_OUT = OutputMarker.json("blursynth eval-reference", EVAL_FORMAT)
 _KEYS = ("psnr_output", "psnr_input", "ssim_output", "ssim_input")
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from blursynth.curate.selection import load_selection
 from blursynth.dataset import Manifest
-from blursynth.dataset.outdir import OutputKind, json_bytes, output_folder, write_output
+from blursynth.dataset.outdir import OutputMarker, json_bytes, output_folder, write_output
 from blursynth.errors import BlursynthError
 from reference_models.checkpoint import build_model
 from reference_models.data import ShardIndex
@@ -59,7 +59,7 @@ from reference_models.verdicts import VALIDATE_FORMAT, Score, Validation, Verdic
 
 __all__ = ["choose_model", "validate_datasets"]
 
-VALIDATE_OUT = OutputKind.json("blursynth validate", VALIDATE_FORMAT)
+VALIDATE_OUT = OutputMarker.json("blursynth validate", VALIDATE_FORMAT)
 
 
 def choose_model(dataset: str | Path) -> str:

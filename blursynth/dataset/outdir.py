@@ -321,7 +321,6 @@ class OutputMarker:
             os.close(fd)
 
 
-OutputKind = OutputMarker  # the name before issue 21, still imported by reference_models; to remove
 
 
 def json_bytes(doc: dict) -> bytes:
@@ -415,6 +414,6 @@ def write_output(path: str | Path, data: bytes, output: OutputMarker, *, overwri
     return path
 
 
-__all__ = ["LOCK", "OutputKind", "OutputMarker", "check_output_file", "dataset_file", "entries", "json_bytes",
+__all__ = ["LOCK", "OutputMarker", "check_output_file", "dataset_file", "entries", "json_bytes",
            "locked", "make_folder", "output_folder", "real_subfolder", "remove_own", "subfolder", "temporaries_of",
            "write_output"]

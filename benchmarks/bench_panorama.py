@@ -55,7 +55,8 @@ import py360convert
 
 from blursynth.panorama import geometry
 from blursynth.panorama import PanoramaConfig, discover, plan, render
-from blursynth.sources.panoramas import builtin_panoramas, load_panorama
+from blursynth.panorama.load import load_panorama
+from blursynth.sources.panoramas import builtin_panoramas
 from blursynth.run.worker import Worker
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 

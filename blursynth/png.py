@@ -2,7 +2,7 @@
 
 ``export`` (every layout's frames), ``deblur`` (:mod:`reference_models.apply`)
 and the thumbnails of ``report``'s page encode with :func:`encode_png`; the
-bytes go to disk through :mod:`blursynth.dataset.atomic`. Contact sheets and the
+bytes go to disk through :mod:`blursynth.atomic`. Contact sheets and the
 report's plots are matplotlib figures and are saved by matplotlib.
 """
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from blursynth.budget import check_sample_memory
+from blursynth.cache import cache_dir, cache_unwritable
 from blursynth.errors import BlursynthError
 
 
@@ -177,36 +178,6 @@ def write_sample_clips(out: str | Path, n_clips: int, n_frames: int, size: tuple
 
 # The built-in clip as a --src fallback: frames as written by write_sample_clip's defaults.
 SAMPLE_CLIP = "sample-240fps"
-
-
-def cache_dir() -> Path:
-    """Where blursynth keeps what it makes once per user (the sample clip, the sample
-    datasets of ``train-reference``): ``$BLURSYNTH_CACHE``, else
-    ``$XDG_CACHE_HOME/blursynth``, else ``~/.cache/blursynth``."""
-    import os
-
-    if os.environ.get("BLURSYNTH_CACHE"):
-        return Path(os.environ["BLURSYNTH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "blursynth"
-
-
-def cache_unwritable(exc: OSError, what: str, hint: str = "") -> BlursynthError:
-    """The one-line error for a cache folder that cannot be written (any ``OSError``:
-    not a folder, read-only, full, no permission), naming the path and what to do.
-
-    Parameters
-    ----------
-    exc : OSError
-        What the write raised.
-    what : str
-        What was being written (``"the built-in sample clip"``).
-    hint : str
-        Another way out, appended (``", or pass --data"``).
-    """
-    where = exc.filename or cache_dir()
-    return BlursynthError(f"{where}: cannot write {what} there ({exc.strerror or exc}); "
-                          f"set BLURSYNTH_CACHE to a writable folder{hint}")
 
 
 def cached_sample_clip() -> Path:

@@ -37,7 +37,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from blursynth.dataset.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
+from blursynth.atomic import TMP_MARK, atomic_write_bytes, final_name, fsync_dir, publish
 from blursynth.dataset.outdir import entries, output_folder
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import load_json
@@ -165,7 +165,7 @@ def _previous(out: Path) -> dict | None:
 
 def _leftover(name: str) -> bool:
     """What a killed run left: its staging folder ``.deblur.tmp-PID``, a half-written
-    ``deblur.json.tmp-PID`` (exactly these names, :func:`blursynth.dataset.atomic.final_name`)."""
+    ``deblur.json.tmp-PID`` (exactly these names, :func:`blursynth.atomic.final_name`)."""
     return final_name(name) in (STAGING[:-len(TMP_MARK)], MARKER)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from blursynth.errors import BlursynthError
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.infiles import open_input
 from reference_models.registry import create_model, is_model, list_models
 

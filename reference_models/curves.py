@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 
 
 def plot_training(run: str | Path, out: str | Path | None = None) -> Path | None:

@@ -37,8 +37,8 @@ from typing import Callable
 from blursynth.run.engine import RunOptions
 from blursynth.errors import BlursynthError
 from blursynth.dataset import Manifest
-from blursynth.synthetic import cache_dir  # the one per-user cache folder (also the --src fallback clip)
-from blursynth.synthetic import cache_unwritable
+from blursynth.cache import cache_dir  # the one per-user cache folder (also the --src fallback clip)
+from blursynth.cache import cache_unwritable
 
 __all__ = ["REFERENCE_KINDS", "REFERENCE_SEEDS", "SAMPLE_VERSION", "cache_dir", "reference_test_set", "sample_dataset"]
 

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from blursynth.curate.selection import Selection
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.dataset.outdir import entries, temporaries_of
 from blursynth.errors import BlursynthError
 from reference_models.checkpoint import CHECKPOINT, build_model, load_checkpoint

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from reference_models.apply import deblur_frames
 from reference_models.checkpoint import model_from_checkpoint
 from reference_models.data import ShardIndex
@@ -74,7 +74,7 @@ def plot_validation(result: Validation, test_path: Path, out: Path, device: str 
     """``validate.png``: the trusted gain per source with its interval for each dataset, the overall
     mean with its interval, the threshold, and a few test samples as input / output(s) / sharp.
 
-    Written atomically (:func:`blursynth.dataset.atomic.atomic_write_bytes`), as ``curves.png`` is.
+    Written atomically (:func:`blursynth.atomic.atomic_write_bytes`), as ``curves.png`` is.
     """
     import matplotlib
     matplotlib.use("Agg")

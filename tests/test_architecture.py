@@ -137,3 +137,40 @@ def test_readme_layout_lists_every_module_and_nothing_else(package):
             rel.startswith(folder) and not any(e != folder and e.startswith(folder) for e in listed)
             for folder in listed if folder.endswith("/"))
         assert covered, f"{package}/{rel} is not in README.md's Layout"
+
+
+def package_of(module: str) -> str:
+    """The room a module lives in: its subpackage (``blursynth.run``), or itself when it sits at the top."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def package_graph(package: str) -> dict[str, set[str]]:
+    """Subpackage (or top-level module) -> the others it imports, from the module graph."""
+    graph: dict[str, set[str]] = {}
+    for module, targets in import_graph(package).items():
+        room = package_of(module)
+        graph.setdefault(room, set()).update(package_of(t) for t in targets if package_of(t) != room)
+    return graph
+
+
+def test_package_graph_collapses_modules_into_their_folders():
+    """The checker itself: two modules of different folders importing each other's folder make a cycle."""
+    assert package_of("blursynth.run.engine") == "blursynth.run"
+    assert package_of("blursynth.errors") == "blursynth.errors"
+    assert package_of("blursynth") == "blursynth"
+    graph = {"p.a.x": {"p.b.y"}, "p.b.z": {"p.a.w"}, "p.a.w": set(), "p.b.y": set()}
+    rooms: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        rooms.setdefault(package_of(module), set()).update(
+            package_of(t) for t in targets if package_of(t) != package_of(module))
+    assert find_cycle(rooms) is not None  # no module cycle, but the folders p.a and p.b need each other
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles_between_packages(package):
+    """Folders (stages) import one way too: no subpackage needs one that needs it back."""
+    graph = package_graph(package)
+    assert len(graph) > 3
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import cycle between the folders of {package}: {' -> '.join(cycle)}"

@@ -17,7 +17,8 @@ from scipy.spatial.transform import Rotation
 from blursynth.panorama import geometry as g
 from blursynth.panorama import CpuViews, PanoramaConfig, discover, plan, render, render_view
 from blursynth.panorama.torch_render import TorchViews
-from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas, load_panorama
+from blursynth.panorama.load import load_panorama
+from blursynth.sources.panoramas import BUILTIN_DIR, builtin_panoramas
 from blursynth.run.seeds import sample_rng
 from blursynth.dataset import Manifest, iter_samples, verify
 from blursynth.run.worker import Worker

@@ -14,6 +14,8 @@ import pytest
 from blursynth.errors import BlursynthError
 from blursynth.panorama import PanoramaConfig, discover, plan, render
 from blursynth.sources import headers
+import blursynth.panorama.load as load_module
+from blursynth.panorama.load import load_panorama
 from blursynth.sources import panoramas as P
 from blursynth.dataset import Manifest, iter_samples
 from blursynth.run.worker import Worker
@@ -97,8 +99,8 @@ def test_reduced_jpeg_decode_matches_full_decode_then_linear_area_resample(big_j
         return real_imread(path, flag)
 
     monkeypatch.setattr(cv2, "imread", spy)
-    P._padded.cache_clear()
-    ours = P.load_panorama(big_jpeg, "ldr", "srgb", target)
+    load_module._padded.cache_clear()
+    ours = load_panorama(big_jpeg, "ldr", "srgb", target)
     assert flags == [{4: cv2.IMREAD_REDUCED_COLOR_4, 2: cv2.IMREAD_REDUCED_COLOR_2}[r]
                      | cv2.IMREAD_IGNORE_ORIENTATION]
     pad_x = (ours.shape[1] - oracle.shape[1]) // 2  # the seam columns of the renderer's layout
@@ -291,8 +293,8 @@ def test_per_panorama_decodes_each_panorama_once_per_group(tmp_path, monkeypatch
     specs = planned(PanoramaConfig(src=(str(folder),), n=8, size=(8, 8), per_panorama=4, latent=0))
     decoded = []
     real = P.read_image
-    monkeypatch.setattr(P, "read_image", lambda path, *a, **kw: decoded.append(Path(path).name) or real(path, *a, **kw))
-    P._padded.cache_clear()
+    monkeypatch.setattr(load_module, "read_image", lambda path, *a, **kw: decoded.append(Path(path).name) or real(path, *a, **kw))
+    load_module._padded.cache_clear()
     worker = Worker()
     for spec in specs:
         render(spec, worker)
@@ -368,11 +370,11 @@ def test_a_spare_thread_loads_the_next_panoramas_without_changing_a_byte(tmp_pat
     specs = planned(PanoramaConfig(src=(str(folder),), n=5, size=(8, 8), latent=1, seed=4))
     loaded = []  # (panorama, thread) of every decode
     real = P.read_image
-    monkeypatch.setattr(P, "read_image", lambda path, *a, **kw: loaded.append(
+    monkeypatch.setattr(load_module, "read_image", lambda path, *a, **kw: loaded.append(
         (Path(path).name, threading.current_thread().name)) or real(path, *a, **kw))
 
     def run(threads):
-        P._padded.cache_clear()
+        load_module._padded.cache_clear()
         loaded.clear()
         worker = Worker(threads)
         samples = []
@@ -396,7 +398,7 @@ def test_a_bad_panorama_loaded_ahead_fails_only_when_its_turn_comes(tmp_path):
     folder = write_panoramas(tmp_path / "p", 3)
     specs = planned(PanoramaConfig(src=(str(folder),), n=3, size=(8, 8), seed=1))
     (folder / "p01.png").write_bytes((folder / "p01.png").read_bytes()[:40])  # truncated after planning
-    P._padded.cache_clear()
+    load_module._padded.cache_clear()
     worker = Worker(2)
     worker.upcoming = specs[1:]
     first = render(specs[0], worker)  # p01 is loaded ahead meanwhile, and fails there

@@ -14,7 +14,7 @@ directly. See docs/format.md for the files on disk.
 * :mod:`.atomic`, :mod:`.outdir`: crash-safe files and the owner of output folders.
 """
 
-from blursynth.dataset.atomic import file_sha256
+from blursynth.atomic import file_sha256
 from blursynth.dataset.format import (FORMAT_VERSION, FRAME_ARRAYS, MANIFEST, Sample, canonical_json,
                                       config_fingerprint, frame_arrays, is_frame_array, is_own_file, is_temporary,
                                       rendition_array, renditions_of, shard_name)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from blursynth.budget import SHARD_PATTERN
-from blursynth.dataset.atomic import TMP_MARK
+from blursynth.atomic import TMP_MARK
 
 __all__ = [
     "COMPRESSIONS", "FORMAT_VERSION", "FRAME_ARRAYS", "MANIFEST", "SCHEMA", "Sample", "canonical_json",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blursynth.dataset.atomic import file_sha256
+from blursynth.atomic import file_sha256
 from blursynth.dataset.format import frame_arrays, renditions_of
 from blursynth.dataset.manifest import Manifest
 from blursynth.dataset.reader import SampleIndex

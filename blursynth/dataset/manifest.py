@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blursynth.budget import SHARD_PATTERN
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.dataset.format import FORMAT_VERSION, MANIFEST, SCHEMA, config_fingerprint
 from blursynth.errors import BlursynthError
 from blursynth.jsondoc import load_json
@@ -103,7 +103,7 @@ class Manifest:
         }
 
     def save(self, out: Path) -> None:
-        """Replace ``out/manifest.json`` atomically (:func:`blursynth.dataset.atomic.atomic_write_bytes`)."""
+        """Replace ``out/manifest.json`` atomically (:func:`blursynth.atomic.atomic_write_bytes`)."""
         atomic_write_bytes(Path(out) / MANIFEST, (json.dumps(self.to_json(), indent=1) + "\n").encode())
 
     @classmethod

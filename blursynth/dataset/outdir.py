@@ -13,7 +13,7 @@ command fails, a folder it created that holds nothing but its lock is removed
 again (with the parents it created), so an error leaves no empty folder behind.
 
 **Temporaries.** A file is written as ``NAME.tmp-PID``
-(:func:`blursynth.dataset.atomic.tmp_path`) and renamed to ``NAME`` when complete.
+(:func:`blursynth.atomic.tmp_path`) and renamed to ``NAME`` when complete.
 :func:`remove_own` with :func:`temporaries_of` deletes only files of that
 exact form, for the names ``NAME`` the command itself writes, only in the
 folders it writes them to; a user's ``notes.tmp-1`` anywhere, or
@@ -36,7 +36,7 @@ tag that every JSON document of blursynth starts with, ``<meta
 name='generator' content='blursynth-report/1'>`` in the report's page, and the
 PNG text chunk ``Software: blursynth-preview/1`` of a preview. A symbolic link
 is never taken for a file the command made. :func:`write_output` writes the
-bytes atomically (:func:`blursynth.dataset.atomic.atomic_write_bytes`), with one line
+bytes atomically (:func:`blursynth.atomic.atomic_write_bytes`), with one line
 when the folder cannot be written.
 """
 
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Iterator
 
-from blursynth.dataset.atomic import atomic_write_bytes, final_name, tmp_path
+from blursynth.atomic import atomic_write_bytes, final_name, tmp_path
 from blursynth.errors import BlursynthError
 from blursynth.dataset.format import MANIFEST, is_own_file
 
@@ -342,7 +342,7 @@ def dataset_file(path: Path) -> bool:
 
 
 def _check_writable(path: Path, option: str) -> None:
-    """Create and remove ``path``'s temporary (:func:`blursynth.dataset.atomic.tmp_path`) to learn, before
+    """Create and remove ``path``'s temporary (:func:`blursynth.atomic.tmp_path`) to learn, before
     any work, whether the folder takes a new file: permissions alone do not tell (root, a
     read-only mount, a pseudo file system)."""
     tmp = tmp_path(path)

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 import blursynth.budget as budget
-from blursynth.dataset.atomic import file_sha256, fsync_file, publish, tmp_path
+from blursynth.atomic import file_sha256, fsync_file, publish, tmp_path
 from blursynth.dataset.format import (COMPRESSIONS, FORMAT_VERSION, SCHEMA, Sample, canonical_json, frame_arrays,
                                       is_frame_array, shard_name)
 from blursynth.dataset.manifest import Manifest
@@ -63,7 +63,7 @@ class ShardWriter:
     ----------
     path : Path
         Final path of the shard (``shard-NNNNN.h5``); the data goes to
-        :func:`blursynth.dataset.atomic.tmp_path` of it until the commit.
+        :func:`blursynth.atomic.tmp_path` of it until the commit.
     kind, config, fingerprint, shard_index
         Recorded in the file's attributes (see docs/format.md).
     capacity : int

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
 from blursynth.export.plan import Clip, Task
 from blursynth.dataset.outdir import subfolder
@@ -56,7 +56,7 @@ class ExportContext:
 
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` under a temporary name and rename it into place
-    (:func:`blursynth.dataset.atomic.atomic_write_bytes`).
+    (:func:`blursynth.atomic.atomic_write_bytes`).
 
     A file that exists under its final name is therefore complete, which is
     what resume relies on. No fsync per file: a kill leaves no partial file,

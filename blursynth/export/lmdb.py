@@ -26,7 +26,7 @@ import re
 
 import lmdb
 
-from blursynth.dataset.atomic import final_name
+from blursynth.atomic import final_name
 from blursynth.errors import BlursynthError
 from blursynth.dataset import ShardFiles
 from blursynth.export.base import ExportContext, write_file

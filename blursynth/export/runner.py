@@ -16,7 +16,7 @@ from pathlib import Path
 
 import joblib
 
-from blursynth.dataset.atomic import atomic_write_bytes
+from blursynth.atomic import atomic_write_bytes
 from blursynth.curate.selection import Selection, filter_refs, load_selection
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext

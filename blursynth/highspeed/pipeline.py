@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import blursynth.budget as budget
 from blursynth.dataset import Manifest
 from blursynth.errors import BadSourceError, BlursynthError, note
@@ -10,7 +13,7 @@ from blursynth.highspeed.config import (DEFAULT_FPS, KIND, LOW_FPS, READAHEAD, H
 from blursynth.highspeed.plan import least_samples, most_samples, plan
 from blursynth.highspeed.render import render
 from blursynth.run.engine import RunOptions, default_out, run
-from blursynth.sources.clips import Clip, discover, sample_fallback
+from blursynth.sources.clips import Clip, discover
 
 
 def check_budget(config: HighspeedConfig, clips: list[Clip], out) -> str:
@@ -86,7 +89,7 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
     try-out), the built-in sample clip is used
     instead, announced as a :class:`~blursynth.errors.BlursynthWarning` and
     recorded as ``src_fallback`` in the manifest's config
-    (:func:`blursynth.sources.clips.sample_fallback`).
+    (:func:`sample_fallback`).
 
     Parameters
     ----------
@@ -127,3 +130,43 @@ def synthesize(config: HighspeedConfig, options: RunOptions) -> Manifest:
               for c in clips if c.stored_as == "video"]
     return run(KIND, recorded, config.seed, specs, render, options, skipped=skipped, sources=videos,
                announce=[estimate, *_assumed_rate(config, clips)])
+
+
+def sample_fallback(sources: Iterable[str | Path], try_out: bool = True) -> tuple[tuple[str, ...], dict | None]:
+    """The ``--src`` entries to read, falling back to the built-in clip when none exists.
+
+    When *none* of ``sources`` exists (e.g. ``--src gopro/`` typed in an empty
+    folder) and the run is a try-out (``try_out``: the typed command without
+    ``--out``, writing to ``./highspeed-out``), the built-in synthetic 240 fps
+    clip (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so
+    the advertised command runs as typed. Otherwise a missing entry is an
+    error: with some entries present, or with an ``--out`` chosen, it is a
+    typo, and a typo must never make a synthetic dataset with exit 0.
+
+    Returns
+    -------
+    sources : tuple of str
+        What to read.
+    fallback : dict or None
+        ``{"missing": [...], "clip": path, "note": one line}`` when the built-in
+        clip replaced ``sources`` (recorded in the manifest), else None.
+    """
+    sources = tuple(str(s) for s in sources)
+    if not sources:
+        raise BlursynthError("--src: no source given")
+    missing = [s for s in sources if not Path(s).exists()]
+    if not missing:
+        return sources, None
+    if len(missing) < len(sources):
+        raise BlursynthError(f"--src {missing[0]}: no such file or folder")
+    if not try_out:
+        raise BlursynthError(f"--src {missing[0]}: no such file or folder (the built-in sample clip stands in "
+                             "only for a try-out without --out; 'blursynth sample DIR' writes it)")
+    from blursynth.synthetic import cached_sample_clip
+
+    clip = cached_sample_clip()
+    names = " ".join(missing)
+    verb = "does" if len(missing) == 1 else "do"
+    line = (f"note: {names} {verb} not exist; using the built-in 240 fps sample clip "
+            f"(blursynth sample) - point --src at your footage")
+    return (str(clip),), {"missing": missing, "clip": str(clip), "note": line}

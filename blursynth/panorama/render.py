@@ -1,7 +1,7 @@
 """Render: one :class:`~blursynth.panorama.plan.PanoramaSpec` -> blur, sharp and latent frames.
 
 Every frame is one bilinear lookup of the linear panorama (cached per worker,
-:func:`blursynth.sources.panoramas.load_panorama`) through maps built from the
+:func:`blursynth.panorama.load.load_panorama`) through maps built from the
 rotated camera rays (:class:`blursynth.panorama.geometry.InterpolatedMapBuilder`), accumulated in
 float32 linear light and encoded once through the response curve. The
 lookups run on OpenCV (:class:`CpuViews`) or, with ``--device cuda``, on torch
@@ -21,7 +21,7 @@ from blursynth.panorama.plan import PanoramaSpec
 from blursynth.realism import changes_linear, compress, degrade_linear
 from blursynth.response import parse_response
 from blursynth.dataset import Sample
-from blursynth.sources.panoramas import load_panorama
+from blursynth.panorama.load import load_panorama
 from blursynth.run.worker import Worker
 
 # Working set of one band of rows in CpuViews.render, well inside an L3 cache.
@@ -40,7 +40,7 @@ def render_view(pano: np.ndarray, q: np.quaternion, size: tuple[int, int], fov: 
     Parameters
     ----------
     pano : ndarray
-        A :func:`~blursynth.sources.panoramas.load_panorama` array (or any image
+        A :func:`~blursynth.panorama.load.load_panorama` array (or any image
         padded by :func:`blursynth.panorama.geometry.pad_equirect`).
     q : np.quaternion
         World <- camera orientation.
@@ -71,7 +71,7 @@ class CpuViews:
     ----------
     pano : ndarray
         float32 ``[H + 2, W + 2 pad_x, C]``, a padded linear panorama
-        (:func:`blursynth.sources.panoramas.load_panorama`).
+        (:func:`blursynth.panorama.load.load_panorama`).
     size : (int, int)
         ``(H, W)`` of the camera.
     fov : float
@@ -133,7 +133,7 @@ def _source_key(spec: PanoramaSpec) -> tuple:
 
 
 def _load(spec: PanoramaSpec, worker: Worker) -> np.ndarray:
-    """The spec's panorama (:func:`~blursynth.sources.panoramas.load_panorama`).
+    """The spec's panorama (:func:`~blursynth.panorama.load.load_panorama`).
 
     A worker with a spare thread (``worker.threads > 1``) meanwhile loads the
     panoramas of the specs it renders next (``worker.upcoming``) on up to

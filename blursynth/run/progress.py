@@ -3,7 +3,7 @@
 A worker writes the number of samples in the shard it is making to a small file
 beside the temporary shard (:func:`progress_file`); :class:`LiveProgress` in the
 parent adds those counts to the samples of the finished shards twice a second.
-The files carry the temporary mark (:data:`blursynth.dataset.atomic.TMP_MARK`), so the
+The files carry the temporary mark (:data:`blursynth.atomic.TMP_MARK`), so the
 clean-up of a killed run removes them with the other temporaries.
 """
 
@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from blursynth.dataset.atomic import TMP_MARK
+from blursynth.atomic import TMP_MARK
 
 
 def progress_file(shard: Path) -> Path:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from blursynth.dataset import (FORMAT_VERSION, MANIFEST, Manifest, is_own_file, is_temporary, open_shard,
                                recorded_sources, shard_name)
-from blursynth.dataset.atomic import file_sha256
+from blursynth.atomic import file_sha256
 from blursynth.dataset.outdir import entries as out_entries
 from blursynth.dataset.outdir import remove_own
 from blursynth.errors import BlursynthError

@@ -172,7 +172,7 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
     """The number of frames of a video that really decode, counted once per file.
 
     The count is kept in ``video-frames.json`` in the per-user cache folder
-    (:func:`blursynth.synthetic.cache_dir`: ``$BLURSYNTH_CACHE``, else
+    (:func:`blursynth.cache.cache_dir`: ``$BLURSYNTH_CACHE``, else
     ``$XDG_CACHE_HOME/blursynth`` or ``~/.cache/blursynth``), keyed by
     the file's absolute path, size and modification time; a changed file is
     counted again. A cache that cannot be read or written only costs time.
@@ -189,8 +189,8 @@ def decodable_frames(path: str | Path, clip_id: str) -> int:
     int
         Frames that decode from the start, in order, up to the first that does not.
     """
-    from blursynth.dataset.atomic import atomic_write_bytes
-    from blursynth.synthetic import cache_dir
+    from blursynth.atomic import atomic_write_bytes
+    from blursynth.cache import cache_dir
 
     path = Path(path)
     try:
@@ -272,46 +272,6 @@ def discover(sources: Iterable[str | Path], skip_bad: bool = False,
         list(sources), functools.partial(_candidates, max_pixels=limit), noun="clip", skip_bad=skip_bad,
         nothing_found=(f"no frames ({', '.join(sorted(FRAME_EXTS))}) "
                        f"or videos ({', '.join(sorted(VIDEO_EXTS))}) found"))
-
-
-def sample_fallback(sources: Iterable[str | Path], try_out: bool = True) -> tuple[tuple[str, ...], dict | None]:
-    """The ``--src`` entries to read, falling back to the built-in clip when none exists.
-
-    When *none* of ``sources`` exists (e.g. ``--src gopro/`` typed in an empty
-    folder) and the run is a try-out (``try_out``: the typed command without
-    ``--out``, writing to ``./highspeed-out``), the built-in synthetic 240 fps
-    clip (:func:`blursynth.synthetic.cached_sample_clip`) is used instead, so
-    the advertised command runs as typed. Otherwise a missing entry is an
-    error: with some entries present, or with an ``--out`` chosen, it is a
-    typo, and a typo must never make a synthetic dataset with exit 0.
-
-    Returns
-    -------
-    sources : tuple of str
-        What to read.
-    fallback : dict or None
-        ``{"missing": [...], "clip": path, "note": one line}`` when the built-in
-        clip replaced ``sources`` (recorded in the manifest), else None.
-    """
-    sources = tuple(str(s) for s in sources)
-    if not sources:
-        raise BlursynthError("--src: no source given")
-    missing = [s for s in sources if not Path(s).exists()]
-    if not missing:
-        return sources, None
-    if len(missing) < len(sources):
-        raise BlursynthError(f"--src {missing[0]}: no such file or folder")
-    if not try_out:
-        raise BlursynthError(f"--src {missing[0]}: no such file or folder (the built-in sample clip stands in "
-                             "only for a try-out without --out; 'blursynth sample DIR' writes it)")
-    from blursynth.synthetic import cached_sample_clip
-
-    clip = cached_sample_clip()
-    names = " ".join(missing)
-    verb = "does" if len(missing) == 1 else "do"
-    line = (f"note: {names} {verb} not exist; using the built-in 240 fps sample clip "
-            f"(blursynth sample) - point --src at your footage")
-    return (str(clip),), {"missing": missing, "clip": str(clip), "note": line}
 
 
 # --------------------------------------------------------------- decoding

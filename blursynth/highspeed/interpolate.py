@@ -53,15 +53,15 @@ def estimator() -> cv2.DISOpticalFlow:
     ``meta``'s ``motion_mean``/``motion_max``, ``--interpolate`` and the motion
     score of ``report`` and ``filter --max-motion`` (:mod:`blursynth.curate.measures`)
     all use it, so the two motion numbers are one estimator's. Measured mean
-    endpoint error against known warps of a textured image (tests/test_flow.py,
+    endpoint error against known warps of a textured image (tests/blursynth/highspeed/test_flow.py,
     docs/report.md): 0.01 px for a (2.5, -1.5) px shift, 0.05 px for a
     (5.3, 3.7) px shift and for a 3 degree rotation with 3 % zoom.
     """
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     # The preset stops at half resolution; at full resolution the flow of a small
     # moving object no longer bleeds into the static background around it
-    # (measured: mean flow error 1.17 -> 0.38 px on tests/test_interpolate.py's scene),
-    # and the error on a known shift drops from 0.04 to 0.01 px (tests/test_flow.py).
+    # (measured: mean flow error 1.17 -> 0.38 px on tests/blursynth/highspeed/test_interpolate.py's scene),
+    # and the error on a known shift drops from 0.04 to 0.01 px (tests/blursynth/highspeed/test_flow.py).
     dis.setFinestScale(0)
     return dis
 

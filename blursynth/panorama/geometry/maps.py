@@ -223,7 +223,7 @@ class InterpolatedMapBuilder:
     ``1 / cos^2(latitude)`` towards a pole. The bound used is
     ``max(sx, sy) (s / f)^2 / (8 cos^2(lat_max))``, ``lat_max`` the largest
     latitude on the grid; over random orientations the exact error stays below
-    0.8 of it (tests/test_geometry.py checks this). Each frame takes the
+    0.8 of it (tests/blursynth/panorama/test_geometry.py checks this). Each frame takes the
     coarsest step of ``steps`` whose bound is within ``tolerance`` pixels; a
     frame that no step serves, or whose grid does not fit inside the padded
     panorama (a pole in view: longitudes turn by 180 degrees around it; a very

@@ -107,3 +107,13 @@ def make_tiny_dataset(out: Path, n_sources: int = 6, per_source: int = 3, seq_le
     run("highspeed", config, seed, specs, render_tiny,
         RunOptions(out=out, shard_size=8, workers=1, quiet=True))
     return out
+
+
+def make_split_tiny_dataset(out: Path) -> Path:
+    """:func:`make_tiny_dataset` (6 sources x 3 samples, runs of 5 frames, 40x40) with its split
+    file: 20 % of the sources for validation and 20 % for test, seed 0."""
+    from reference_models.heldout import make_split
+
+    root = make_tiny_dataset(out)
+    make_split(root, val=0.2, test=0.2, seed=0)
+    return root

@@ -15,10 +15,9 @@ from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
 from reference_models.evaluate import evaluate
 from reference_models.fsta import FSTA, FSTANet
-from reference_models.heldout import make_split
 from reference_models.train import TrainConfig, resolve_defaults, train
 from tests.helpers import run_ok
-from tests.helpers.handmade import make_tiny_dataset
+from tests.helpers.handmade import make_split_tiny_dataset
 
 TINY = {"widths": [6, 8, 10], "spatial_maps": 3, "temporal_maps": 2, "dense_layers": 2}
 
@@ -176,9 +175,7 @@ def test_bad_arguments_name_the_argument():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = make_tiny_dataset(tmp_path_factory.mktemp("fsta") / "data")  # runs of 5 frames, 40×40
-    make_split(root, val=0.2, test=0.2, seed=0)
-    return root
+    return make_split_tiny_dataset(tmp_path_factory.mktemp("fsta") / "data")  # runs of 5 frames, 40×40
 
 
 def _config(data, out, **kw) -> TrainConfig:

@@ -12,16 +12,13 @@ from tests.helpers import run_cli, train_killed_at
 from reference_models import create_model, list_models, task_of
 from reference_models.checkpoint import load_checkpoint
 from reference_models.dtb import DTBTask
-from reference_models.heldout import make_split
 from reference_models.train import LR_FLOOR, TrainConfig, learning_rate, resolve_defaults, train
-from tests.helpers.handmade import make_tiny_dataset
+from tests.helpers.handmade import make_split_tiny_dataset
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = make_tiny_dataset(tmp_path_factory.mktemp("presets") / "data")
-    make_split(root, val=0.2, test=0.2, seed=0)
-    return root
+    return make_split_tiny_dataset(tmp_path_factory.mktemp("presets") / "data")
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -19,9 +19,8 @@ from reference_models.checkpoint import load_checkpoint, model_from_checkpoint
 from reference_models.data import ShardIndex, VideoClipDataset, to_float
 from reference_models.dtb import DTBTask, weight_penalty
 from reference_models.evaluate import evaluate
-from reference_models.heldout import make_split
 from reference_models.train import TrainConfig, resolve_defaults, train
-from tests.helpers.handmade import make_tiny_dataset
+from tests.helpers.handmade import make_split_tiny_dataset
 
 ARGS = {"blocks": 1, "width": 16, "feature_channels": 8}
 REPO = Path(__file__).resolve().parents[2]
@@ -29,9 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = make_tiny_dataset(tmp_path_factory.mktemp("train") / "data")
-    make_split(root, val=0.2, test=0.2, seed=0)
-    return root
+    return make_split_tiny_dataset(tmp_path_factory.mktemp("train") / "data")
 
 
 def _config(data, out, **kw) -> TrainConfig:

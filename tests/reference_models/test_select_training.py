@@ -14,11 +14,10 @@ import pytest
 from blursynth.curate.selection import Selection, write_selection
 from blursynth.errors import BlursynthError
 from blursynth.dataset import Manifest, iter_samples
-from blursynth.curate.split import make_split
 from tests.helpers import assert_one_line_error, run_cli
 from reference_models.runtime import Distributed
 from reference_models.train import TrainConfig, Trainer, train
-from tests.helpers.handmade import make_tiny_dataset
+from tests.helpers.handmade import make_split_tiny_dataset, make_tiny_dataset
 
 TINY = dict(model="dtb", model_args={"blocks": 1, "width": 16, "feature_channels": 8}, steps=1, batch=2,
             patch=24, clip_len=3, workers=0, val_every=1, val_samples=8, ckpt_every=1, quiet=True)
@@ -29,9 +28,7 @@ CLI_TINY = ["--model-arg", "blocks=1", "--model-arg", "width=16", "--model-arg",
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = make_tiny_dataset(tmp_path_factory.mktemp("select") / "data")  # 6 sources x 3 samples
-    make_split(root, val=0.2, test=0.2, seed=0)
-    return root
+    return make_split_tiny_dataset(tmp_path_factory.mktemp("select") / "data")  # 6 sources x 3 samples
 
 
 def _sources(data: Path) -> dict[int, str]:

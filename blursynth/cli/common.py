@@ -338,7 +338,7 @@ def pixel_limit(megapixels: float | None) -> int | None:
     return max(1, int(megapixels * 1e6))
 
 
-def report(manifest, out) -> None:
+def summarize_run(manifest, out) -> None:
     """The summary line after a run, after any note that must be repeated at the end."""
     from blursynth.budget import count
     from blursynth.run.engine import default_out

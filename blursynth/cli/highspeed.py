@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blursynth.cli.root import main
-from blursynth.cli.common import (NumberList, Size, make_run_options, realism_options, recipe_option, report,
+from blursynth.cli.common import (NumberList, Size, make_run_options, realism_options, recipe_option, summarize_run,
                                   run_options)
 
 
@@ -66,4 +66,4 @@ def highspeed(**kw):
 
     options = make_run_options(kw)
     config = HighspeedConfig(src=tuple(kw.pop("src")), **kw)
-    report(synthesize(config, options), options.out)
+    summarize_run(synthesize(config, options), options.out)

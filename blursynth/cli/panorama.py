@@ -6,7 +6,7 @@ import click
 from click.core import ParameterSource
 
 from blursynth.cli.root import main
-from blursynth.cli.common import Size, make_run_options, realism_options, recipe_option, report, run_options
+from blursynth.cli.common import Size, make_run_options, realism_options, recipe_option, summarize_run, run_options
 
 
 @main.command()
@@ -64,4 +64,4 @@ def panorama(**kw):
         click.echo(f"blursynth: note: --size is now WxH (it was HxW): rendering {w} wide, {h} high", err=True)
     src = tuple(kw.pop("src") or ())
     config = PanoramaConfig(**({"src": src} if src else {}), **kw)
-    report(synthesize(config, options), options.out)
+    summarize_run(synthesize(config, options), options.out)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from blursynth.atomic import atomic_write_bytes
 from blursynth.errors import BlursynthError
-from blursynth.export.plan import Clip, Task
+from blursynth.export.plan import FrameSequence, Task
 from blursynth.dataset.outdir import subfolder
 from blursynth.png import encode_png
 from blursynth.dataset import ShardFiles
@@ -71,7 +71,7 @@ class FolderLayout:
     name = ""
     sides: tuple[str, ...] = ()
 
-    def files(self, clip: Clip, number: int, ctx: ExportContext) -> dict[str, str]:
+    def files(self, clip: FrameSequence, number: int, ctx: ExportContext) -> dict[str, str]:
         """``{array name: path relative to out}`` of frame ``number`` of ``clip``."""
         raise NotImplementedError
 

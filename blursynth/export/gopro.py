@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from blursynth.errors import BlursynthError
 from blursynth.export.base import ExportContext, FolderLayout
-from blursynth.export.plan import Clip
+from blursynth.export.plan import FrameSequence
 
 
 def rendition_folder(response: str) -> str:
@@ -35,7 +35,7 @@ class GoproLayout(FolderLayout):
         out["sharp"] = "sharp"
         return out
 
-    def files(self, clip: Clip, number: int, ctx: ExportContext) -> dict[str, str]:
+    def files(self, clip: FrameSequence, number: int, ctx: ExportContext) -> dict[str, str]:
         return {array: f"{clip.split}/{clip.name}/{folder}/{number:06d}.png"
                 for array, folder in self.folders(ctx).items()}
 

@@ -9,10 +9,10 @@ default ``blur``).
 from __future__ import annotations
 
 from blursynth.export.base import ExportContext, FolderLayout
-from blursynth.export.plan import Clip
+from blursynth.export.plan import FrameSequence
 
 
-def frame_key(clip: Clip, number: int) -> str:
+def frame_key(clip: FrameSequence, number: int) -> str:
     """The name shared by input and target (also the LMDB key)."""
     return f"{clip.name}-{number:06d}"
 
@@ -20,7 +20,7 @@ def frame_key(clip: Clip, number: int) -> str:
 class PairedLayout(FolderLayout):
     name = "paired"
 
-    def files(self, clip: Clip, number: int, ctx: ExportContext) -> dict[str, str]:
+    def files(self, clip: FrameSequence, number: int, ctx: ExportContext) -> dict[str, str]:
         key = frame_key(clip, number)
         return {ctx.input: f"{clip.split}/input/{key}.png", "sharp": f"{clip.split}/target/{key}.png"}
 

@@ -39,7 +39,7 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class Clip:
+class FrameSequence:
     """Consecutive samples exported as one folder / sequence."""
 
     split: str
@@ -58,7 +58,7 @@ class Task:
     """A run of frames of one clip: the unit of parallel work and of resume."""
 
     id: int
-    clip: Clip
+    clip: FrameSequence
     frames: tuple[Frame, ...]
 
 
@@ -109,7 +109,7 @@ def split_of_sources(sources: list[str], split_doc: dict | None) -> dict[str, st
     return {s: where[s] for s in sources}
 
 
-def plan_clips(runs: list[list[SampleRef]], splits: dict[str, str]) -> list[Clip]:
+def plan_clips(runs: list[list[SampleRef]], splits: dict[str, str]) -> list[FrameSequence]:
     """Name each run of consecutive exposures (:meth:`SampleIndex.runs`) as a clip of its split.
 
     A clip's name is its source's safe name, with ``_NNN`` (the clip's number
@@ -129,12 +129,12 @@ def plan_clips(runs: list[list[SampleRef]], splits: dict[str, str]) -> list[Clip
         seen[source] = k + 1
         name = names[source] if per_source[source] == 1 else f"{names[source]}_{k:03d}"
         split = splits[source]
-        clips.append(Clip(split, name, ordinals.get(split, 0), source, tuple(run)))
+        clips.append(FrameSequence(split, name, ordinals.get(split, 0), source, tuple(run)))
         ordinals[split] = ordinals.get(split, 0) + 1
     return clips
 
 
-def plan_tasks(clips: list[Clip], task_frames: int = TASK_FRAMES) -> list[Task]:
+def plan_tasks(clips: list[FrameSequence], task_frames: int = TASK_FRAMES) -> list[Task]:
     """Cut every clip into tasks of at most ``task_frames`` frames, numbered in order."""
     tasks = []
     for clip in clips:

@@ -21,7 +21,6 @@ OpenCV (BGR, flipped), which also checks the colour order.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -68,6 +67,19 @@ def expected_clips(dataset: Path, array: str = "blur") -> dict[tuple[str, int], 
     return clips
 
 
+def expected_pairs(dataset: Path, suffix: str = "") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Oracle of the flat pair layouts (``paired``, ``lmdb``): ``<clip>-<NNNNNN><suffix>`` ->
+    (blurred, sharp) frame; a clip is named by its source, with ``_<repeat>`` when the source
+    ``a`` has several repeats."""
+    want, want_sharp = expected_clips(dataset), expected_clips(dataset, "sharp")
+    expect = {}
+    for (source, repeat), frames in want.items():
+        clip = f"{source}_{repeat:03d}" if source == "a" else source
+        for n, (b, s) in enumerate(zip(frames, want_sharp[(source, repeat)])):
+            expect[f"{clip}-{n:06d}{suffix}"] = (b, s)
+    return expect
+
+
 def numbered(folder: Path, digits: int) -> list[Path]:
     """Frame files of a folder, checked to be ``digits``-digit numbers 0..n-1 with no gap."""
     files = sorted(folder.iterdir())
@@ -107,12 +119,7 @@ def test_paired_layout_read_as_basicsr_folder_mode(dataset, tmp_path):
     inputs, targets = out / "train" / "input", out / "train" / "target"
     names = sorted(p.name for p in targets.iterdir())
     assert names == sorted(p.name for p in inputs.iterdir())  # identical names on both sides
-    want, want_sharp = expected_clips(dataset), expected_clips(dataset, "sharp")
-    expect = {}
-    for (source, repeat), frames in want.items():
-        clip = f"{source}_{repeat:03d}" if source == "a" else source
-        for n, (b, s) in enumerate(zip(frames, want_sharp[(source, repeat)])):
-            expect[f"{clip}-{n:06d}.png"] = (b, s)
+    expect = expected_pairs(dataset, ".png")
     assert names == sorted(expect)
     for name in names:  # sorted pairing, as paired_paths_from_folder does
         np.testing.assert_array_equal(_rgb(inputs / name), expect[name][0])
@@ -138,12 +145,7 @@ def test_lmdb_layout_read_as_basicsr_lmdb_mode(dataset, tmp_path):
     in_keys, in_shapes = _read_basicsr_lmdb(out / "train" / "input.lmdb")
     gt_keys, gt_shapes = _read_basicsr_lmdb(out / "train" / "target.lmdb")
     assert in_keys == gt_keys and in_shapes == gt_shapes
-    want, want_sharp = expected_clips(dataset), expected_clips(dataset, "sharp")
-    expect = {}
-    for (source, repeat), frames in want.items():
-        clip = f"{source}_{repeat:03d}" if source == "a" else source
-        for n, (b, s) in enumerate(zip(frames, want_sharp[(source, repeat)])):
-            expect[f"{clip}-{n:06d}"] = (b, s)
+    expect = expected_pairs(dataset)
     assert sorted(in_keys) == sorted(expect)
     assert not (out / ".parts").exists()
     for side, folder in enumerate(("input.lmdb", "target.lmdb")):

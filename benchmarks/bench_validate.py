@@ -15,7 +15,7 @@ preset on the CPU, its step count) on:
   - ``tau1``: ``highspeed --tau 1 --T 7``: the "blurred" frame is the sharp frame.
 
   The broken copies are the highspeed dataset rewritten sample by sample through
-  the project's shard writer (:func:`blursynth.dataset.shards.write_dataset`).
+  the project's shard writer (:func:`blursynth.dataset.writer.write_dataset`).
 
 Prints one row per case: wall time, steps, the trusted gain with its 95 %
 interval, the verdict, and the self-consistency gain (the dataset's own

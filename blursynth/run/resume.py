@@ -42,7 +42,7 @@ def prepare_out(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
     """Check that ``out`` (locked by this run) may be (re)used; return the manifest to continue.
 
     With ``overwrite``, only files blursynth can prove are its own
-    (:func:`blursynth.dataset.shards.is_own_file`) are deleted.
+    (:func:`blursynth.dataset.format.is_own_file`) are deleted.
     """
     entries = out_entries(out)
     if (out / MANIFEST).exists():
@@ -77,7 +77,7 @@ def _remove_own(path: Path) -> None:
 
 def remove_temporaries(out: Path) -> None:
     """Delete files a killed run left under blursynth's temporary names (never a
-    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.dataset.shards.is_temporary`)."""
+    finished file, never a user's ``*.tmp-*``: see :func:`blursynth.dataset.format.is_temporary`)."""
     remove_own(out, is_temporary)
 
 

@@ -12,7 +12,7 @@ the CLI: one line (an :class:`~blursynth.errors.InterruptedRun`, or the
   finished shards. A second SIGTERM while cleaning up is ignored. Worker
   processes ignore SIGINT (:func:`spawning_ignores_sigint`,
   :func:`leave_interrupts_to_the_parent`): the parent stops them.
-* **Stop after the step** (training, :mod:`reference_models.train`): SIGINT and
+* **Stop after the step** (training, :mod:`reference_models.train_control`): SIGINT and
   SIGTERM only set a flag (:func:`stop_between_steps`) that the loop reads
   between steps, so the step ends, every DDP rank learns of it in the same
   vote, and the checkpoint of that step is written; a second Ctrl-C stops at

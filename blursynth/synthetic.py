@@ -104,20 +104,6 @@ def synthetic_frames(n_frames: int = 96, size: tuple[int, int] = (320, 180), see
         yield np.clip(np.rint(frame * 255), 0, 255).astype(np.uint8)
 
 
-def synthetic_panorama(width: int = 2048, seed: int = 0) -> np.ndarray:
-    """A procedurally made equirectangular panorama: uint8 BGR ``[width // 2, width, 3]``.
-
-    The texture of the synthetic clips (coloured noise at three scales plus
-    hard-edged shapes) over the whole sphere, so that a panorama dataset can be
-    made from scenes that no bundled or user panorama holds (the reference test
-    set of ``validate``, :mod:`reference_models.sample_data`).
-    """
-    if width < 32 or width % 2:
-        raise BlursynthError(f"panorama width {width}: must be an even number of at least 32 pixels")
-    tex = _texture(np.random.default_rng(seed), width // 2, width)
-    return np.clip(np.rint(tex * 255), 0, 255).astype(np.uint8)
-
-
 def write_sample_clip(out: str | Path, n_frames: int = 96, size: tuple[int, int] = (320, 180),
                       seed: int = 0, video: bool = False, fps: float = 240.0, fit_margin: bool = False) -> Path:
     """Write the synthetic clip as numbered PNG frames in ``out`` (or ``out`` as an .avi).

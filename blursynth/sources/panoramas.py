@@ -33,6 +33,10 @@ from blursynth.sources.discovery import discover as discover_sources
 from blursynth.sources.discovery import relative_id, walk
 
 BUILTIN_DIR = Path(__file__).parent.parent / "data" / "panoramas"
+# Six more CC0 scenes that no default dataset uses: the sources of validate's panorama
+# reference test set (reference_models.sample_data). Not under BUILTIN_DIR, which is
+# searched recursively when it is a --src.
+RESERVED_DIR = Path(__file__).parent.parent / "data" / "reference-panoramas"
 LDR_EXTS = frozenset({".jpg", ".jpeg", ".png"})
 HDR_EXTS = frozenset({".hdr", ".pfm", ".exr"})
 # Rec. 709 / sRGB luminance of linear RGB.
@@ -44,6 +48,11 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 def builtin_panoramas() -> list[Path]:
     """The panoramas shipped with the package (two CC0 scenes, each as .jpg and .hdr)."""
     return sorted(p for p in BUILTIN_DIR.iterdir() if p.suffix.lower() in LDR_EXTS | HDR_EXTS)
+
+
+def reserved_panoramas() -> list[Path]:
+    """The six reserved CC0 scenes (.hdr), kept out of every default dataset for validate's reference test set."""
+    return sorted(p for p in RESERVED_DIR.iterdir() if p.suffix.lower() in HDR_EXTS)
 
 
 def default_sources() -> tuple[str, ...]:

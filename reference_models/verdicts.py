@@ -18,7 +18,7 @@ import numpy as np
 from blursynth.errors import BlursynthError
 from reference_models.evidence import Interval, bootstrap_interval, per_source, sources_to_resolve
 
-__all__ = ["Comparison", "Score", "VALIDATE_FORMAT", "Validation", "Verdict", "compare", "rank"]
+__all__ = ["Comparison", "HOLD_OUT_MIN_SOURCES", "Score", "VALIDATE_FORMAT", "Validation", "Verdict", "compare", "rank"]
 
 VALIDATE_FORMAT = "blursynth-validate/1"
 
@@ -92,6 +92,10 @@ class Score:
                 "report": self.report}
 
 
+# Fewest sources from which validate takes a held-out split: with fewer, the model trains on all of them.
+HOLD_OUT_MIN_SOURCES = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """What :func:`validate_datasets` found for one dataset.
@@ -106,7 +110,8 @@ class Verdict:
     trusted : Score
         On the trusted test set: the verdict's evidence.
     self_consistency : Score or None
-        On the dataset's own held-out split (None for a dataset of one source).
+        On the dataset's own held-out split (None for a dataset of too few
+        sources to hold one out: it is trained on whole).
     min_gain : float
         The threshold of the verdict rule.
     outcome : {"teaches", "does not teach", "inconclusive"}
@@ -114,6 +119,8 @@ class Verdict:
         The minutes cap; it cut training short when ``steps < planned_steps``.
     run : str
         This dataset's run folder (``train/``, ``eval-*.json``, ``split.json``).
+    n_sources : int
+        Sources of the dataset.
     """
 
     dataset: str
@@ -128,6 +135,7 @@ class Verdict:
     outcome: str
     budget_minutes: float | None = None
     run: str = ""
+    n_sources: int = 1
 
     @property
     def teaches(self) -> bool:
@@ -171,7 +179,10 @@ class Verdict:
             lines.append(f"self-consistency (held-out split of {self.dataset}; cannot catch a defect the whole "
                          f"dataset shares), {self.self_consistency.summary()}")
         else:
-            lines.append(f"self-consistency: none ({self.dataset} has one source, no held-out split)")
+            some = "one source" if self.n_sources == 1 else f"{self.n_sources} sources"
+            lines.append(f"self-consistency: none ({self.dataset} has {some}, all trained on: a held-out split "
+                         f"needs at least {HOLD_OUT_MIN_SOURCES}, so that training keeps "
+                         f"{HOLD_OUT_MIN_SOURCES - 1})")
         lines.append(self.verdict_line())
         return "\n".join(lines)
 
@@ -179,6 +190,7 @@ class Verdict:
         return {"dataset": self.dataset, "model": self.model, "preset": self.preset, "steps": self.steps,
                 "planned_steps": self.planned_steps, "cut_short": self.cut_short, "n_train": self.n_train,
                 "budget_minutes": self.budget_minutes, "min_gain": self.min_gain, "verdict": self.outcome,
+                "n_sources": self.n_sources,
                 "trusted": self.trusted.to_json(),
                 "self_consistency": None if self.self_consistency is None else self.self_consistency.to_json(),
                 "run": self.run}

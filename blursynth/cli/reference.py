@@ -360,7 +360,8 @@ def split(dataset, val, test, seed, out, overwrite):
               help="A guard in minutes: training stops there, and the output says so (the verdict then "
                    "depends on the machine's speed) [default: no cap].")
 @click.option("--holdout", type=float, default=0.2, show_default=True,
-              help="Fraction of each dataset held out (whole sources) for the self-consistency figure.")
+              help="Fraction of each dataset held out (whole sources) for the self-consistency figure; a "
+                   "dataset of fewer than 3 sources is trained on whole, with no such figure.")
 @click.option("--min-gain", type=float, default=0.1, show_default=True,
               help="PSNR gain (dB) over the blurry input that counts as teaching: 'teaches' when the 95% "
                    "interval of the trusted gain lies above it, 'does not teach' when it lies below.")

@@ -220,6 +220,22 @@ def test_cli_verdict_on_a_trusted_test_set_with_intervals_and_picture(two, trust
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def test_cli_trains_a_two_source_dataset_on_all_of_it_with_no_self_consistency(trusted_tiny, tmp_path):
+    """Holding out one of two sources would halve the training data: both are trained on, and the
+    output says why there is no self-consistency figure; the dataset's own split.json is not used."""
+    data = make_tiny_dataset(tmp_path / "d", n_sources=2, per_source=3, seq_len=3, seed=4)
+    run_ok("split", data, "--val", 0, "--test", 0.5)  # a split of the user's own: must not be trained on
+    out = tmp_path / "v"
+    result = run_ok("validate", data, "--test", trusted_tiny, "--steps", 2, "--out", out, *TINY, "-q")
+    assert f"self-consistency: none ({data} has 2 sources, all trained on" in result.stdout
+    split = json.loads((out / "split.json").read_text())
+    assert sorted(split["sources"]["train"]) == sorted({s.meta["source"] for s in iter_samples(data)})
+    assert split["sources"]["test"] == [] and not (out / "eval-test.json").exists()
+    doc = json.loads((out / "validate.json").read_text())["verdicts"][0]
+    assert doc["n_sources"] == 2 and doc["self_consistency"] is None and doc["n_train"] == 6
+    assert json.loads((out / "train" / "config.json").read_text())["split_file"] == str(out / "split.json")
+
+
 def test_cli_ranks_datasets_on_one_test_set_read_from_gopro_folders(two, trusted_tiny, tmp_path):
     a, b = two
     run_ok("export", trusted_tiny, "--format", "gopro", "--out", tmp_path / "gopro", "--workers", 1, "-q")

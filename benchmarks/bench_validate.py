@@ -7,6 +7,8 @@ preset on the CPU, its step count) on:
   240 fps clips (seeds 0..K-1 of :mod:`blursynth.synthetic`) -> should teach;
 * ``panorama``: default panorama data (``blursynth panorama``, the bundled
   panoramas, 3 latent frames) -> should teach;
+* ``panorama-seq``: panorama data in sequence mode (``--seq-len 8``, 40
+  sequences of the bundled panoramas), validated by dtb -> should teach;
 * broken copies of the highspeed data, which must never be "teaches":
 
   - ``shift3``: sharp (and latent) frames shifted 3 px to the right;
@@ -50,8 +52,8 @@ from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from reference_models.validate import validate_datasets
 
-CASES = ("highspeed", "panorama", "shift3", "swapped", "tau1")
-EXPECTED = {"highspeed": "teaches", "panorama": "teaches"}  # the broken ones: never "teaches"
+CASES = ("highspeed", "panorama", "panorama-seq", "shift3", "swapped", "tau1")
+EXPECTED = {"highspeed": "teaches", "panorama": "teaches", "panorama-seq": "teaches"}  # the broken ones: never "teaches"
 SHIFT = 3
 
 
@@ -102,6 +104,8 @@ def make(case: str, root: Path, clips: Path, n_panorama: int) -> Path:
         highspeed(HighspeedConfig(src=(str(clips),), tau=(1,), T=(7,)), options)
     elif case == "panorama":
         panorama(PanoramaConfig(n=n_panorama), options)
+    elif case == "panorama-seq":
+        panorama(PanoramaConfig(n=max(2, n_panorama * 2 // 5), seq_len=8), options)
     else:
         rewrite(make("highspeed", root, clips, n_panorama), out, {"shift3": shift3, "swapped": swapped}[case])
     return out

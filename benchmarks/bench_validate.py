@@ -25,7 +25,7 @@ held-out split), as the table in docs/benchmarks.md.
 
 Usage::
 
-    python benchmarks/bench_validate.py                  # the whole table (about an hour on 2 quiet cores)
+    python benchmarks/bench_validate.py                  # the whole table (about 17 minutes on 2 cores at load 4)
     python benchmarks/bench_validate.py --quick          # 300 steps, 3 clips: checks the script, not the verdicts
     python benchmarks/bench_validate.py --cases highspeed,shift3 --out runs/bench
 """

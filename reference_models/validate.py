@@ -7,8 +7,8 @@
    when it has at least :data:`HOLD_OUT_MIN_SOURCES` sources; with fewer, the
    model trains on all of it and self-consistency is not scored (holding out
    one of two sources halves what the model learns from: default panorama
-   data, two scenes, gained +0.25 dB on the trusted set with its interval
-   across 0.1 dB, against +0.31 dB with a lower bound of +0.18 dB trained on both);
+   data, two scenes, was "inconclusive" trained on one and "teaches" trained
+   on both; docs/benchmarks.md, "validate");
 2. **train** the reference model that fits the data on the train split, for the
    preset's number of steps (``probe`` on a CPU, ``paper`` on a GPU): the
    budget is counted in steps, so the same data and seed give the same weights,

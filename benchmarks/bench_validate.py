@@ -9,15 +9,18 @@ preset on the CPU, its step count) on:
   panoramas, 3 latent frames) -> should teach;
 * ``panorama-seq``: panorama data in sequence mode (``--seq-len 8``, 40
   sequences of the bundled panoramas), validated by dtb -> should teach;
-* broken copies of the highspeed data, which must never be "teaches":
+* broken copies of the data, which must never be "teaches":
 
   - ``shift3``: sharp (and latent) frames shifted 3 px to the right;
   - ``swapped``: each sample's sharp frames are those of another sample of the
     same clip (the next one of that clip, cyclically);
-  - ``tau1``: ``highspeed --tau 1 --T 7``: the "blurred" frame is the sharp frame.
+  - ``tau1``: ``highspeed --tau 1 --T 7``: the "blurred" frame is the sharp frame;
+  - ``panorama-shift3``: the panorama data with its sharp and latent frames
+    shifted 3 px, as ``shift3``.
 
-  The broken copies are the highspeed dataset rewritten sample by sample through
-  the project's shard writer (:func:`blursynth.dataset.writer.write_dataset`).
+  ``shift3``, ``swapped`` and ``panorama-shift3`` are the highspeed or panorama
+  dataset rewritten sample by sample through the project's shard writer
+  (:func:`blursynth.dataset.writer.write_dataset`).
 
 Prints one row per case: wall time, steps, the trusted gain with its 95 %
 interval, the verdict, and the self-consistency gain (the dataset's own
@@ -52,7 +55,7 @@ from blursynth.synthetic import write_sample_clip
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from reference_models.validate import validate_datasets
 
-CASES = ("highspeed", "panorama", "panorama-seq", "shift3", "swapped", "tau1")
+CASES = ("highspeed", "panorama", "panorama-seq", "shift3", "swapped", "tau1", "panorama-shift3")
 EXPECTED = {"highspeed": "teaches", "panorama": "teaches", "panorama-seq": "teaches"}  # the broken ones: never "teaches"
 SHIFT = 3
 
@@ -106,6 +109,8 @@ def make(case: str, root: Path, clips: Path, n_panorama: int) -> Path:
         panorama(PanoramaConfig(n=n_panorama), options)
     elif case == "panorama-seq":
         panorama(PanoramaConfig(n=max(2, n_panorama * 2 // 5), seq_len=8), options)
+    elif case == "panorama-shift3":
+        rewrite(make("panorama", root, clips, n_panorama), out, shift3)
     else:
         rewrite(make("highspeed", root, clips, n_panorama), out, {"shift3": shift3, "swapped": swapped}[case])
     return out

@@ -381,8 +381,10 @@ def validate(ctx, datasets, test, model, steps, budget, holdout, min_gain, max_t
     blursynth validate DATA                  verdict on the built-in reference test set
     blursynth validate A B --test GOPRO/     ranking, paired differences with 95% intervals
     The verdict is 'teaches' / 'does not teach' / 'inconclusive' from the 95% interval of the
-    PSNR gain (bootstrap over test sources); the held-out split of each dataset is reported
-    second, as self-consistency. Exit status 0 either way; one verdict line per dataset.
+    PSNR gain (bootstrap over test sources); the held-out split of each dataset of 3 or more
+    sources is reported second, as self-consistency (fewer: trained on whole). Panorama data
+    is scored on 6 real panoramas that no default dataset uses. Exit status 0 either way; one
+    verdict line per dataset.
     """
     from blursynth.errors import BlursynthError
     from reference_models import is_model
